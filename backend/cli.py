@@ -1,0 +1,46 @@
+"""The `human3r` command line: one subcommand per job, each defined in its own area's module.
+
+Every command module exposes `add_arguments(parser)` and `run(args) -> int` and keeps heavy imports
+(torch, the model) inside `run`, so `human3r --help` and argument errors stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "infer": ("backend.engine.infer_cli", "run a video (or image folder) to a .h3r result file"),
+    "serve": ("backend.server.serve_cli", "start the ZeroMQ inference server"),
+    "convert-checkpoint": ("backend.model.checkpoint_cli",
+                           "turn an official human3r.pth into safetensors + JSON without running pickled code"),
+    "doctor": ("backend.engine.doctor_cli", "check torch/device, checkpoint, SMPL-X file and port"),
+    "download": ("backend.engine.download_cli", "fetch the official checkpoint; explain the SMPL-X registration"),
+    "keys": ("backend.server.keys_cli", "make a CurveZMQ key pair for binding beyond loopback"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="human3r", description="Human3R for Blender: video -> cameras, "
+                                     "SMPL-X people and scene points")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

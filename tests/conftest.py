@@ -1,0 +1,39 @@
+"""Shared pytest fixtures: where ../shared lives, the parity fixture, and the synthetic SMPL-X model."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_path() -> Path:
+    """The project's shared data (specs, fixtures, videos): $HUMAN3R_SHARED or ../shared beside the repo."""
+    return Path(os.environ.get("HUMAN3R_SHARED", REPO.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = shared_path()
+    if not (path / "fixtures").is_dir():
+        pytest.fail(f"shared data not found at {path}; set HUMAN3R_SHARED to the folder holding spec/, fixtures/, videos/")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parity_fixture_dir(shared_dir: Path) -> Path:
+    return shared_dir / "fixtures" / "parity-small"
+
+
+@pytest.fixture(scope="session")
+def tennis_video(shared_dir: Path) -> Path:
+    return shared_dir / "videos" / "tennis.mp4"
+
+
+try:  # fixtures of the engine's test support (synthetic SMPL-X model etc.)
+    from tests.support.fixtures import *  # noqa: F401,F403
+except ImportError as exc:  # pragma: no cover - only while the support package is being written
+    if "tests.support" not in str(exc):
+        raise
