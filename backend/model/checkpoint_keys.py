@@ -75,14 +75,16 @@ def key_group(key: str) -> str:
     ``backbone.encoder.blocks.3.attn.qkv.weight`` -> ``backbone.encoder.blocks.*``;
     ``downstream_head.mlp_fuse.mlp.layers.0.weight`` -> ``downstream_head.mlp_fuse.mlp``.
     """
-    parts = key.split(".")
+    parts = key.split(".")[:-1]
     label: list[str] = []
-    for part in parts[:-1]:
+    for i, part in enumerate(parts):
         if part.isdigit():
             label.append("*")
             break
         label.append(part)
         if len(label) == 3:
+            if i + 1 < len(parts) and parts[i + 1].isdigit():
+                label.append("*")
             break
     return ".".join(label) if label else key
 
@@ -105,7 +107,8 @@ def summarize_keys(keys: Iterable[str], verb: str, max_groups: int = 12) -> list
     return lines
 
 
-def summarize_shapes(mismatched: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]], max_lines: int = 12) -> list[str]:
+def summarize_shapes(mismatched: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]],
+                     max_lines: int = 12) -> list[str]:
     """Lines ``KEY: expected (a, b), got (c, d)``, truncated to `max_lines`."""
     items = sorted(mismatched.items())
     lines = [f"mis-shaped {key}: expected {tuple(want)}, got {tuple(got)}" for key, (want, got) in items[:max_lines]]

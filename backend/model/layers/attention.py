@@ -37,8 +37,9 @@ class SelfAttention(nn.Module):
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         if rope is not None:
             if self.fp16_qk:
-                q = apply_rope(q.to(torch.float16), rope).to(x.dtype)
-                k = apply_rope(k.to(torch.float16), rope).to(x.dtype)
+                dtype = q.dtype
+                q = apply_rope(q.to(torch.float16), rope).to(dtype)
+                k = apply_rope(k.to(torch.float16), rope).to(dtype)
             else:
                 q = apply_rope(q, rope)
                 k = apply_rope(k, rope)
@@ -91,18 +92,18 @@ class CrossAttention(nn.Module):
 
 
 class DinoAttention(nn.Module):
-    """DINOv2 self-attention (no RoPE): softmax((q * scale) k^T) v, explicit like the reference."""
+    """DINOv2 self-attention (no RoPE), fused SDPA with the default 1/sqrt(head_dim) scale
+    (bit-identical to the reference run on CPU)."""
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
-        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+        q, k, v = qkv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C))

@@ -1,0 +1,105 @@
+"""`human3r download`: fetch the official Human3R checkpoint and explain how to get SMPL-X.
+
+The checkpoint comes from the Human3R release on Hugging Face (`faneggg/human3r`, file
+`human3r.pth`, about 4.5 GB). The download goes to `<dest>.part` and resumes from there (HTTP
+Range) if interrupted; only a complete file is renamed into place, and its sha256 is printed.
+Without network access it fails within a few seconds with a clear message.
+
+SMPL-X cannot be downloaded automatically (per-user licence); the command prints the steps.
+Exit status: 0 checkpoint present or downloaded; 1 download failed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HF_REPO = "faneggg/human3r"
+HF_FILE = "human3r.pth"
+CHECKPOINT_URL = f"https://huggingface.co/{HF_REPO}/resolve/main/{HF_FILE}"
+CONNECT_TIMEOUT_S = 5.0
+CHUNK = 1 << 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dest", default=None,
+                        help="where to save the checkpoint (default: $HUMAN3R_CHECKPOINT or ~/.cache/human3r/human3r.pth)")
+    parser.add_argument("--url", default=CHECKPOINT_URL, help=f"download URL (default: {CHECKPOINT_URL})")
+    parser.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT_S,
+                        help="network timeout in seconds (default 5)")
+    parser.add_argument("--force", action="store_true", help="download even if the file already exists")
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def download(url: str, dest: Path, timeout: float = CONNECT_TIMEOUT_S, quiet: bool = False) -> str:
+    """Download `url` to `dest` via `dest.part` (resumed if present); return the file's sha256.
+
+    Raises:
+        OSError / urllib.error.URLError: network or disk failure (the partial file is kept for resuming).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "human3r-blender"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if have and response.status != 206:  # server ignored the range: start over
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        mode = "ab" if have else "wb"
+        done, last = have, 0.0
+        with open(part, mode) as f:
+            while True:
+                chunk = response.read(CHUNK)
+                if not chunk:
+                    break
+                f.write(chunk)
+                done += len(chunk)
+                if not quiet and time.monotonic() - last > 1.0:
+                    last = time.monotonic()
+                    pct = f"{100 * done / total:5.1f}%" if total else ""
+                    print(f"\r  {done / 1e6:8.1f} MB {pct}", end="", file=sys.stderr, flush=True)
+    if not quiet:
+        print(file=sys.stderr)
+    if total is not None and part.stat().st_size != total:
+        raise OSError(f"incomplete download: {part.stat().st_size} of {total} bytes (run again to resume)")
+    digest = _sha256(part)
+    os.replace(part, dest)
+    return digest
+
+
+def run(args: argparse.Namespace) -> int:
+    from backend.engine.stream import DEFAULT_CHECKPOINT, CHECKPOINT_ENV
+    from backend.smplx_model import how_to_get_smplx, resolve_smplx_path, SmplxNotFoundError
+
+    dest = Path(args.dest or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT).expanduser()
+    status = 0
+    if dest.is_file() and not args.force:
+        print(f"checkpoint already present: {dest} (use --force to download again)")
+    else:
+        print(f"downloading {args.url}\n        -> {dest}")
+        try:
+            digest = download(args.url, dest, timeout=args.timeout)
+            print(f"saved {dest} ({dest.stat().st_size / 1e9:.2f} GB), sha256 {digest}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            print(f"human3r download: could not download the checkpoint: {reason}", file=sys.stderr)
+            print(f"  No network access? Fetch {HF_FILE} on another machine from https://huggingface.co/{HF_REPO} "
+                  f"and copy it to {dest} (or pass --checkpoint PATH / set {CHECKPOINT_ENV}).", file=sys.stderr)
+            status = 1
+    try:
+        print(f"SMPL-X model: found {resolve_smplx_path()}")
+    except SmplxNotFoundError:
+        print("SMPL-X model: not found.\n" + how_to_get_smplx())
+    return status

@@ -1,0 +1,172 @@
+"""Geometry of the post-processing (fact sheet §4.1, §6): poses, chunk alignment, focal estimation,
+rotation conversions. Pure torch, vectorised, on whatever device the inputs live on.
+
+Conventions: cameras are OpenCV (x right, y down, z forward); `c2w` maps camera coordinates into the
+world frame W (the first processed frame's camera); rotation matrices act on column vectors.
+Quaternions from the model are real-first (w, x, y, z).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def pose_encoding_to_c2w(camera_pose: torch.Tensor) -> torch.Tensor:
+    """Model `camera_pose` [..., 7] = (tx, ty, tz, qw, qx, qy, qz) -> camera-to-world [..., 4, 4].
+
+    The quaternion is used as given (the model already normalised it); s = 2 / |q|^2 as in the
+    reference's `quaternion_to_matrix`.
+    """
+    t, q = camera_pose[..., :3], camera_pose[..., 3:]
+    w, x, y, z = q.unbind(-1)
+    s = 2.0 / (q * q).sum(-1)
+    rot = torch.stack([
+        1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w),
+        s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w),
+        s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y),
+    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
+    out = torch.zeros(*q.shape[:-1], 4, 4, dtype=camera_pose.dtype, device=camera_pose.device)
+    out[..., :3, :3] = rot
+    out[..., :3, 3] = t
+    out[..., 3, 3] = 1.0
+    return out
+
+
+class ChunkAligner:
+    """Online chunk alignment (fact sheet §4.1), one kept frame at a time.
+
+    After a reset the model's new chunk starts in the camera frame of the reset view, so every pose
+    of chunk k is left-multiplied by the product of the reset views' c2w of chunks 0..k-1. The
+    reference computes this after the run with a cumulative matrix product; here the running product
+    (`base`) is the only state: aligned_i = base · c2w_i, and after a reset view base ← aligned_i.
+    Overlap views (the re-processed reset image that starts the next chunk) must not be fed in.
+    """
+
+    def __init__(self) -> None:
+        self.base: torch.Tensor | None = None  # [4, 4], None = identity
+
+    def align(self, c2w: torch.Tensor, reset: bool) -> torch.Tensor:
+        """c2w [4, 4] of a kept frame in its chunk's frame -> c2w [4, 4] in the first chunk's frame."""
+        aligned = c2w if self.base is None else self.base @ c2w
+        if reset:
+            self.base = aligned
+        return aligned
+
+
+def transform_points(c2w: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Apply a rigid 4x4 transform [4, 4] to points [..., 3] (R·p + t)."""
+    rot, t = c2w[:3, :3], c2w[:3, 3]
+    return pts @ rot.T + t
+
+
+def estimate_focal_weiszfeld(pts3d: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Focal length (pixels) of each view from its camera-frame point map (fact sheet §6.2).
+
+    Args:
+        pts3d: [B, H, W, 3] points in each camera frame (`pts3d_in_self_view`).
+    Returns:
+        [B] focal lengths in model pixels (same for x and y), principal point (W div 2, H div 2),
+        OpenCV pixel convention (pixel (col, row) at integer coordinates). All pixels count (no
+        confidence), NaN/inf of X/Z become 0, 10 Weiszfeld re-weightings with distance clamp 1e-8,
+        result clipped to >= 0 — the reference's `estimate_focal_knowing_depth(..., 'weiszfeld')`.
+    """
+    b, h, w, _ = pts3d.shape
+    dev, dt = pts3d.device, pts3d.dtype
+    ys, xs = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
+    pp = torch.tensor([w // 2, h // 2], device=dev, dtype=dt)
+    pixels = (torch.stack([xs, ys], -1).reshape(1, -1, 2) - pp).to(dt)  # [1, HW, 2]
+    flat = pts3d.reshape(b, -1, 3)
+    xy_over_z = (flat[..., :2] / flat[..., 2:3]).nan_to_num(posinf=0.0, neginf=0.0)
+    dot_xy_px = (xy_over_z * pixels).sum(-1)
+    dot_xy_xy = xy_over_z.square().sum(-1)
+    focal = dot_xy_px.mean(1) / dot_xy_xy.mean(1)
+    for _ in range(iterations):
+        dist = (pixels - focal.view(-1, 1, 1) * xy_over_z).norm(dim=-1)
+        weight = dist.clip(min=1e-8).reciprocal()
+        focal = (weight * dot_xy_px).mean(1) / (weight * dot_xy_xy).mean(1)
+    return focal.clip(min=0.0)
+
+
+def intrinsics_matrix(focal: torch.Tensor, pp: tuple[float, float] | torch.Tensor) -> torch.Tensor:
+    """[[f, 0, ppx], [0, f, ppy], [0, 0, 1]] from a scalar focal tensor; same dtype/device."""
+    k = torch.zeros(3, 3, dtype=focal.dtype, device=focal.device)
+    k[0, 0] = focal
+    k[1, 1] = focal
+    k[0, 2] = float(pp[0])
+    k[1, 2] = float(pp[1])
+    k[2, 2] = 1.0
+    return k
+
+
+def unpad_square_map(square: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Map a padded-square map [B, R, R] back to the model image [B, h, w] (reference `unpad_image`).
+
+    Nearest-neighbour resize R -> M = max(h, w), then a centre crop of (h, w) with offsets
+    ((M - h) div 2, (M - w) div 2).
+    """
+    m = max(h, w)
+    resized = F.interpolate(square[:, None], size=(m, m), mode="nearest")[:, 0]
+    top, left = (m - h) // 2, (m - w) // 2
+    return resized[:, top:top + h, left:left + w]
+
+
+def rotmat_to_quat_xyzw(rot: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [..., 3, 3] -> unit quaternions [..., 4] (x, y, z, w).
+
+    Largest-of(diagonal, trace) rule (Shepperd's method, as in scipy/roma): of the four algebraically
+    equal formulas the one with the largest pivot is used, which is the well-conditioned one.
+    """
+    m = rot
+    diag = torch.diagonal(m, dim1=-2, dim2=-1)  # [..., 3]
+    trace = diag.sum(-1, keepdim=True)
+    choice = torch.cat([diag, trace], -1).argmax(-1)  # first maximum on ties
+    cands = []
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        q = [None] * 4
+        q[i] = 1 - trace[..., 0] + 2 * m[..., i, i]
+        q[j] = m[..., j, i] + m[..., i, j]
+        q[k] = m[..., k, i] + m[..., i, k]
+        q[3] = m[..., k, j] - m[..., j, k]
+        cands.append(torch.stack(q, -1))
+    cands.append(torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
+                              m[..., 1, 0] - m[..., 0, 1], 1 + trace[..., 0]], -1))
+    stacked = torch.stack(cands, -2)  # [..., 4 candidates, 4]
+    quat = torch.gather(stacked, -2, choice[..., None, None].expand(*choice.shape, 1, 4))[..., 0, :]
+    return quat / quat.norm(dim=-1, keepdim=True)
+
+
+def quat_xyzw_to_rotvec(quat: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions [..., 4] (x, y, z, w) -> axis-angle [..., 3], shortest arc (angle in [0, pi]).
+
+    Uses a Taylor series of angle / sin(angle / 2) below an angle of 1e-3 rad.
+    """
+    quat = torch.where(quat[..., 3:4] < 0, -quat, quat)
+    half = torch.atan2(quat[..., :3].norm(dim=-1), quat[..., 3])
+    angle = 2 * half
+    small = angle.abs() <= 1e-3
+    taylor = 2 + angle ** 2 / 12 + 7 * angle ** 4 / 2880
+    exact = angle / torch.where(small, torch.ones_like(half), torch.sin(half))
+    scale = torch.where(small, taylor, exact)
+    return scale[..., None] * quat[..., :3]
+
+
+def rotmat_to_rotvec(rot: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [..., 3, 3] -> axis-angle [..., 3] (via the unit quaternion, shortest arc)."""
+    return quat_xyzw_to_rotvec(rotmat_to_quat_xyzw(rot))
+
+
+def rotvec_to_rotmat(rotvec: torch.Tensor) -> torch.Tensor:
+    """Axis-angle [..., 3] -> rotation matrices [..., 3, 3] (Rodrigues; first order below 1e-6 rad)."""
+    angle = rotvec.norm(dim=-1, keepdim=True)
+    small = angle < 1e-6
+    axis = rotvec / torch.where(small, torch.ones_like(angle), angle)
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    kmat = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*x.shape, 3, 3)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand(kmat.shape)
+    s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    full = eye + s * kmat + (1 - c) * (kmat @ kmat)
+    rx, ry, rz = rotvec.unbind(-1)
+    first = eye + torch.stack([zero, -rz, ry, rz, zero, -rx, -ry, rx, zero], -1).reshape(*x.shape, 3, 3)
+    return torch.where(small[..., None], first, full)

@@ -1,0 +1,165 @@
+"""One inference job as a stream of protocol messages — the engine's only entry point for the server
+and the `infer` command.
+
+    for msg in iter_job_messages(engine, video, options, job_id, cancel):
+        ...  # msg is a protocol message map (numpy arrays inside), seq 0, 1, 2, ...
+
+Stream: `header`, then per processed frame a `frame` (and a `progress` about every 0.5 s), then the
+`track` summaries, then exactly one of `done` / `error` / `cancelled`. Video problems end the
+stream with an `error` of code 'bad_video' (`frame` = the source frame it stopped before, frames
+already sent stay valid; `reason` = the reader's code); any other failure gives 'job_failed'. The
+generator itself never raises for video or model errors. `cancel` is checked between frames.
+If the video cannot be opened at all, the stream is a single `error` (no header).
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Iterator
+
+from blender_addon.core import protocol
+from backend.engine.options import JobOptions
+from backend.engine.scene_cloud import VoxelCloud
+from backend.engine.stream import Engine
+from backend.engine.tracks import TrackBook
+
+PROGRESS_INTERVAL_S = 0.5
+
+CONVENTIONS: dict[str, Any] = {
+    "world": "OpenCV camera frame of the first processed frame (x right, y down, z forward); units as "
+             "predicted (metres); chunks after a state reset are re-based online onto the reset view's pose",
+    "camera_axes": "OpenCV (x right, y down, z forward); cam_to_world maps camera coordinates to world",
+    "intrinsics": "K in pixels of the original (upright) frame, OpenCV pixel convention: the centre of pixel "
+                  "(col, row) is at (col, row), the image spans [-0.5, width-0.5]; fx = f * W/W_resized, "
+                  "fy = f * H/H_resized, principal point mapped through the resize and the centre crop "
+                  "(exact; the reference's rescale ignores the crop)",
+    "smplx": "world-frame SMPL-X parameters: rotations axis-angle, local per joint; global_orient and transl "
+             "for SMPL-X rotating about the shaped pelvis rest joint (v = R (v0 - j0) + j0 + transl)",
+    "head_xy": "head keypoint of each person in original pixels, OpenCV pixel convention",
+    "time": "seconds since the start of the video stream (from the frame's pts); index = source frame index",
+    "points": "world xyz, colours of the model input image, confidence conf_self (>= 1); kept where "
+              "conf > conf_threshold (strict)",
+}
+
+
+def _video_facts(info, path: str) -> dict[str, Any]:
+    frac = info.fps_fraction
+    return {
+        "path": path, "width": info.width, "height": info.height, "fps": info.fps,
+        "fps_fraction": None if frac is None else [frac.numerator, frac.denominator],
+        "frame_count": info.frame_count, "frame_count_exact": info.frame_count_exact,
+        "rotation": info.rotation, "mirrored": info.mirrored, "duration": info.duration,
+        "kind": info.kind, "codec": info.codec,
+    }
+
+
+def _frame_message(res, job_id: str, seq: int) -> dict:
+    cam = res.camera
+    return protocol.make_message(
+        protocol.MessageType.FRAME, job_id, seq,
+        index=int(res.index), time=float(res.time),
+        camera={"cam_to_world": cam.cam_to_world, "K": cam.K, "width": cam.width, "height": cam.height,
+                "K_model": cam.K_model},
+        people=res.people, points=res.points, chunk=int(res.chunk), reset=bool(res.reset),
+    )
+
+
+def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
+                      cancel: threading.Event | None = None) -> Iterator[dict]:
+    """Run one job and yield its protocol messages (see the module docstring).
+
+    Args:
+        engine: a loaded `Engine`.
+        video: path of the video file / image folder (already checked against media roots).
+        options: validated `JobOptions`.
+        job_id: id stamped on every message.
+        cancel: set it to stop after the current frame (`cancelled` is then the last message).
+    """
+    from backend.video.reader import VideoError, open_source
+
+    seq = 0
+
+    def msg(mtype: protocol.MessageType, **fields) -> dict:
+        nonlocal seq
+        m = protocol.make_message(mtype, job_id, seq, **fields)
+        seq += 1
+        return m
+
+    try:
+        source = open_source(video, start=options.start, end=options.end, stride=options.stride)
+    except VideoError as exc:
+        yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.BAD_VIDEO.value, message=str(exc),
+                  frame=None, reason=exc.code)
+        return
+    except Exception as exc:  # anything else while opening: still a clean end of stream
+        yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.JOB_FAILED.value,
+                  message=f"could not open {video}: {type(exc).__name__}: {exc}", frame=None)
+        return
+
+    tracks = TrackBook()
+    cloud = VoxelCloud(options.scene_voxel_size, options.scene_max_points)
+    frames_done = 0
+    next_index: int | None = options.start  # the source frame the job would process next
+    total = source.expected_frames
+    started = time.perf_counter()
+    last_progress = started
+    try:
+        yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, str(video)),
+                  options=options.to_dict(), model=engine.describe(), smplx=engine.body.header_settings(),
+                  conventions=CONVENTIONS, body_model=engine.body.header_arrays())
+        terminal: dict | None = None
+        results = engine.run(source, options)
+        while True:
+            if cancel is not None and cancel.is_set():
+                terminal = {"type": protocol.MessageType.CANCELLED, "frames": frames_done}
+                break
+            try:
+                res = next(results)
+            except StopIteration:
+                break
+            except VideoError as exc:
+                stop = exc.frame_index if exc.frame_index is not None else next_index
+                terminal = {"type": protocol.MessageType.ERROR, "code": protocol.ErrorCode.BAD_VIDEO.value,
+                            "message": f"{exc} (frames before {stop} are valid)", "frame": stop,
+                            "reason": exc.code}
+                break
+            except Exception as exc:  # model / post-processing failure: report, never raise
+                terminal = {"type": protocol.MessageType.ERROR, "code": protocol.ErrorCode.JOB_FAILED.value,
+                            "message": f"processing failed at source frame {next_index}: {type(exc).__name__}: "
+                                       f"{exc}", "frame": next_index,
+                            "detail": traceback.format_exc(limit=8)}
+                break
+            frames_done += 1
+            next_index = res.index + options.stride
+            tracks.update(res.index, res.people["id"], res.people["betas"])
+            if len(res.points["xyz"]):
+                cloud.add(res.points["xyz"], res.points["rgb"])
+            yield _frame_message(res, job_id, seq)
+            seq += 1
+            now = time.perf_counter()
+            if now - last_progress >= PROGRESS_INTERVAL_S:
+                last_progress = now
+                fps = frames_done / max(now - started, 1e-9)
+                eta = None if total is None else max(total - frames_done, 0) / max(fps, 1e-9)
+                yield msg(protocol.MessageType.PROGRESS, done=frames_done, total=total, fps=fps, eta_s=eta,
+                          stage="inference")
+        results.close()
+        for t in tracks.summaries():
+            yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
+                      last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
+        if terminal is None:
+            elapsed = time.perf_counter() - started
+            xyz, rgb = cloud.result()
+            yield msg(protocol.MessageType.DONE, frames=frames_done, people=len(tracks), elapsed_s=elapsed,
+                      fps=frames_done / max(elapsed, 1e-9),
+                      scene_points={"xyz": xyz, "rgb": rgb, "voxel_size": cloud.voxel_size})
+        else:
+            mtype = terminal.pop("type")
+            yield msg(mtype, **terminal)
+    except Exception as exc:  # header / summary failures: still end the stream with an error
+        yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.JOB_FAILED.value,
+                  message=f"job failed: {type(exc).__name__}: {exc}", frame=next_index,
+                  detail=traceback.format_exc(limit=8))
+    finally:
+        source.close()

@@ -1,0 +1,319 @@
+"""The streaming engine: a video in, one `FrameResult` per processed source frame out.
+
+`Engine` holds what is loaded once per process (network, SMPL-X model, device). `Engine.run` is a
+generator (SAM2-style) over a `FrameSource` that carries an explicit, typed `RunState` from frame to
+frame: the model's stream state, the chunk aligner and the schedule position. Nothing in it grows
+with the number of frames, so host and device memory stay flat however long the video.
+
+Schedule (fact sheet §2.5, §4): processed frame k (0-based) is a reset view when
+(k + 1) % reset_interval == 0. After a reset view the model state returns to its initial value and
+the same image is processed again as the first view of the next chunk (the *overlap view*); its
+outputs are discarded (only the tracker learns from it). The overlap view is run lazily, when the
+next frame arrives, so a video ending on a reset view costs nothing extra. Each kept frame's camera
+is re-based online into the first chunk's world frame (`geometry.ChunkAligner`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
+from backend.engine.options import JobOptions
+from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
+from backend.smplx_model import BodyModel
+
+CHECKPOINT_ENV = "HUMAN3R_CHECKPOINT"
+DEFAULT_CHECKPOINT = Path("~/.cache/human3r/human3r.pth")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def resolve_checkpoint_path(path: str | os.PathLike | None = None) -> Path:
+    """The checkpoint to load: `path`, else `$HUMAN3R_CHECKPOINT`, else ~/.cache/human3r/human3r.pth
+    (or a converted `human3r.safetensors` beside it). Existence is checked by the checkpoint loader."""
+    if path:
+        return Path(path).expanduser()
+    if os.environ.get(CHECKPOINT_ENV):
+        return Path(os.environ[CHECKPOINT_ENV]).expanduser()
+    default = DEFAULT_CHECKPOINT.expanduser()
+    converted = default.with_suffix(".safetensors")
+    return converted if not default.exists() and converted.exists() else default
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda if available else cpu; anything else is passed to torch.device (checked)."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
+    return dev
+
+
+@dataclass
+class FrameTimings:
+    """Seconds spent on one frame: waiting for the decoder, preprocessing, model (incl. the overlap
+    view), post-processing."""
+
+    decode: float = 0.0
+    prepare: float = 0.0
+    model: float = 0.0
+    post: float = 0.0
+
+
+@dataclass
+class FrameResult:
+    """Everything the job layer needs for one processed source frame (numpy, host memory).
+
+    Attributes:
+        index: source frame index; time: seconds.
+        camera: aligned camera (see `postprocess.CameraResult`).
+        people: protocol `frame.people` arrays (world-frame SMPL-X, ids, scores, head_xy).
+        points: protocol `frame.points` arrays (xyz, rgb, conf), subsampled per the options.
+        chunk: chunk number (0-based); reset: this frame ended its chunk.
+        timings: where the time went.
+    """
+
+    index: int
+    time: float
+    camera: CameraResult
+    people: dict[str, np.ndarray]
+    points: dict[str, np.ndarray]
+    chunk: int
+    reset: bool
+    timings: FrameTimings = field(default_factory=FrameTimings)
+
+
+@dataclass
+class RunState:
+    """Explicit state of one `Engine.run` (all bounded in size).
+
+    stream: the model's recurrent state (`backend.model.state.StreamState`; device tensors).
+    aligner: running product of the previous chunks' reset-view poses.
+    processed: frames processed so far (kept views; overlap views not counted).
+    chunk: current chunk number.
+    pending_overlap: model inputs of the last reset view, to be re-run as the next chunk's first view.
+    """
+
+    stream: Any
+    aligner: ChunkAligner
+    processed: int = 0
+    chunk: int = 0
+    pending_overlap: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+class Engine:
+    """Human3R inference engine, built once per process.
+
+    Attributes:
+        model: the network (eval mode) on `device`.
+        body: SMPL-X model on `device`.
+        checkpoint: `LoadedCheckpoint` metadata (digest, config; weights emptied).
+        checkpoint_path: where the weights came from.
+        precision: 'fp32' or 'bf16'.
+    """
+
+    def __init__(self, model, body: BodyModel, checkpoint, checkpoint_path: Path, device: torch.device,
+                 precision: str = "fp32"):
+        self.model = model
+        self.body = body
+        self.checkpoint = checkpoint
+        self.checkpoint_path = Path(checkpoint_path)
+        self.device = device
+        self.precision = precision
+        self._step_params = set(inspect.signature(model.step).parameters)
+
+    @classmethod
+    def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
+                   device: str = "auto", precision: str = "fp32") -> "Engine":
+        """Load the checkpoint and the SMPL-X model.
+
+        Args:
+            checkpoint: official .pth, converted .safetensors/.json; None = default location
+                (`resolve_checkpoint_path`).
+            smplx: SMPL-X file or folder; None = `$HUMAN3R_SMPLX` / default location.
+            device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
+            precision: 'fp32' (reference numerics) or 'bf16' (weights in bfloat16).
+        Raises:
+            backend.model.checkpoint.CheckpointError (incl. CheckpointNotFoundError),
+            backend.smplx_model.SmplxNotFoundError, ValueError (device/precision).
+        """
+        from backend.model.checkpoint import build_model
+
+        if precision not in DTYPES:
+            raise ValueError(f"precision must be one of {', '.join(DTYPES)}, got {precision!r}")
+        dev = resolve_device(device)
+        body = BodyModel.load(smplx, dev)  # cheap and most likely to be missing: fail first
+        path = resolve_checkpoint_path(checkpoint)
+        model, loaded = build_model(path, dev, DTYPES[precision])
+        return cls(model, body, loaded, path, dev, precision)
+
+    @property
+    def mhmr_res(self) -> int:
+        return int(self.model.config.mhmr_img_res)
+
+    def describe(self) -> dict[str, Any]:
+        """Model facts for the result header (`header.model`)."""
+        config = self.model.config
+        return {
+            "name": "human3r",
+            "checkpoint": self.checkpoint_path.name,
+            "checkpoint_digest": getattr(self.checkpoint, "digest", None),
+            "checkpoint_format": getattr(self.checkpoint, "source_format", None),
+            "config": config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config),
+            "device": str(self.device),
+            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            "dtype": self.precision,
+            "torch": torch.__version__,
+        }
+
+    def _set_detection_threshold(self, threshold: float) -> None:
+        # the network reads its threshold from its (frozen) config; swap in a copy if the job differs
+        config = self.model.config
+        if "detection_threshold" not in self._step_params and config.detection_threshold != threshold:
+            self.model.config = dataclasses.replace(config, detection_threshold=float(threshold))
+
+    def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
+        kwargs = {"reset": reset, "use_ttt3r": options.ttt3r}
+        if "detection_threshold" in self._step_params:
+            kwargs["detection_threshold"] = options.detection_threshold
+        out, run.stream = self.model.step(run.stream, img, img_mhmr, **kwargs)
+        return out
+
+    def prepare(self, rgb: np.ndarray, options: JobOptions):
+        """Model inputs of one upright uint8 RGB frame (`backend.video.preprocess.PreparedFrame`)."""
+        from backend.video.preprocess import prepare_frame
+
+        return prepare_frame(rgb, size=options.size, mhmr_res=self.mhmr_res, jpeg_roundtrip=options.jpeg_roundtrip)
+
+    @torch.inference_mode()
+    def init_run(self) -> RunState:
+        """Fresh state for a new video."""
+        return RunState(stream=self.model.init_stream(), aligner=ChunkAligner())
+
+    @torch.inference_mode()
+    def process_frame(self, run: RunState, index: int, time_s: float, rgb: np.ndarray | None, options: JobOptions,
+                      timings: FrameTimings | None = None, prepared=None) -> FrameResult:
+        """Run one source frame through preprocessing (unless `prepared` is given), the model and
+        post-processing, advancing `run`."""
+        timings = timings or FrameTimings()
+        sync = self.device.type == "cuda"
+        t0 = time.perf_counter()
+        if prepared is None:
+            prepared = self.prepare(rgb, options)
+            timings.prepare = time.perf_counter() - t0
+        img = prepared.img.to(self.device, non_blocking=True)
+        img_mhmr = prepared.img_mhmr.to(self.device, non_blocking=True)
+        t1 = time.perf_counter()
+        if run.pending_overlap is not None:  # first view of the new chunk: the previous reset image again
+            self._step(run, *run.pending_overlap, reset=False, options=options)
+            run.pending_overlap = None
+            run.chunk += 1
+        reset = (run.processed + 1) % options.reset_interval == 0
+        out = self._step(run, img, img_mhmr, reset, options)
+        if sync:
+            torch.cuda.synchronize(self.device)
+        t2 = time.perf_counter()
+        c2w = run.aligner.align(pose_encoding_to_c2w(out.camera_pose[0].float()), reset)
+        camera = camera_result(c2w, out.pts3d_in_self_view[0], prepared.geometry)
+        people = people_result(out, c2w, self.body, prepared.geometry, options.detection_threshold)
+        points = points_result(out, c2w, prepared.colors, options)
+        t3 = time.perf_counter()
+        if reset:
+            run.pending_overlap = (img, img_mhmr)
+        run.processed += 1
+        timings.model, timings.post = t2 - t1, t3 - t2
+        return FrameResult(index, float(time_s), camera, people, points, run.chunk, reset, timings)
+
+    def run(self, source, options: JobOptions, state: RunState | None = None,
+            prefetch: bool = True) -> Iterator[FrameResult]:
+        """Process every frame of `source` (a `backend.video.reader.FrameSource`), yielding results.
+
+        Args:
+            source: iterable of `SourceFrame(index, time, rgb)`; decoding errors propagate
+                (`VideoError`) after the frames before them were yielded.
+            options: the job's options (reset interval, TTT3R, thresholds, point subsampling, size).
+            state: resume from an explicit `RunState` (default: a fresh one).
+            prefetch: decode and preprocess the next frames in a background thread while the model
+                runs (at most `PREFETCH_DEPTH` frames ahead: memory stays bounded).
+        """
+        self._set_detection_threshold(options.detection_threshold)
+        run = state or self.init_run()
+        frames = _prefetched(self, source, options) if prefetch else _inline(self, source, options)
+        try:  # inference mode is entered per frame, never held across a yield
+            for frame, prepared, timings in frames:
+                yield self.process_frame(run, frame.index, frame.time, None, options, timings, prepared)
+        finally:
+            frames.close()
+
+
+PREFETCH_DEPTH = 2
+_END = object()
+
+
+def _inline(engine: Engine, source, options: JobOptions):
+    """(SourceFrame, PreparedFrame, FrameTimings) per frame, decoded and prepared on the calling thread."""
+    frames = iter(source)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        t1 = time.perf_counter()
+        prepared = engine.prepare(frame.rgb, options)
+        yield frame, prepared, FrameTimings(decode=t1 - t0, prepare=time.perf_counter() - t1)
+
+
+def _prefetched(engine: Engine, source, options: JobOptions):
+    """Like `_inline`, but a worker thread decodes and prepares up to `PREFETCH_DEPTH` frames ahead.
+
+    A decoding error is re-raised here after the frames before it; closing this generator stops the
+    worker (and closes its decoder) before returning.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=PREFETCH_DEPTH)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker() -> None:
+        gen = _inline(engine, source, options)
+        try:
+            with torch.inference_mode():
+                for item in gen:
+                    if not put(item):
+                        return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, raised in order
+            put(exc)
+        finally:
+            gen.close()
+
+    thread = threading.Thread(target=worker, name="human3r-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

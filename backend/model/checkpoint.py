@@ -1,0 +1,46 @@
+"""Reading, checking, converting and loading Human3R checkpoints.
+
+Supported inputs (chosen by extension):
+
+- ``.pth`` / ``.pt`` / ``.ckpt``: the official training layout ``{'model': state_dict, 'args': cfg, ...}``
+  (torch zip archive, or the legacy non-zip format), read by a restricted unpickler
+  (`checkpoint_pickle`) that never imports or calls anything from the file beyond torch's tensor
+  rebuild functions; the OmegaConf ``args`` object becomes plain dicts.
+- ``.safetensors`` with a sibling ``.json`` written by `convert_checkpoint` (format ``human3r-converted``).
+- ``.safetensors`` alone, with the model string in its metadata key ``model`` (the parity fixture).
+- ``.json`` written by `convert_checkpoint`: the ``.safetensors`` beside it is read.
+
+Key conventions: the reference's ``module.`` rule (strip 7 chars only if *all* keys start with
+``module``) and the 12 DPT alias keys (either name accepted; both names are returned, sharing one tensor).
+
+Public API (this module re-exports the pieces, which live in ``checkpoint_*.py``):
+
+- `read_checkpoint(path, config=None) -> LoadedCheckpoint`
+- `load_weights(model, state_dict, *, assign=False)` (strict, grouped report on mismatch)
+- `build_model(path, device='cpu', dtype=torch.float32, config=None) -> (Human3R, LoadedCheckpoint)`
+- `convert_checkpoint(in_path, out_path, config=None) -> dict` (summary)
+- `check_schema(tsv_path, config=None) -> list[str]` (differences; empty = OK)
+- `parse_model_string(s) -> dict`, `infer_config(model_kwargs, shapes) -> ModelConfig`
+- the `CheckpointError` hierarchy (each error has `.hint`).
+"""
+from __future__ import annotations
+
+from backend.model.checkpoint_config import check_config_against_shapes, infer_config, parse_model_string
+from backend.model.checkpoint_convert import convert_checkpoint
+from backend.model.checkpoint_errors import (
+    CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, ConfigMismatchError, CorruptCheckpointError,
+    ModelStringError, UnsafeCheckpointError, UnsupportedFormatError, WrongModelError,
+)
+from backend.model.checkpoint_load import build_model, load_weights
+from backend.model.checkpoint_read import (
+    CONVERTED_FORMAT, CONVERTED_VERSION, LoadedCheckpoint, converted_paths, file_digest, read_checkpoint,
+)
+from backend.model.checkpoint_schema import check_schema, read_schema_tsv
+
+__all__ = [
+    "CONVERTED_FORMAT", "CONVERTED_VERSION", "LoadedCheckpoint", "read_checkpoint", "load_weights", "build_model",
+    "convert_checkpoint", "check_schema", "read_schema_tsv", "file_digest", "converted_paths",
+    "parse_model_string", "infer_config", "check_config_against_shapes",
+    "CheckpointError", "CheckpointNotFoundError", "UnsupportedFormatError", "CorruptCheckpointError",
+    "UnsafeCheckpointError", "WrongModelError", "ModelStringError", "ConfigMismatchError", "CheckpointMismatchError",
+]

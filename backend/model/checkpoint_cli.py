@@ -1,0 +1,54 @@
+"""The ``human3r convert-checkpoint IN.pth -o OUT`` subcommand (wired into backend/cli.py by the lead).
+
+Usage from backend/cli.py::
+
+    sub = subparsers.add_parser("convert-checkpoint", help=checkpoint_cli.HELP)
+    checkpoint_cli.add_arguments(sub)
+    sub.set_defaults(func=checkpoint_cli.run)     # run(args) -> exit code
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from backend.config import PRESETS, ModelConfig
+from backend.model.checkpoint_convert import convert_checkpoint
+from backend.model.checkpoint_errors import CheckpointError
+from backend.model.checkpoint_read import converted_paths
+
+HELP = "turn an official Human3R checkpoint (.pth) into safetensors + JSON config without executing pickled code"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the subcommand's arguments: ``input``, ``-o/--output``, ``--force``."""
+    parser.description = HELP
+    parser.add_argument("input", help="checkpoint to convert (human3r.pth; .safetensors/.json are accepted too)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output name: OUT.safetensors is used as given, otherwise '.safetensors' is appended; "
+                             "the JSON config is written beside it with the same stem")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+
+
+def _preset_name(config: ModelConfig) -> str | None:
+    return next((name for name, preset in PRESETS.items() if preset == config), None)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert `args.input` to `args.output`; prints a summary. Returns 0 on success, 1 on a checkpoint error,
+    2 when the outputs exist and ``--force`` was not given."""
+    weights, sidecar = converted_paths(args.output)
+    existing = [str(p) for p in (weights, sidecar) if p.exists()]
+    if existing and not args.force:
+        print(f"error: output exists: {', '.join(existing)} (use --force to overwrite)", file=sys.stderr)
+        return 2
+    try:
+        summary = convert_checkpoint(args.input, args.output)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    preset = _preset_name(ModelConfig.from_dict(summary["config"]))
+    print(f"converted {summary['input']} ({summary['input_format']}, sha256 {summary['source_digest'][:16]}...)")
+    print(f"  weights: {summary['safetensors']} ({summary['num_keys']} tensors, "
+          f"{summary['num_parameters']:,} values, sha256 {summary['digest'][:16]}...)")
+    print(f"  config:  {summary['json']} ({'preset ' + preset if preset else 'custom sizes'})")
+    return 0

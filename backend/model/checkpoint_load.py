@@ -1,0 +1,114 @@
+"""Strict weight loading with a readable report, and building the network from a checkpoint file."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+from backend.config import ModelConfig
+from backend.model.checkpoint_errors import CheckpointError, CheckpointMismatchError
+from backend.model.checkpoint_keys import (
+    canonicalize_aliases, mismatch_hint, strip_module_prefix, summarize_keys, summarize_shapes,
+)
+from backend.model.checkpoint_read import LoadedCheckpoint, read_checkpoint
+
+
+def _expected_entries(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return model.state_dict(keep_vars=True)
+
+
+def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, assign: bool = False) -> None:
+    """Load `state_dict` into `model` strictly, after checking every key and shape.
+
+    Args:
+        model: the network (any device, including meta).
+        state_dict: canonical keys (as returned by `read_checkpoint`); values are cast to each
+            parameter's dtype by torch when copying.
+        assign: hand the given tensors to the model instead of copying (no second copy of the weights;
+            the tensors must already have the wanted dtype/device). Forced on for a model on the meta
+            device, where copying would silently load nothing.
+    Raises `CheckpointMismatchError` listing missing / unexpected / mis-shaped keys, grouped by prefix.
+    """
+    expected = _expected_entries(model)
+    state_dict = canonicalize_aliases(strip_module_prefix(dict(state_dict)))
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = {key: (tuple(expected[key].shape), tuple(state_dict[key].shape))
+                  for key in sorted(set(expected) & set(state_dict))
+                  if tuple(expected[key].shape) != tuple(state_dict[key].shape)}
+    if missing or unexpected or mismatched:
+        lines = summarize_keys(missing, "missing") + summarize_keys(unexpected, "unexpected") + \
+            summarize_shapes(mismatched)
+        counts = f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} mis-shaped"
+        raise CheckpointMismatchError(
+            f"checkpoint does not fit the model ({counts}):\n  " + "\n  ".join(lines),
+            mismatch_hint(missing, unexpected, mismatched, expected.keys()),
+            missing=missing, unexpected=unexpected, mismatched=mismatched)
+    on_meta = any(t.is_meta for t in expected.values())
+    model.load_state_dict(state_dict, strict=True, assign=assign or on_meta)
+
+
+def model_class() -> type:
+    """The `Human3R` class, imported lazily so reading checkpoints works without the network code."""
+    try:
+        from backend.model.human3r import Human3R
+    except ImportError as exc:
+        raise CheckpointError(f"the Human3R network is not available: {exc}",
+                              "backend/model/human3r.py must define Human3R(config)") from exc
+    return Human3R
+
+
+def build_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32,
+                config: ModelConfig | None = None) -> tuple[torch.nn.Module, LoadedCheckpoint]:
+    """Read a checkpoint and return ``(Human3R in eval mode, LoadedCheckpoint)``.
+
+    The network is built on the meta device (no random init, no memory), then the checkpoint tensors,
+    cast to `dtype` and moved to `device` one by one, are assigned as its parameters, so the weights
+    exist once (plus one tensor in flight); this replaces the usual `to_empty` + copy, which would
+    hold the weights twice. Non-persistent buffers (not in the checkpoint) would stay on meta: they are
+    given storage and filled by the model's ``init_non_persistent_buffers()`` hook, or an error says
+    which ones are uncovered. The returned `LoadedCheckpoint.state_dict` is emptied to free memory.
+    Returns the model on `device`, floating tensors in `dtype`, in eval mode.
+    """
+    loaded = read_checkpoint(path, config=config)
+    Human3R = model_class()
+    with torch.device("meta"):
+        model = Human3R(loaded.config)
+    device = torch.device(device)
+    state_dict = loaded.state_dict
+    moved: dict[int, torch.Tensor] = {}  # keep shared tensors (aliases) shared after the move
+    for key in list(state_dict):
+        tensor = state_dict[key]
+        if id(tensor) not in moved:  # floating tensors take `dtype` (like model.to(dtype)); others keep theirs
+            moved[id(tensor)] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+        state_dict[key] = moved[id(tensor)]
+    moved.clear()
+    load_weights(model, state_dict, assign=True)
+    _materialize_leftovers(model, device, dtype)
+    loaded.state_dict = {}
+    model.eval()
+    return model, loaded
+
+
+def _materialize_leftovers(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Give meta tensors that the checkpoint does not cover (non-persistent buffers) real storage."""
+    leftovers = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if not leftovers:
+        return
+    for module in model.modules():
+        for name, buf in list(module._buffers.items()):
+            if buf is not None and buf.is_meta:
+                module._buffers[name] = torch.empty_like(buf, device=device,
+                                                         dtype=dtype if buf.is_floating_point() else buf.dtype)
+    hook = getattr(model, "init_non_persistent_buffers", None)
+    if callable(hook):
+        hook()
+        return
+    params = [n for n, p in model.named_parameters() if p.is_meta]
+    raise CheckpointError(
+        f"after loading, {len(leftovers)} tensors were not covered by the checkpoint "
+        f"({', '.join(leftovers[:5])}{'...' if len(leftovers) > 5 else ''})"
+        + (f"; parameters {params[:3]} are not in the state dict" if params else ""),
+        "the model must compute non-persistent buffers in init_non_persistent_buffers()")

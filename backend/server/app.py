@@ -1,0 +1,460 @@
+"""The ZeroMQ inference server: one ROUTER socket, owned by one thread, serving many DEALER clients.
+
+Threads:
+- the *socket thread* (`Server._serve`) owns the ROUTER socket: it decodes requests, answers them,
+  sends heartbeats, drops silent peers and pumps every job's `OutboundStream` to its client as far
+  as the client's credits allow. No other thread touches the socket;
+- the *worker* (`jobs.Worker`) runs jobs one at a time on the device and writes each job's .h3r;
+- short-lived *fetch threads* re-read finished result files for `fetch` requests.
+
+Producers wake the socket thread through a `Waker`; everything the socket thread sends goes out
+with NOBLOCK under ROUTER_MANDATORY, so a vanished client (EHOSTUNREACH) is noticed at once and a
+full client pipe (EAGAIN) is retried later instead of blocking the loop.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from blender_addon.core import protocol
+from blender_addon.core.protocol import ErrorCode, MessageType, ProtocolError
+
+from . import security
+from .jobs import FINISHED_STATES, Job, JobBoard, JobRunner, Worker, FetchThread, new_job_id, write_cancelled_file
+from .settings import ServerSettings
+from .streams import Outgoing, OutboundStream, Waker
+
+log = logging.getLogger(__name__)
+
+SOFTWARE = "human3r-server/0.1"
+_JOB_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,80}$")
+_MAX_RECV_PER_TURN = 200  # bound the work of one loop turn so sends and heartbeats keep flowing
+_MAX_SEND_PER_STREAM = 64
+_MAX_OUTBOX = 1000  # control replies queued for one peer whose pipe is full; older ones are dropped
+
+
+@dataclass
+class Peer:
+    """A connected client as the ROUTER sees it (one DEALER socket = one routing id)."""
+
+    identity: bytes
+    last_seen: float
+    last_sent: float = 0.0
+    hello: dict | None = None
+    outbox: collections.deque = field(default_factory=collections.deque)
+    streams: dict[str, OutboundStream] = field(default_factory=dict)  # job id -> its stream to this peer
+
+    @property
+    def name(self) -> str:
+        return self.identity.hex()[:12]
+
+
+class Server:
+    """The ZeroMQ server. `start()` binds and returns; `stop()` cancels jobs and joins the threads.
+
+    Args:
+        settings: limits, timings, roots, keys (`ServerSettings`).
+        job_runner: callable with the signature of `backend.engine.job.iter_job_messages`.
+        engine: passed through to `job_runner` as its first argument.
+        options_parser: turns a client's options map into what `job_runner` takes; raises ValueError
+            naming the bad option (production: `JobOptions.from_dict`). Default: the map itself.
+        info: extra fields for the server's `hello` (device, model, ...).
+    """
+
+    def __init__(self, settings: ServerSettings, job_runner: JobRunner, engine: Any = None, *,
+                 options_parser: Callable[[dict], Any] | None = None, info: dict | None = None):
+        security.check_bind(settings.bind, settings.curve_enabled)
+        self.settings = settings
+        self.board = JobBoard(settings.finished_jobs_kept)
+        self.worker = Worker(self.board, job_runner, engine)
+        self.options_parser = options_parser or (lambda d: d)
+        self.info = dict(info or {})
+        self.endpoint: str | None = None
+        self._peers: dict[bytes, Peer] = {}
+        self._waker = Waker()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._startup_error: BaseException | None = None
+        self._fetch_threads: list[threading.Thread] = []
+        Path(settings.results_dir).mkdir(parents=True, exist_ok=True)
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> str:
+        """Bind the socket and start serving in background threads; return the bound endpoint."""
+        self._thread = threading.Thread(target=self._serve, name="human3r-socket", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the server socket did not come up in time")
+        if self._startup_error is not None:
+            raise self._startup_error
+        self.worker.start()
+        return self.endpoint
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel every job, stop the threads, close the socket and terminate its context."""
+        for job in self.board.active_jobs():
+            job.cancel.set()
+        self.board.stop()
+        self._stop.set()
+        self._waker.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.worker.is_alive():
+            self.worker.join(timeout)
+        self._waker.close()
+
+    @property
+    def serving(self) -> bool:
+        """True while the socket thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Block until the socket thread ends (after `stop`, or a fatal error)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    # socket thread -------------------------------------------------------------------------------
+    def _serve(self) -> None:
+        ctx = zmq.Context()
+        auth = None
+        sock = None
+        try:
+            sock = ctx.socket(zmq.ROUTER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            sock.setsockopt(zmq.MAXMSGSIZE, self.settings.max_socket_message_bytes)
+            if self.settings.curve_enabled:
+                auth = security.start_authenticator(ctx, self.settings.allowed_client_keys)
+                sock.setsockopt(zmq.CURVE_SERVER, 1)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, self.settings.curve_secret_key)
+                if self.settings.curve_public_key:
+                    sock.setsockopt(zmq.CURVE_PUBLICKEY, self.settings.curve_public_key)
+            bind = self.settings.bind
+            if bind.startswith("tcp://") and bind.endswith(":0"):
+                bind = bind[:-2] + ":*"  # ask the OS for a free port
+            sock.bind(bind)
+            self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            if sock is not None:
+                sock.close(0)
+            if auth is not None:
+                auth.stop()
+            ctx.term()
+            return
+        log.info("listening on %s (curve %s)", self.endpoint, "on" if auth else "off")
+        self._ready.set()
+        try:
+            self._loop(sock)
+        except Exception:
+            log.exception("socket thread failed")
+            raise
+        finally:
+            for job in self.board.active_jobs():
+                job.cancel.set()
+            for peer in list(self._peers.values()):
+                for stream in peer.streams.values():
+                    stream.close()
+            self.board.stop()
+            sock.close(0)
+            if auth is not None:
+                auth.stop()
+            ctx.term()
+            log.info("server stopped")
+
+    def _loop(self, sock: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._waker.fileno(), zmq.POLLIN)
+        next_housekeeping = 0.0
+        backlog = False
+        while not self._stop.is_set():
+            # short polls only while some peer's pipe was full (EAGAIN) and must be retried
+            timeout_ms = 10 if backlog else int(1000 * min(0.25, self.settings.heartbeat_s / 2))
+            events = dict(poller.poll(timeout_ms))
+            if self._waker.fileno() in events:
+                self._waker.drain()
+            if sock in events:
+                for _ in range(_MAX_RECV_PER_TURN):
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._on_message(frames)
+            backlog = self._pump(sock)
+            now = time.monotonic()
+            if now >= next_housekeeping:
+                self._housekeeping(sock, now)
+                next_housekeeping = now + min(0.25, self.settings.heartbeat_s / 4)
+
+    # receiving -----------------------------------------------------------------------------------
+    def _on_message(self, frames: list[bytes]) -> None:
+        identity, body = frames[0], frames[1:]
+        now = time.monotonic()
+        peer = self._peers.get(identity)
+        if peer is None:
+            peer = self._peers[identity] = Peer(identity, now)
+            log.info("peer %s connected", peer.name)
+        peer.last_seen = now
+        size = sum(len(f) for f in body)
+        if size > self.settings.max_request_bytes:
+            self._reply_error(peer, ErrorCode.TOO_LARGE,
+                              f"request of {size} bytes (this server accepts at most {self.settings.max_request_bytes})")
+            return
+        try:
+            msg = protocol.decode(body)
+        except ProtocolError as exc:
+            log.warning("peer %s: rejected message (%s): %s", peer.name, exc.code, exc.message)
+            self._reply_error(peer, exc.code, exc.message)
+            return
+        handler = self._HANDLERS.get(msg["type"])
+        if handler is None:
+            self._reply_error(peer, ErrorCode.BAD_MESSAGE, f"'{msg['type']}' is not a request a client may send",
+                              job=msg.get("job"))
+            return
+        try:
+            handler(self, peer, msg)
+        except ProtocolError as exc:
+            log.warning("peer %s: %s refused (%s): %s", peer.name, msg["type"], exc.code, exc.message)
+            self._reply_error(peer, exc.code, exc.message, request=msg.get("request"),
+                              job=msg.get("job") if msg["type"] in ("fetch",) else None)
+        except Exception as exc:  # a bug in one request must not stop the server
+            log.exception("peer %s: %s failed", peer.name, msg["type"])
+            self._reply_error(peer, ErrorCode.INTERNAL, f"server error: {exc}", request=msg.get("request"))
+
+    def _on_hello(self, peer: Peer, msg: dict) -> None:
+        peer.hello = {"software": msg.get("software"), "role": msg.get("role")}
+        s = self.settings
+        limits = {"max_request_bytes": s.max_request_bytes, "max_frames_per_job": s.max_frames_per_job,
+                  "max_jobs_per_client": s.max_jobs_per_client, "max_queue": s.max_queue,
+                  "stream_queue_messages": s.stream_queue_messages}
+        self._send_control(peer, protocol.make_message(
+            MessageType.HELLO, software=SOFTWARE, role="server", limits=limits, heartbeat_s=s.heartbeat_s,
+            timeout_s=s.peer_timeout_s, **self.info))
+
+    def _on_ping(self, peer: Peer, msg: dict) -> None:
+        self._send_control(peer, protocol.make_message(MessageType.PONG, request=msg.get("request")))
+
+    def _on_pong(self, peer: Peer, msg: dict) -> None:
+        pass  # liveness already recorded
+
+    def _on_submit(self, peer: Peer, msg: dict) -> None:
+        s = self.settings
+        request = msg.get("request")
+        if request is not None and not isinstance(request, str):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "'submit'.request must be a string")
+        credits = _optional_int(msg, "credits", 0)
+        active = self.board.active_jobs()
+        if len(active) >= s.max_queue:
+            raise ProtocolError(ErrorCode.QUEUE_FULL, f"the server already has {len(active)} jobs queued or running "
+                                f"(max {s.max_queue}); try again later")
+        mine = sum(1 for j in active if j.peer == peer.identity)
+        if mine >= s.max_jobs_per_client:
+            raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"you already have {mine} jobs queued or running "
+                                f"(max {s.max_jobs_per_client})")
+        video = security.check_video_path(msg["video"], s.media_roots)
+        options_dict = _cap_frames(dict(msg["options"]), s.max_frames_per_job)
+        try:
+            options = self.options_parser(options_dict)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"bad options: {exc}") from None
+        job_id = new_job_id()
+        stream = OutboundStream(job_id, peer.identity, s.stream_queue_messages, self._waker,
+                                credits=min(credits, s.max_credit_grant))
+        job = Job(job_id, peer.identity, str(video), options, options_dict,
+                  Path(s.results_dir) / f"{job_id}.h3r", stream, request=request)
+        peer.streams[job_id] = stream
+        # accepted goes to the outbox before the worker can see the job, so it precedes the header
+        position = len(active)
+        self._send_control(peer, protocol.make_message(
+            MessageType.ACCEPTED, job_id, 0, queue_position=position, result_path=str(job.result_path),
+            request=request, video=str(video), options=options_dict))
+        self.board.add(job)
+        log.info("peer %s: job %s queued at position %d (%s)", peer.name, job_id, position, video)
+
+    def _on_cancel(self, peer: Peer, msg: dict) -> None:
+        job = self.board.get(msg["job"])
+        if job is None:
+            if not self._result_path(msg["job"]).is_file():
+                raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {msg['job']!r}")
+            return  # finished long ago: nothing to cancel
+        self._cancel_job(job, why=f"cancel from peer {peer.name}")
+        stream = peer.streams.get(job.id)
+        if stream is not None:  # let what is buffered drain so the `cancelled` message can follow
+            stream.grant(self.settings.max_credit_grant, self.settings.max_credit_grant)
+
+    def _on_status(self, peer: Peer, msg: dict) -> None:
+        self._send_control(peer, protocol.make_message(
+            MessageType.STATUS, request=msg.get("request"), jobs=self.board.summaries(),
+            peers=len(self._peers)))
+
+    def _on_fetch(self, peer: Peer, msg: dict) -> None:
+        job_id = msg["job"]
+        if job_id in peer.streams:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"job {job_id} is already streaming to you")
+        fetching = sum(1 for t in self._fetch_threads if t.is_alive() and t.stream.peer == peer.identity)
+        if fetching >= self.settings.max_fetches_per_client:
+            raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"{fetching} fetches already running for you")
+        job = self.board.get(job_id)
+        if job is not None and job.state not in FINISHED_STATES:
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"job {job_id} has not finished yet (state {job.state})")
+        path = job.result_path if job is not None else self._result_path(job_id)
+        if not path.is_file():
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no results for job {job_id!r} on this server")
+        credits = _optional_int(msg, "credits", 0)
+        stream = OutboundStream(job_id, peer.identity, self.settings.stream_queue_messages, self._waker,
+                                credits=min(credits, self.settings.max_credit_grant))
+        peer.streams[job_id] = stream
+        thread = FetchThread(path, job_id, stream)
+        self._fetch_threads = [t for t in self._fetch_threads if t.is_alive()] + [thread]
+        thread.start()
+        log.info("peer %s: fetching job %s from %s", peer.name, job_id, path)
+
+    def _on_credit(self, peer: Peer, msg: dict) -> None:
+        stream = peer.streams.get(msg["job"])
+        if stream is None:
+            return  # the stream ended already; late credits are harmless
+        if msg["credits"] < 0:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "credits must be >= 0")
+        stream.grant(msg["credits"], self.settings.max_credit_grant)
+
+    def _on_heartbeat(self, peer: Peer, msg: dict) -> None:
+        pass  # liveness already recorded
+
+    _HANDLERS = {"hello": _on_hello, "ping": _on_ping, "pong": _on_pong, "submit": _on_submit,
+                 "cancel": _on_cancel, "status": _on_status, "fetch": _on_fetch, "credit": _on_credit,
+                 "heartbeat": _on_heartbeat}
+
+    # jobs ------------------------------------------------------------------------------------------
+    def _result_path(self, job_id: str) -> Path:
+        if not _JOB_ID.match(job_id):
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"{job_id!r} is not a job id")
+        return Path(self.settings.results_dir) / f"{job_id}.h3r"
+
+    def _cancel_job(self, job: Job, why: str) -> None:
+        """Cancel a queued job at once (it never runs) or ask the running one to stop."""
+        if job.state in FINISHED_STATES:
+            return
+        if self.board.take_queued(job):
+            frames = write_cancelled_file(job.result_path, job.id)
+            self.board.finish(job, "cancelled")
+            if job.stream is not None and not job.stream.closed:
+                job.stream.put(Outgoing("cancelled", frames, True), timeout=0)
+            log.info("job %s: cancelled before it started (%s)", job.id, why)
+        else:
+            job.cancel.set()
+            log.info("job %s: cancel requested (%s)", job.id, why)
+
+    def _drop_peer(self, peer: Peer, why: str) -> None:
+        log.warning("peer %s dropped: %s", peer.name, why)
+        self._peers.pop(peer.identity, None)
+        for job in self.board.active_jobs(peer.identity):
+            self._cancel_job(job, why=f"its client is gone ({why})")
+        for stream in peer.streams.values():
+            stream.close()
+        peer.streams.clear()
+
+    # sending ---------------------------------------------------------------------------------------
+    def _send_control(self, peer: Peer, msg: dict) -> None:
+        """Queue a connection-level reply; `_pump` sends it before any stream message."""
+        if len(peer.outbox) >= _MAX_OUTBOX:
+            peer.outbox.popleft()
+            log.warning("peer %s is not reading; dropped an old reply", peer.name)
+        peer.outbox.append(protocol.encode(msg))
+
+    def _reply_error(self, peer: Peer, code, message: str, *, request=None, job=None) -> None:
+        msg = protocol.error_message(code, message, job=job if isinstance(job, str) else None)
+        msg["request"] = request if isinstance(request, str) else None
+        msg["reply"] = True  # answers a request; not the end of a job's stream unless `job` is set
+        self._send_control(peer, msg)
+
+    def _send(self, sock: zmq.Socket, peer: Peer, frames: list) -> str:
+        """Send one message; 'ok', 'again' (peer's pipe full) or 'gone' (peer unreachable)."""
+        try:
+            sock.send_multipart([peer.identity, *frames], flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return "again"
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                return "gone"
+            raise
+        peer.last_sent = time.monotonic()
+        return "ok"
+
+    def _pump(self, sock: zmq.Socket) -> bool:
+        """Send what each peer may receive now; True if some peer's pipe was full (retry soon)."""
+        backlog = False
+        for peer in list(self._peers.values()):
+            status = "ok"
+            while peer.outbox and status == "ok":
+                status = self._send(sock, peer, peer.outbox[0])
+                if status == "ok":
+                    peer.outbox.popleft()
+            for job_id, stream in list(peer.streams.items()):
+                if status != "ok":
+                    break
+                items = stream.take_sendable(_MAX_SEND_PER_STREAM)
+                for i, item in enumerate(items):
+                    status = self._send(sock, peer, item.frames)
+                    if status != "ok":
+                        stream.push_front(items[i:])
+                        break
+                if stream.ended and not len(stream):
+                    del peer.streams[job_id]
+            if status == "gone":
+                self._drop_peer(peer, "unreachable (EHOSTUNREACH)")
+            elif status == "again":
+                backlog = True
+        return backlog
+
+    def _housekeeping(self, sock: zmq.Socket, now: float) -> None:
+        s = self.settings
+        for peer in list(self._peers.values()):
+            if now - peer.last_seen > s.peer_timeout_s:
+                self._drop_peer(peer, f"silent for {now - peer.last_seen:.1f} s")
+                continue
+            if now - peer.last_sent >= s.heartbeat_s and not peer.outbox:
+                if self._send(sock, peer, protocol.encode(protocol.make_message(MessageType.HEARTBEAT))) == "gone":
+                    self._drop_peer(peer, "unreachable (EHOSTUNREACH)")
+                    continue
+            for stream in peer.streams.values():
+                if stream.full_since is not None and now - stream.full_since > s.stall_timeout_s:
+                    job = self.board.get(stream.job)
+                    if job is not None and job.state not in FINISHED_STATES and not job.cancel.is_set():
+                        log.warning("job %s: client granted no credits for %.0f s; cancelling", job.id,
+                                    now - stream.full_since)
+                        self._cancel_job(job, why="stalled stream")
+                        stream.grant(s.max_credit_grant, s.max_credit_grant)
+
+
+def _optional_int(msg: dict, name: str, default: int) -> int:
+    value = msg.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{msg['type']}'.{name} must be a non-negative integer")
+    return value
+
+
+def _cap_frames(options: dict, max_frames: int) -> dict:
+    """Limit the job's source-frame range: end - start <= max_frames (end is exclusive)."""
+    start = options.get("start", 0) or 0
+    end = options.get("end")
+    if not isinstance(start, int) or isinstance(start, bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "bad options: 'start' must be an integer")
+    if end is not None and (not isinstance(end, int) or isinstance(end, bool)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "bad options: 'end' must be an integer or nil")
+    if end is None or end - start > max_frames:
+        options["end"] = start + max_frames
+    return options

@@ -1,0 +1,115 @@
+"""`human3r serve`: load the engine once and serve jobs over ZeroMQ until interrupted.
+
+Media roots default to the user's home directory only (see `settings.default_media_roots`); the
+results directory defaults to ~/.human3r/results. Binding anything but loopback requires
+`--curve-secret` (make keys with `human3r keys`).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .settings import DEFAULT_BIND, ServerSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = ServerSettings.__dataclass_fields__
+    parser.add_argument("--bind", default=DEFAULT_BIND,
+                        help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; port 0 picks a free one)")
+    parser.add_argument("--checkpoint", required=True, help="model checkpoint (.pth or converted .safetensors)")
+    parser.add_argument("--smplx", required=True, help="SMPL-X model file (SMPLX_NEUTRAL.npz) or its folder")
+    parser.add_argument("--device", default="auto", help="torch device: auto, cuda, cuda:1, mps, cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--media-root", action="append", default=None, metavar="DIR",
+                        help="directory videos may come from (repeatable; default: your home directory)")
+    parser.add_argument("--results-dir", default=None, help="where job result files go (default ~/.human3r/results)")
+    sec = parser.add_argument_group("CurveZMQ (required to bind beyond loopback)")
+    sec.add_argument("--curve-secret", metavar="FILE", help="the server's NAME.key_secret from `human3r keys`")
+    sec.add_argument("--curve-public", metavar="FILE", help="the server's NAME.key (optional; read from the secret)")
+    sec.add_argument("--allow-client-key", action="append", default=[], metavar="KEY",
+                     help="a client public key: z85 text, a .key file or a folder of them (repeatable)")
+    lim = parser.add_argument_group("timings and limits")
+    lim.add_argument("--heartbeat", type=float, default=d["heartbeat_s"].default, help="seconds between heartbeats")
+    lim.add_argument("--peer-timeout", type=float, default=d["peer_timeout_s"].default,
+                     help="drop a client silent this many seconds and cancel its jobs")
+    lim.add_argument("--stall-timeout", type=float, default=d["stall_timeout_s"].default,
+                     help="cancel a job whose client grants no credits this many seconds")
+    lim.add_argument("--max-frames-per-job", type=int, default=d["max_frames_per_job"].default)
+    lim.add_argument("--max-jobs-per-client", type=int, default=d["max_jobs_per_client"].default)
+    lim.add_argument("--max-queue", type=int, default=d["max_queue"].default)
+    lim.add_argument("--max-request-bytes", type=int, default=d["max_request_bytes"].default)
+    lim.add_argument("--stream-queue", type=int, default=d["stream_queue_messages"].default,
+                     help="messages buffered per job before the worker waits for the client")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """Build and security-check the settings (raises SecurityError before anything heavy loads)."""
+    from . import security
+
+    kwargs: dict = {}
+    if args.media_root:
+        kwargs["media_roots"] = tuple(Path(p).expanduser().resolve() for p in args.media_root)
+    if args.results_dir:
+        kwargs["results_dir"] = Path(args.results_dir).expanduser()
+    if args.curve_secret:
+        public, secret = security.load_keypair(args.curve_secret)
+        if args.curve_public:
+            public = security.load_public_key(args.curve_public)
+        kwargs.update(curve_secret_key=secret, curve_public_key=public,
+                      allowed_client_keys=security.load_public_keys(args.allow_client_key))
+        if not kwargs["allowed_client_keys"]:
+            raise security.SecurityError("--curve-secret needs at least one --allow-client-key (the public keys "
+                                         "of the clients that may connect)")
+    elif args.allow_client_key:
+        raise security.SecurityError("--allow-client-key needs --curve-secret")
+    settings = ServerSettings(
+        bind=args.bind, heartbeat_s=args.heartbeat, peer_timeout_s=args.peer_timeout,
+        stall_timeout_s=args.stall_timeout, max_frames_per_job=args.max_frames_per_job,
+        max_jobs_per_client=args.max_jobs_per_client, max_queue=args.max_queue,
+        max_request_bytes=args.max_request_bytes, stream_queue_messages=args.stream_queue, **kwargs)
+    security.check_bind(settings.bind, settings.curve_enabled)
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import security
+
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("human3r.serve")
+    try:
+        settings = settings_from_args(args)
+    except security.SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from backend.engine.job import iter_job_messages
+    from backend.engine.options import JobOptions
+    from backend.engine.stream import Engine
+
+    from .app import Server
+
+    log.info("loading the model from %s on %s", args.checkpoint, args.device)
+    engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision)
+    info = {"device": str(getattr(engine, "device", args.device)), "precision": args.precision,
+            "checkpoint": Path(args.checkpoint).name}
+    server = Server(settings, iter_job_messages, engine, options_parser=JobOptions.from_dict, info=info)
+    endpoint = server.start()
+    print(f"human3r server listening on {endpoint}", flush=True)
+    log.info("media roots: %s; results in %s", ", ".join(map(str, settings.media_roots)), settings.results_dir)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if not server.serving:
+            log.error("the socket thread ended unexpectedly")
+            break
+    log.info("shutting down")
+    server.stop()
+    return 0

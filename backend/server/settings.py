@@ -1,0 +1,58 @@
+"""Server settings: one frozen dataclass with every limit and timing the server enforces.
+
+All times are seconds, all sizes bytes unless the name says otherwise. `human3r serve` builds one
+from its command line; tests build one directly with small values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
+
+
+def default_results_dir() -> Path:
+    """Where job result files go unless --results-dir says otherwise: ~/.human3r/results."""
+    return Path.home() / ".human3r" / "results"
+
+
+def default_media_roots() -> tuple[Path, ...]:
+    """Directories videos may come from unless --media-root is given: the user's home directory.
+
+    Only the home directory (not the current directory: a server started from / would otherwise
+    expose the whole file system). Pass --media-root to serve videos from elsewhere.
+    """
+    return (Path.home(),)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the server enforces; defaults suit a GPU box left running for days."""
+
+    bind: str = DEFAULT_BIND
+    media_roots: tuple[Path, ...] = field(default_factory=default_media_roots)
+    results_dir: Path = field(default_factory=default_results_dir)
+    # CurveZMQ: secret/public key of the server (z85 bytes) and the allowed client public keys.
+    curve_secret_key: bytes | None = None
+    curve_public_key: bytes | None = None
+    allowed_client_keys: frozenset[bytes] = frozenset()
+    # liveness: the server sends a heartbeat every `heartbeat_s` and drops a peer silent for longer
+    # than `peer_timeout_s` (its queued and running jobs are cancelled).
+    heartbeat_s: float = 2.0
+    peer_timeout_s: float = 10.0
+    # a job whose client keeps its stream full without granting credits this long is stopped
+    stall_timeout_s: float = 600.0
+    # limits
+    max_request_bytes: int = 1024 * 1024  # larger client messages are answered with 'too_large'
+    max_socket_message_bytes: int = 64 * 1024 * 1024  # ZMQ_MAXMSGSIZE: peers above it are disconnected
+    max_frames_per_job: int = 100_000  # options end - start is capped to this
+    max_jobs_per_client: int = 8  # queued + running
+    max_queue: int = 64  # queued + running, all clients
+    max_fetches_per_client: int = 2
+    stream_queue_messages: int = 64  # per-job outbound buffer; the producer blocks when it is full
+    max_credit_grant: int = 100_000  # credits a client may hold per job
+    finished_jobs_kept: int = 1000  # finished jobs listed by `status` (their files stay on disk)
+
+    @property
+    def curve_enabled(self) -> bool:
+        return self.curve_secret_key is not None

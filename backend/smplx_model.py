@@ -1,0 +1,206 @@
+"""The SMPL-X body model: locating the user's file, loading it with the reference settings, and the
+cheap per-person joint computations the engine needs.
+
+The SMPL-X file is licensed per user (registration at https://smpl-x.is.tue.mpg.de), so it never
+ships with the project. It is found by, in order: an explicit path (`--smplx`), the environment
+variable `HUMAN3R_SMPLX`, and `~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz`. A path may name the
+`.npz` itself or a folder holding `SMPLX_NEUTRAL.npz` or `smplx/SMPLX_NEUTRAL.npz`.
+
+Settings are the reference's (fact sheet §6.3): neutral, 10 betas, 10 expression coefficients, no
+hand PCA, `flat_hand_mean=True`. Joint order is the standard 55-joint SMPL-X order; the body model
+is used in its own rest frame (y up), and every pose here is a *local* rotation per joint.
+
+torch and smplx are imported lazily so `human3r --help` stays fast.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+ENV_VAR = "HUMAN3R_SMPLX"
+DEFAULT_PATH = Path("~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz")
+FILE_NAME = "SMPLX_NEUTRAL.npz"
+REGISTRATION_URL = "https://smpl-x.is.tue.mpg.de"
+
+# The reference's layer settings (fact sheet §6.3); also written into every result header.
+SMPLX_SETTINGS: dict[str, Any] = {
+    "model_type": "smplx",
+    "gender": "neutral",
+    "num_betas": 10,
+    "num_expression_coeffs": 10,
+    "use_pca": False,
+    "flat_hand_mean": True,
+}
+NUM_JOINTS = 55
+PELVIS, HEAD = 0, 15  # indices in the 55-joint order
+
+
+class SmplxNotFoundError(FileNotFoundError):
+    """The SMPL-X file is missing; the message explains how to get it and where to put it."""
+
+
+def how_to_get_smplx(looked_at: Path | None = None) -> str:
+    """Human-readable instructions for obtaining the SMPL-X neutral model."""
+    where = f"No SMPL-X model at {looked_at}.\n" if looked_at else ""
+    return (
+        f"{where}The SMPL-X body model is licensed per user and is not bundled. To get it:\n"
+        f"  1. register (free for research) at {REGISTRATION_URL} and log in;\n"
+        f"  2. download 'SMPL-X v1.1' (the NPZ models) and unpack it;\n"
+        f"  3. copy smplx/{FILE_NAME} to {DEFAULT_PATH} (or pass --smplx PATH, or set {ENV_VAR}=PATH;\n"
+        f"     PATH may be the .npz file or a folder containing {FILE_NAME} or smplx/{FILE_NAME})."
+    )
+
+
+def resolve_smplx_path(path: str | os.PathLike | None = None) -> Path:
+    """Find the SMPL-X neutral `.npz`; raise `SmplxNotFoundError` (with instructions) if absent.
+
+    Order: `path`, `$HUMAN3R_SMPLX`, `~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz`.
+    """
+    given = path if path else os.environ.get(ENV_VAR) or DEFAULT_PATH
+    candidate = Path(given).expanduser()
+    if candidate.is_dir():
+        for sub in (FILE_NAME, f"smplx/{FILE_NAME}"):
+            if (candidate / sub).is_file():
+                return (candidate / sub).resolve()
+        raise SmplxNotFoundError(how_to_get_smplx(candidate / FILE_NAME))
+    if candidate.is_file():
+        return candidate.resolve()
+    raise SmplxNotFoundError(how_to_get_smplx(candidate))
+
+
+@dataclass
+class BodyModel:
+    """A loaded SMPL-X layer plus precomputed joint bases (all tensors float32 on `device`).
+
+    Attributes:
+        layer: the `smplx.SMPLX` module (reference settings).
+        parents: [55] long, parent joint index (-1 for the root).
+        joint_template: [55, 3] rest joints of the mean shape, body frame, metres.
+        joint_shapedirs / joint_exprdirs: [55, 3, 10] joint offsets per beta / expression coefficient
+            (the joint regressor applied to the vertex blend shapes).
+        path: the file it was read from.
+    """
+
+    layer: Any
+    parents: "torch.Tensor"
+    joint_template: "torch.Tensor"
+    joint_shapedirs: "torch.Tensor"
+    joint_exprdirs: "torch.Tensor"
+    path: Path
+    _head_chain: tuple[int, ...]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: "torch.device | str" = "cpu") -> "BodyModel":
+        """Resolve and load the SMPL-X file (see `resolve_smplx_path`) onto `device`."""
+        import smplx
+        import torch
+
+        file = resolve_smplx_path(path)
+        settings = {k: v for k, v in SMPLX_SETTINGS.items() if k != "model_type"}
+        try:
+            layer = smplx.SMPLX(str(file), **settings).to(device).eval()
+        except Exception as exc:  # a corrupt or foreign file: say which and why
+            raise ValueError(f"{file}: not a usable SMPL-X model file ({type(exc).__name__}: {exc})") from exc
+        regressor = layer.J_regressor  # [55, V]
+        joint_template = regressor @ layer.v_template
+        joint_shapedirs = torch.einsum("jv,vcb->jcb", regressor, layer.shapedirs)
+        joint_exprdirs = torch.einsum("jv,vcb->jcb", regressor, layer.expr_dirs)
+        parents = layer.parents.clone()
+        parents[0] = -1
+        chain = [HEAD]
+        while chain[-1] != PELVIS:
+            chain.append(int(parents[chain[-1]]))
+        return cls(layer, parents, joint_template, joint_shapedirs, joint_exprdirs, file, tuple(reversed(chain)))
+
+    @property
+    def device(self) -> "torch.device":
+        return self.joint_template.device
+
+    def rest_joints(self, betas: "torch.Tensor", expression: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """Shaped rest joints, body frame: betas [n, 10], expression [n, 10] -> [n, 55, 3].
+
+        Equal to the joint regressor applied to the shaped template (SMPL-X regresses joints from
+        the shape- *and* expression-blended vertices).
+        """
+        joints = self.joint_template + (self.joint_shapedirs @ betas.T).permute(2, 0, 1)
+        if expression is not None:
+            joints = joints + (self.joint_exprdirs @ expression.T).permute(2, 0, 1)
+        return joints
+
+    def pelvis_and_head(self, local_rotmats: "torch.Tensor", betas: "torch.Tensor",
+                        expression: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Pelvis rest joint j0 and posed head joint h0 of the body with **zero** global orient.
+
+        Args:
+            local_rotmats: [n, J, 3, 3] local joint rotations in the 55-joint order (J >= 16; only
+                the spine chain 3, 6, 9, 12 matters; index 0 is ignored).
+            betas, expression: [n, 10].
+        Returns:
+            (j0, h0), each [n, 3], body frame, zero translation — what the SMPL-X layer's joints 0 and
+            15 are for that pose with global_orient = 0 and transl = 0.
+        """
+        joints = self.rest_joints(betas, expression)
+        chain = self._head_chain  # (0, 3, 6, 9, 12, 15)
+        pos = joints[:, chain[0]]
+        rot = None  # accumulated rotation; identity at the root (zero global orient)
+        for parent, child in zip(chain[:-1], chain[1:]):
+            if parent != chain[0]:
+                rot = local_rotmats[:, parent] if rot is None else rot @ local_rotmats[:, parent]
+            offset = joints[:, child] - joints[:, parent]
+            pos = pos + (offset if rot is None else (rot @ offset[..., None])[..., 0])
+        return joints[:, PELVIS], pos
+
+    def forward(self, params: dict[str, "torch.Tensor"]) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Run the SMPL-X layer: params as in interfaces.md §1 (axis-angle, [n, ...] tensors).
+
+        Returns (vertices [n, V, 3], joints [n, 127, 3]) in the frame the parameters live in.
+        """
+        n = params["betas"].shape[0]
+        zeros = params["betas"].new_zeros(n, 3)
+        out = self.layer(
+            betas=params["betas"], expression=params["expression"],
+            global_orient=params["global_orient"].reshape(n, 3),
+            body_pose=params["body_pose"].reshape(n, 63),
+            left_hand_pose=params["left_hand_pose"].reshape(n, 45),
+            right_hand_pose=params["right_hand_pose"].reshape(n, 45),
+            jaw_pose=params["jaw_pose"].reshape(n, 3),
+            leye_pose=params.get("leye_pose", zeros).reshape(n, 3),
+            reye_pose=params.get("reye_pose", zeros).reshape(n, 3),
+            transl=params["transl"].reshape(n, 3),
+        )
+        return out.vertices, out.joints
+
+    def header_arrays(self) -> dict[str, np.ndarray]:
+        """The body-model data for the result header (protocol.py `header.body_model`).
+
+        faces [F, 3] i4, lbs_weights [V, 55] f4, parents [55] i4 (-1 root), v_template [V, 3] f4,
+        shapedirs [V, 3, 10] f4, exprdirs [V, 3, 10] f4, J_regressor [55, V] f4 (dense).
+        """
+        layer = self.layer
+
+        def f4(t: "torch.Tensor") -> np.ndarray:
+            return np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
+
+        return {
+            "faces": np.ascontiguousarray(np.asarray(layer.faces, dtype="<i4")),
+            "lbs_weights": f4(layer.lbs_weights),
+            "parents": self.parents.cpu().numpy().astype("<i4"),
+            "v_template": f4(layer.v_template),
+            "shapedirs": f4(layer.shapedirs),
+            "exprdirs": f4(layer.expr_dirs),
+            "J_regressor": f4(layer.J_regressor),
+        }
+
+    def header_settings(self) -> dict[str, Any]:
+        """SMPL-X settings and joint names for the result header (`header.smplx`)."""
+        from smplx.joint_names import JOINT_NAMES
+
+        return {**SMPLX_SETTINGS, "joint_names": list(JOINT_NAMES[:NUM_JOINTS]),
+                "file_name": self.path.name, "rotation": "axis-angle", "pose_space": "local, flat hand mean"}

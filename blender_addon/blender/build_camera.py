@@ -1,0 +1,70 @@
+"""Create the match-move camera from a `core.scene_plan.CameraPlan`, with the video as its background clip."""
+from __future__ import annotations
+
+import os
+
+import bpy
+
+
+def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene, frame_start: int,
+                  set_scene: bool = True) -> tuple[bpy.types.Object, list[str]]:
+    """Camera object (quaternion rotation, keyed later) + data; returns (object, warnings).
+
+    The render's pixel aspect and resolution are set from the plan when `set_scene`; a missing or
+    unreadable video only produces a warning.
+    """
+    warnings: list[str] = []
+    fit = plan.fit
+    data = bpy.data.cameras.new(plan.name)
+    data.sensor_fit = fit.sensor_fit
+    data.sensor_width = fit.sensor_width
+    data.sensor_height = fit.sensor_height
+    data.lens_unit = "MILLIMETERS"
+    data.lens = plan.lens
+    data.shift_x = plan.shift_x
+    data.shift_y = plan.shift_y
+    data.clip_start = plan.clip_start
+    data.clip_end = plan.clip_end
+    cam = bpy.data.objects.new(plan.name, data)
+    cam.rotation_mode = "QUATERNION"
+    collection.objects.link(cam)
+    if set_scene:
+        render = scene.render
+        render.resolution_x, render.resolution_y = fit.width, fit.height
+        render.resolution_percentage = 100
+        render.pixel_aspect_x, render.pixel_aspect_y = fit.pixel_aspect_x, fit.pixel_aspect_y
+        scene.camera = cam
+    elif scene.camera is None:
+        scene.camera = cam
+    if plan.video_path:
+        warning = attach_video(data, plan.video_path, frame_start, scene)
+        if warning:
+            warnings.append(warning)
+    return cam, warnings
+
+
+def attach_video(data: bpy.types.Camera, path: str, frame_start: int, scene: bpy.types.Scene) -> str | None:
+    """Show the video at `path` as the camera's background, video frame N at scene frame frame_start + N.
+
+    Returns a warning instead of raising when the file is missing or Blender cannot open it.
+    """
+    resolved = bpy.path.abspath(path)
+    if not os.path.isfile(resolved):
+        return f"video not found, no camera background: {path}"
+    try:
+        clip = bpy.data.movieclips.load(resolved, check_existing=True)
+    except RuntimeError as exc:
+        return f"Blender cannot open the video ({exc}); no camera background"
+    clip.frame_start = frame_start  # clip frame 1 (= video frame 0) plays at this scene frame
+    clip.frame_offset = 0
+    bg = data.background_images.new()
+    bg.source = "MOVIE_CLIP"
+    bg.clip = clip
+    bg.use_camera_clip = False
+    bg.frame_method = "STRETCH"  # the render has the video's size and pixel aspect
+    bg.alpha = 1.0
+    bg.clip_user.use_render_undistorted = False
+    data.show_background_images = True
+    if scene.active_clip is None:
+        scene.active_clip = clip
+    return None

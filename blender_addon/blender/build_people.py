@@ -1,0 +1,114 @@
+"""Create and re-shape one person's rig from a `core.scene_plan.PersonPlan`: armature + skinned mesh.
+
+Bones are written in edit mode (the only way to set rest bones): heads, tails and roll come from the
+plan's rest matrices through `EditBone.matrix`, so `bone.matrix_local` equals the planned rest pose
+and the planner's bone-local quaternions apply unchanged. The mesh is filled with `foreach_set`;
+vertex-group weights are added per (group, weight value) batch.
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from . import compat
+
+
+def create_person(plan, collection: bpy.types.Collection) -> tuple[bpy.types.Object, bpy.types.Object | None]:
+    """Build the armature (and mesh unless plan.faces is None) in `collection`; returns (armature, mesh)."""
+    arm_data = bpy.data.armatures.new(plan.name)
+    arm_data.display_type = "STICK"
+    arm = bpy.data.objects.new(plan.name, arm_data)
+    arm.show_in_front = True
+    arm["human3r_track_id"] = int(plan.track_id)
+    collection.objects.link(arm)
+    _write_bones(arm, plan.rest, create=True)
+    for pb in arm.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    mesh_obj = None
+    if plan.faces is not None:
+        mesh_obj = _create_mesh(plan, arm, collection)
+    return arm, mesh_obj
+
+
+def reshape_person(arm: bpy.types.Object, mesh_obj: bpy.types.Object | None, rest) -> None:
+    """Move bone heads/tails to a new rest (same orientations) and replace the base mesh coordinates."""
+    _write_bones(arm, rest, create=False)
+    if mesh_obj is not None:
+        mesh_obj.data.vertices.foreach_set("co", np.ascontiguousarray(rest.vertices, dtype=np.float32).ravel())
+        mesh_obj.data.update()
+
+
+def _write_bones(arm: bpy.types.Object, rest, create: bool) -> None:
+    matrices = rest.matrices
+    lengths = np.linalg.norm(rest.tails - rest.heads, axis=1)
+    with _edit_mode(arm):
+        ebones = arm.data.edit_bones
+        made = []
+        for j, name in enumerate(rest.names):
+            eb = ebones.new(name) if create else ebones[name]
+            eb.head = (0.0, 0.0, 0.0)
+            eb.tail = (0.0, float(lengths[j]), 0.0)
+            eb.matrix = Matrix(matrices[j].tolist())  # head, direction and roll; keeps the length
+            made.append(eb)
+        if create:
+            for j, p in enumerate(rest.parents):
+                eb = made[j]
+                eb.use_connect = False
+                eb.use_deform = True
+                if p >= 0:
+                    eb.parent = made[p]
+
+
+class _edit_mode:
+    """Enter edit mode on `arm` and restore the previous active object and object mode afterwards."""
+
+    def __init__(self, arm: bpy.types.Object):
+        self.arm = arm
+
+    def __enter__(self):
+        view_layer = bpy.context.view_layer
+        self.prev_active = view_layer.objects.active
+        if bpy.context.mode != "OBJECT" and self.prev_active is not None:
+            bpy.ops.object.mode_set(mode="OBJECT")
+        view_layer.objects.active = self.arm
+        bpy.ops.object.mode_set(mode="EDIT")
+        return self
+
+    def __exit__(self, *exc):
+        bpy.ops.object.mode_set(mode="OBJECT")
+        if self.prev_active is not None and self.prev_active.name in bpy.context.view_layer.objects:
+            bpy.context.view_layer.objects.active = self.prev_active
+        return False
+
+
+def _create_mesh(plan, arm: bpy.types.Object, collection: bpy.types.Collection) -> bpy.types.Object:
+    verts = np.ascontiguousarray(plan.rest.vertices, dtype=np.float32)
+    faces = np.ascontiguousarray(plan.faces, dtype=np.int32)
+    me = bpy.data.meshes.new(f"{plan.name} body")
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", verts.ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    me.update(calc_edges=True)
+    compat.set_smooth(me)
+    ob = bpy.data.objects.new(f"{plan.name} body", me)
+    ob.parent = arm
+    collection.objects.link(ob)
+    for j, name in enumerate(plan.rest.names):
+        vg = ob.vertex_groups.new(name=name)
+        idx, w = plan.weights[j]
+        if not len(idx):
+            continue
+        values, inverse = np.unique(w, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        splits = np.cumsum(np.bincount(inverse, minlength=len(values)))[:-1]
+        for value, members in zip(values, np.split(idx[order], splits)):
+            vg.add(members.tolist(), float(value), "REPLACE")
+    mod = ob.modifiers.new("Armature", "ARMATURE")
+    mod.object = arm
+    mod.use_vertex_groups = True
+    mod.use_deform_preserve_volume = False
+    return ob

@@ -1,0 +1,232 @@
+"""Operators of the Human3R panel: run/cancel a live job, import a .h3r file, start/stop a local server.
+
+Each operator checks its inputs, reports problems with `self.report` in words a user can act on and
+hands the work to `live.py` (live jobs) or the scene builder (files). None of them blocks: a live job
+continues in the timer after `execute` returns.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from urllib.parse import urlsplit
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import live
+from .prefs import get_prefs, server_command
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback_address(address: str) -> bool:
+    """True for tcp://127.x / [::1] / localhost and ipc:// / inproc:// addresses."""
+    parts = urlsplit(address.strip())
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HUMAN3R_OT_run(bpy.types.Operator):
+    """Send the video to the Human3R server and stream the results into the scene"""
+
+    bl_idname = "human3r.run"
+    bl_label = "Run Human3R"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return not live.is_active()
+
+    def execute(self, context):
+        settings = context.scene.human3r
+        prefs = get_prefs(context)
+        address = prefs.server_address.strip()
+        video = live.video_path_for_server(settings.video_path)
+        if not video:
+            self.report({"ERROR"}, "Choose a video first")
+            return {"CANCELLED"}
+        loopback = is_loopback_address(address)
+        if loopback and not os.path.isfile(video):
+            self.report({"ERROR"}, f"Video not found: {video}")
+            return {"CANCELLED"}
+        if not loopback and not bpy.app.online_access:
+            self.report({"ERROR"}, f"The server {address} is not on this computer and online access is "
+                                   f"disabled (Preferences > System > Network > Allow Online Access)")
+            return {"CANCELLED"}
+        try:
+            session = live.start(video, settings.job_options(), settings.import_options(), address=address,
+                                 curve_server_key=prefs.curve_server_key,
+                                 curve_client_key_file=prefs.curve_client_key_file, timeout_s=prefs.timeout_s)
+        except (ImportError, RuntimeError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if not session.active:  # failed before any message (bad address or key)
+            self.report({"ERROR"}, session.message)
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Human3R: submitted {os.path.basename(video)} to {address}")
+        return {"FINISHED"}
+
+
+class HUMAN3R_OT_cancel(bpy.types.Operator):
+    """Stop the running Human3R job; what was imported so far stays in the scene"""
+
+    bl_idname = "human3r.cancel"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return live.is_active()
+
+    def execute(self, context):
+        live.cancel()
+        self.report({"INFO"}, "Human3R: cancelling…")
+        return {"FINISHED"}
+
+
+class HUMAN3R_OT_clear_status(bpy.types.Operator):
+    """Forget the last job's status message"""
+
+    bl_idname = "human3r.clear_status"
+    bl_label = "Clear Status"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        return live.current() is not None and not live.is_active()
+
+    def execute(self, context):
+        live.forget()
+        return {"FINISHED"}
+
+
+class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
+    """Import a Human3R result file (.h3r): camera, people and points"""
+
+    bl_idname = "human3r.import_result"
+    bl_label = "Import Human3R (.h3r)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".h3r"
+    filter_glob: StringProperty(default="*.h3r", options={"HIDDEN"})
+
+    def execute(self, context):
+        from ..core.resultfile import ResultFileError
+        from .scene_builder import import_result_file
+
+        path = bpy.path.abspath(self.filepath)
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"No such file: {path}")
+            return {"CANCELLED"}
+        options = context.scene.human3r.import_options() if hasattr(context.scene, "human3r") else {}
+        try:
+            result = import_result_file(path, options)
+        except ResultFileError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except Exception as exc:  # anything the builder raises: keep Blender up, say what happened
+            log.exception("importing %s failed", path)
+            self.report({"ERROR"}, f"Importing {os.path.basename(path)} failed: {type(exc).__name__}: {exc}")
+            return {"CANCELLED"}
+        problem = getattr(result, "problem", None) or (result.get("problem") if isinstance(result, dict) else None)
+        if problem:
+            self.report({"WARNING"}, f"{os.path.basename(path)} is incomplete ({problem}); "
+                                     f"imported everything up to that point")
+        else:
+            self.report({"INFO"}, f"Imported {os.path.basename(path)}")
+        return {"FINISHED"}
+
+
+class HUMAN3R_OT_start_server(bpy.types.Operator):
+    """Start `human3r serve` on this computer with the paths from the add-on preferences"""
+
+    bl_idname = "human3r.start_server"
+    bl_label = "Start Local Server"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return not live.local_server.running
+
+    def execute(self, context):
+        prefs = get_prefs(context)
+        if not is_loopback_address(prefs.server_address):
+            self.report({"ERROR"}, "A local server needs a loopback address such as tcp://127.0.0.1:5555 "
+                                   "(binding beyond loopback needs CurveZMQ keys; start that server by hand)")
+            return {"CANCELLED"}
+        settings = getattr(context.scene, "human3r", None)
+        video = live.video_path_for_server(settings.video_path) if settings is not None else ""
+        # the server's default root is the home folder; add the chosen video's folder if it lies elsewhere
+        roots = tuple(dict.fromkeys(r for r in (os.path.expanduser("~"), os.path.dirname(video)) if r))
+        try:
+            live.local_server.start(server_command(prefs, media_roots=roots))
+        except (OSError, RuntimeError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Started the Human3R server (pid {live.local_server.pid}); "
+                              f"output in {live.local_server.log_path}")
+        return {"FINISHED"}
+
+
+class HUMAN3R_OT_stop_server(bpy.types.Operator):
+    """Stop the `human3r serve` process started from this panel"""
+
+    bl_idname = "human3r.stop_server"
+    bl_label = "Stop Local Server"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return live.local_server.running
+
+    def execute(self, context):
+        # SIGTERM lets the server cancel its jobs and close its files; a timer kills it if it hangs
+        live.local_server.terminate()
+        if not bpy.app.timers.is_registered(_kill_local_server):
+            bpy.app.timers.register(_kill_local_server, first_interval=5.0)
+        self.report({"INFO"}, "Stopping the local Human3R server")
+        return {"FINISHED"}
+
+
+def _kill_local_server() -> None:
+    live.local_server.kill_if_running()
+
+
+class HUMAN3R_OT_report_message(bpy.types.Operator):
+    """Show a message from the Human3R timer in Blender's status bar and info log"""
+
+    bl_idname = "human3r.report_message"
+    bl_label = "Human3R Message"
+    bl_options = {"INTERNAL"}
+
+    level: EnumProperty(items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")])
+    message: StringProperty()
+
+    def execute(self, context):
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+
+def menu_import(self, context):
+    self.layout.operator(HUMAN3R_OT_import_result.bl_idname, text="Human3R (.h3r)")
+
+
+CLASSES = (HUMAN3R_OT_run, HUMAN3R_OT_cancel, HUMAN3R_OT_clear_status, HUMAN3R_OT_import_result,
+           HUMAN3R_OT_start_server, HUMAN3R_OT_stop_server, HUMAN3R_OT_report_message)
+
+
+def register_menus() -> None:
+    bpy.types.TOPBAR_MT_file_import.append(menu_import)
+
+
+def unregister_menus() -> None:
+    bpy.types.TOPBAR_MT_file_import.remove(menu_import)

@@ -1,0 +1,84 @@
+"""Rotation conversions in numpy (batched over any leading dims), float64 throughout.
+
+Quaternions are (w, x, y, z), the order of Blender's `rotation_quaternion` (F-curve index 0..3).
+Axis-angle vectors are rotation vectors (unit axis times angle in radians), as SMPL-X uses them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
+    """Rotation vectors [..., 3] -> rotation matrices [..., 3, 3] (Rodrigues; exact near zero)."""
+    aa = np.asarray(aa, dtype=np.float64)
+    theta = np.linalg.norm(aa, axis=-1)[..., None, None]
+    k = np.zeros(aa.shape[:-1] + (3, 3))
+    x, y, z = aa[..., 0], aa[..., 1], aa[..., 2]
+    k[..., 0, 1], k[..., 0, 2] = -z, y
+    k[..., 1, 0], k[..., 1, 2] = z, -x
+    k[..., 2, 0], k[..., 2, 1] = -y, x
+    small = theta < 1e-8
+    safe = np.where(small, 1.0, theta)
+    # sin(t)/t and (1-cos t)/t² with their Taylor limits for tiny angles
+    a = np.where(small, 1.0 - theta ** 2 / 6.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5 - theta ** 2 / 24.0, (1.0 - np.cos(safe)) / safe ** 2)
+    return np.eye(3) + a * k + b * (k @ k)
+
+
+def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
+    """Rotation matrices [..., 3, 3] -> unit quaternions [..., 4] (w, x, y, z), w >= 0 where possible.
+
+    Uses the numerically stable branch (largest of w², x², y², z²) per element.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+    # 4·(w², x², y², z²) from the diagonal
+    diag = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    best = np.argmax(diag, axis=-1)
+    s = np.sqrt(np.maximum(np.take_along_axis(diag, best[..., None], -1)[..., 0], 1e-300)) * 2.0  # 4·|q_best|
+    m = r
+    cand = np.empty(r.shape[:-2] + (4, 4))
+    # row i: quaternion computed assuming component i is the largest
+    cand[..., 0, :] = np.stack([s * 0.25, (m[..., 2, 1] - m[..., 1, 2]) / s,
+                                (m[..., 0, 2] - m[..., 2, 0]) / s, (m[..., 1, 0] - m[..., 0, 1]) / s], -1)
+    cand[..., 1, :] = np.stack([(m[..., 2, 1] - m[..., 1, 2]) / s, s * 0.25,
+                                (m[..., 0, 1] + m[..., 1, 0]) / s, (m[..., 0, 2] + m[..., 2, 0]) / s], -1)
+    cand[..., 2, :] = np.stack([(m[..., 0, 2] - m[..., 2, 0]) / s, (m[..., 0, 1] + m[..., 1, 0]) / s,
+                                s * 0.25, (m[..., 1, 2] + m[..., 2, 1]) / s], -1)
+    cand[..., 3, :] = np.stack([(m[..., 1, 0] - m[..., 0, 1]) / s, (m[..., 0, 2] + m[..., 2, 0]) / s,
+                                (m[..., 1, 2] + m[..., 2, 1]) / s, s * 0.25], -1)
+    q = np.take_along_axis(cand, best[..., None, None], -2)[..., 0, :]
+    q = np.where(q[..., :1] < 0, -q, q)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
+    """Quaternions [..., 4] (w, x, y, z; normalised here) -> rotation matrices [..., 3, 3]."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], -2)
+
+
+def quaternion_continuity(q: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    """Flip signs along axis 0 (time) so consecutive quaternions lie in the same hemisphere.
+
+    q [T, ..., 4]: a time series (any channels after the time axis). `previous` [..., 4]: the last
+    quaternion already keyed (continues a stream across batches), or None. Returns a new array where
+    dot(q[t], q[t-1]) >= 0 for every t, so linear interpolation never takes the long way round.
+    """
+    q = np.array(q, dtype=np.float64, copy=True)
+    if q.shape[0] == 0:
+        return q
+    ref = q[0] if previous is None else np.asarray(previous, dtype=np.float64)
+    if previous is not None:
+        q[0] = np.where(np.sum(q[0] * ref, -1, keepdims=True) < 0, -q[0], q[0])
+    # sign of each step relative to its predecessor, accumulated: s_t = prod_{k<=t} sign(dot(q_k, q_{k-1}))
+    dots = np.sum(q[1:] * q[:-1], axis=-1)
+    step = np.where(dots < 0, -1.0, 1.0)
+    sign = np.concatenate([np.ones((1,) + step.shape[1:]), np.cumprod(step, axis=0)], axis=0)
+    return q * sign[..., None]

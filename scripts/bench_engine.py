@@ -1,0 +1,192 @@
+"""Engine benchmark: end-to-end throughput vs the model alone, and memory over a long video.
+
+1. Throughput (tiny preset = the parity fixture's checkpoint at 112 px): the model alone
+   (`model.step` over frames prepared beforehand, same reset/overlap schedule) vs the whole job
+   (`iter_job_messages`: decode, preprocessing, model, post-processing, protocol encoding and the
+   .h3r writer). Target: end-to-end >= 90 % of the model-alone frame rate.
+2. Memory: a synthetic long video (tennis.mp4's frames looped, re-encoded on the fly) run through a
+   whole job into a result file; peak RSS (VmHWM) after `--short` frames vs after `--long` frames.
+   Target: no growth (within a few MB of allocator noise).
+
+    python scripts/bench_engine.py [--checkpoint CKPT] [--smplx SMPLX] [--frames 100] [--short 200] [--long 2000]
+
+Without --smplx a synthetic SMPL-X model (tests/support) is written to a temporary folder.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("HUMAN3R_SHARED", REPO.parent / "shared"))
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB, from /proc/self/status."""
+    values = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, kb = line.split()[:2]
+                values[key] = int(kb) / 1024
+    return values.get("VmRSS:", float("nan")), values.get("VmHWM:", float("nan"))
+
+
+def make_long_video(src: Path, out: Path, frames: int, width: int = 320) -> Path:
+    """Loop `src`'s frames (scaled to `width` px) into an H.264 file of `frames` frames."""
+    import av
+    import numpy as np
+    import PIL.Image
+
+    from backend.video.reader import open_source
+
+    with open_source(src, end=150) as source:
+        clip = []
+        for f in source:
+            h = int(round(f.rgb.shape[0] * width / f.rgb.shape[1])) // 2 * 2
+            clip.append(np.asarray(PIL.Image.fromarray(f.rgb).resize((width, h), PIL.Image.Resampling.BILINEAR)))
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"preset": "ultrafast", "crf": "28"})
+        stream.width, stream.height, stream.pix_fmt = clip[0].shape[1], clip[0].shape[0], "yuv420p"
+        for i in range(frames):
+            k = i % (2 * len(clip) - 2)  # ping-pong: no jump cut at the loop point
+            rgb = clip[k] if k < len(clip) else clip[2 * len(clip) - 2 - k]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out
+
+
+def bench_throughput(engine, video: Path, options, frames: int) -> dict:
+    import torch
+
+    from backend.engine.job import iter_job_messages
+    from backend.model.human3r import view_schedule
+    from backend.video.reader import open_source
+    from blender_addon.core.resultfile import ResultFileWriter
+
+    with open_source(video, end=frames) as source:
+        prepared = [engine.prepare(f.rgb, options) for f in source]
+    n = len(prepared)
+    schedule = view_schedule(n, options.reset_interval)
+    dev = engine.device
+
+    def model_alone() -> float:
+        state = engine.model.init_stream()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for spec in schedule:
+                p = prepared[spec.frame_index]
+                _, state = engine.model.step(state, p.img.to(dev), p.img_mhmr.to(dev), reset=spec.reset,
+                                             use_ttt3r=options.ttt3r)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+        return n / (time.perf_counter() - t0)
+
+    def end_to_end(out: Path) -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        parts = {"decode": 0.0, "prepare": 0.0, "model": 0.0, "post": 0.0}
+        with ResultFileWriter(out) as writer:
+            for msg in iter_job_messages(engine, str(video), options, "bench"):
+                if msg["type"] != "progress":
+                    writer.write(msg)
+                if msg["type"] == "header":
+                    t0 = time.perf_counter()  # the header (body model) is written once per job
+        return n / (time.perf_counter() - t0), parts
+
+    model_alone()  # warm-up (allocations, lazy init)
+    with tempfile.TemporaryDirectory() as tmp:
+        # interleave the two measurements so background load affects both alike
+        model_fps, e2e_fps = [], []
+        for rep in range(2):
+            model_fps.append(model_alone())
+            e2e_fps.append(end_to_end(Path(tmp) / f"bench{rep}.h3r")[0])
+    m, e = max(model_fps), max(e2e_fps)
+    return {"frames": n, "model_fps": m, "e2e_fps": e, "ratio": e / m, "overhead": 1 - e / m,
+            "model_fps_runs": model_fps, "e2e_fps_runs": e2e_fps}
+
+
+def bench_memory(engine, video: Path, options, short: int, long: int, out: Path) -> dict:
+    import torch
+
+    from backend.engine.job import iter_job_messages
+    from blender_addon.core.resultfile import ResultFileWriter
+
+    marks: dict[int, tuple[float, float]] = {}
+    cuda = engine.device.type == "cuda"
+    t0 = time.perf_counter()
+    frames = 0
+    with ResultFileWriter(out) as writer:
+        for msg in iter_job_messages(engine, str(video), options, "mem"):
+            if msg["type"] != "progress":
+                writer.write(msg)
+            if msg["type"] == "frame":
+                frames += 1
+                if frames in (short, long) or frames % 500 == 0:
+                    marks[frames] = rss_mb()
+                    if cuda:
+                        marks[frames] += (torch.cuda.max_memory_allocated(engine.device) / 2**20,)
+    elapsed = time.perf_counter() - t0
+    return {"frames": frames, "fps": frames / elapsed, "marks": marks, "file_mb": out.stat().st_size / 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=str(SHARED / "fixtures/parity-small/checkpoint.pth"))
+    parser.add_argument("--smplx", default=None)
+    parser.add_argument("--video", default=str(SHARED / "videos/tennis.mp4"))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--frames", type=int, default=100, help="frames for the throughput comparison")
+    parser.add_argument("--short", type=int, default=200)
+    parser.add_argument("--long", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from backend.engine.options import JobOptions
+    from backend.engine.stream import Engine
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        smplx = args.smplx
+        if smplx is None:
+            from tests.support.synthetic_smplx import write_synthetic_smplx
+
+            smplx = write_synthetic_smplx(Path(tmp) / "SMPLX_NEUTRAL.npz")
+        engine = Engine.from_paths(args.checkpoint, smplx, device=args.device)
+        print(f"device {engine.device} ({engine.describe()['device_name']}), torch {torch.__version__}, "
+              f"{torch.get_num_threads()} CPU threads, model input {args.size} px")
+        options = JobOptions(size=args.size)
+        tp = bench_throughput(engine, Path(args.video), options, args.frames)
+        print(f"throughput over {tp['frames']} frames of {Path(args.video).name}: model alone "
+              f"{tp['model_fps']:.1f} frames/s, end to end (decode + prep + model + post + encode + write) "
+              f"{tp['e2e_fps']:.1f} frames/s -> ratio {tp['ratio']:.3f} (overhead {100 * tp['overhead']:.1f} %; "
+              f"target <= 10 %)")
+        print(f"  runs: model {[round(x, 1) for x in tp['model_fps_runs']]}, "
+              f"e2e {[round(x, 1) for x in tp['e2e_fps_runs']]}")
+        if not args.skip_memory:
+            video = make_long_video(Path(args.video), Path(tmp) / "long.mp4", args.long)
+            mem = bench_memory(engine, video, options, args.short, args.long, Path(tmp) / "long.h3r")
+            print(f"memory over {mem['frames']} frames ({mem['fps']:.1f} frames/s, result file "
+                  f"{mem['file_mb']:.0f} MB):")
+            for k, v in sorted(mem["marks"].items()):
+                extra = f", device peak {v[2]:.0f} MB" if len(v) > 2 else ""
+                print(f"  after {k:5d} frames: RSS {v[0]:.0f} MB, peak RSS {v[1]:.0f} MB{extra}")
+            a, b = mem["marks"].get(args.short), mem["marks"].get(args.long)
+            if a and b:
+                print(f"peak RSS growth {args.short} -> {args.long} frames: {b[1] - a[1]:+.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

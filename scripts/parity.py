@@ -1,0 +1,59 @@
+"""Check the Human3R reimplementation against a reference fixture folder.
+
+    python scripts/parity.py FIXTURE_DIR [--run ttt3r|plain|both]
+    python scripts/parity.py --schema shared/spec/human3r-state-dict.tsv
+
+FIXTURE_DIR is laid out like shared/fixtures/parity-small (config.json, checkpoint.safetensors,
+inputs.npz, outputs_ttt3r.npz, outputs_plain.npz). Every view (overlap views included) is fed with
+the fixture's exact preprocessed inputs; for each output name the worst max|a-b|, max|ref| and
+their ratio are printed. Exit status 1 if any array exceeds max|a-b| <= 5e-5 * max|ref| or any
+detection count, detection set or track id differs; 2 on a usage/load error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("fixture", nargs="?", help="fixture folder")
+    parser.add_argument("--run", choices=("ttt3r", "plain", "both"), default="both")
+    parser.add_argument("--schema", metavar="TSV", help="check the full-size model's state-dict keys/shapes against a TSV")
+    args = parser.parse_args(argv)
+
+    if args.schema:
+        from backend.model.checkpoint import check_schema  # checkpoint helper's module
+
+        problems = check_schema(args.schema)
+        for line in problems:
+            print(line)
+        print("schema OK" if not problems else f"schema: {len(problems)} problem(s)")
+        if not args.fixture:
+            return 1 if problems else 0
+    if not args.fixture:
+        parser.error("FIXTURE_DIR is required (or --schema TSV)")
+
+    import torch
+
+    from backend.model.parity import check_fixture, format_report
+
+    torch.set_grad_enabled(False)
+    folder = Path(args.fixture)
+    if not (folder / "config.json").is_file():
+        print(f"error: {folder} is not a fixture folder (no config.json)", file=sys.stderr)
+        return 2
+    runs = ("ttt3r", "plain") if args.run == "both" else (args.run,)
+    reports = check_fixture(folder, runs)
+    for report in reports:
+        print(format_report(report))
+    ok = all(r.ok for r in reports)
+    print("PARITY OK" if ok else "PARITY FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

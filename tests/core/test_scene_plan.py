@@ -1,0 +1,134 @@
+"""The scene planner: what a job's messages turn into, batch by batch, without Blender."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from blender_addon.core.keyframes import bone_path
+from blender_addon.core.scene_plan import ImportOptions, ScenePlanner
+from tests.core.synthetic_job import decoded, make_job
+
+
+@pytest.fixture(scope="module")
+def job():
+    return decoded(make_job(n_frames=30, people=((1, 0, 30), (2, 10, 25))))
+
+
+def split(msgs):
+    header = msgs[0]
+    frames = [m for m in msgs if m["type"] == "frame"]
+    tracks = [m for m in msgs if m["type"] == "track"]
+    return header, frames, tracks, msgs[-1]
+
+
+def run(msgs, batch, tracks_first=True, options=None):
+    header, frames, tracks, done = split(msgs)
+    planner = ScenePlanner(options or ImportOptions(), tracks=tracks if tracks_first else None)
+    setup = planner.header(header)
+    plans = [planner.frames(frames[i:i + batch]) for i in range(0, len(frames), batch)]
+    return planner, setup, plans
+
+
+def merged_keys(plans):
+    """(target, data_path, index) -> concatenated co of all batches."""
+    out = defaultdict(list)
+    for p in plans:
+        for k in p.camera_object_keys:
+            out[("camera", k.data_path, k.index)].append(k.co)
+        for k in p.camera_data_keys:
+            out[("lens", k.data_path, k.index)].append(k.co)
+        for pid, keys in p.people_keys.items():
+            for k in keys:
+                out[(pid, k.data_path, k.index)].append(k.co)
+    return {key: np.concatenate(v) for key, v in out.items()}
+
+
+def test_setup_from_header(job):
+    _, setup, _ = run(job, 30)
+    assert (setup.collection_name, setup.fps, setup.frame_start, setup.frame_end) == ("clip", 30, 1, 30)
+    assert np.isclose(setup.fps_base, 1.001)
+    assert (setup.width, setup.height) == (640, 480)
+
+
+def test_objects_are_planned_once_and_lazily(job):
+    _, _, plans = run(job, 4)
+    assert plans[0].camera is not None and all(p.camera is None for p in plans[1:])
+    created = [(i, person.track_id) for i, p in enumerate(plans) for person in p.new_people]
+    assert created == [(0, 1), (2, 2)]  # person 2 first appears at source frame 10 (batch 2)
+
+
+def test_batches_give_the_same_keys_as_one_pass(job):
+    _, _, whole = run(job, 1000)
+    _, _, small = run(job, 3)
+    a, b = merged_keys(whole), merged_keys(small)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6, err_msg=str(key))
+
+
+def test_keys_land_on_blender_frames_and_absence_is_keyed_scale(job):
+    keys = merged_keys(run(job, 7)[2])
+    rot = keys[(2, bone_path("left_knee", "rotation_quaternion"), 0)]
+    np.testing.assert_array_equal(rot[0::2], np.arange(11, 26))  # source 10..24 -> Blender 11..25
+    scale = keys[(2, bone_path("pelvis", "scale"), 0)]
+    np.testing.assert_array_equal(scale[0::2], [1, 11, 26])
+    np.testing.assert_array_equal(scale[1::2], [0, 1, 0])
+    scale1 = keys[(1, bone_path("pelvis", "scale"), 2)]
+    np.testing.assert_array_equal(scale1, [1, 1])  # present throughout: one key
+    cam = keys[("camera", "location", 0)]
+    np.testing.assert_array_equal(cam[0::2], np.arange(1, 31))
+
+
+def test_changing_focal_length_is_keyed_and_constant_shift_is_not(job):
+    _, _, plans = run(job, 5)
+    keys = merged_keys(plans)
+    lens = keys[("lens", "lens", 0)]
+    np.testing.assert_array_equal(lens[0::2], np.arange(1, 31))  # history keyed once the value changed
+    assert ("lens", "shift_x", 0) not in keys  # (W/2 - cx) / W does not depend on fx
+    cam = plans[0].camera
+    assert np.isclose(cam.shift_x, (320 - 327.0) / 640)
+
+
+def test_rest_pose_from_tracks_or_first_frame_then_reshape(job):
+    header, frames, tracks, _ = split(job)
+    planner, _, plans = run(job, 8, tracks_first=True)
+    np.testing.assert_allclose(planner.people[1].rest.betas, tracks[0]["betas"], atol=1e-7)
+    assert planner.track(tracks[0]) is None  # same betas: nothing to do
+
+    live, _, plans = run(job, 8, tracks_first=False)
+    np.testing.assert_allclose(live.people[1].rest.betas, frames[0]["people"]["betas"][0], atol=1e-7)
+    old = live.people[1].rest
+    reshape = live.track(tracks[0])
+    assert reshape is not None and reshape.track_id == 1
+    np.testing.assert_array_equal(reshape.rest.rest_rot, old.rest_rot)
+    assert [k.index for k in reshape.root_location_keys] == [0, 1, 2]
+    assert reshape.root_location_keys[0].count == 30
+    # the re-keyed pelvis lands where a rig that knew the track from the start puts it (rest offsets differ)
+    known, _, plans = run(job, 8, tracks_first=True)
+    ref = merged_keys(plans)
+    ref_loc = np.stack([ref[(1, bone_path("pelvis", "location"), i)][1::2] for i in range(3)], 1)
+    new_loc = np.stack([k.co[1::2] for k in reshape.root_location_keys], 1)
+    world = lambda rest, loc: rest.heads[0] + loc @ rest.rest_rot[0].T  # noqa: E731
+    np.testing.assert_allclose(world(reshape.rest, new_loc), world(known.people[1].rest, ref_loc), atol=1e-5)
+
+
+def test_repeated_frames_are_skipped(job):
+    header, frames, _, _ = split(job)
+    planner = ScenePlanner()
+    planner.header(header)
+    planner.frames(frames[:10])
+    again = planner.frames(frames[5:12])
+    assert again.frames == 2 and again.last_frame == 12
+
+
+def test_end_builds_clouds_and_summary(job):
+    header, frames, _, done = split(job)
+    planner, _, _ = run(job, 10, options=ImportOptions(point_mode="BOTH", max_points=100))
+    end = planner.end(done)
+    assert end.scene_cloud.count == 100 and end.frame_cloud.count == 100
+    assert end.summary["frames"] == 30 and end.summary["people"] == [1, 2]
+    planner, _, _ = run(job, 10, options=ImportOptions(point_mode="NONE"))
+    end = planner.end(None)
+    assert end.scene_cloud is None and end.frame_cloud is None and end.summary["status"] == "incomplete"

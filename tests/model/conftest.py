@@ -1,0 +1,43 @@
+"""Shared fixtures of the model tests: the parity fixture folder and its (tiny) loaded model."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("HUMAN3R_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    folder = shared_dir() / "fixtures" / "parity-small"
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"parity fixture not found at {folder} (set HUMAN3R_SHARED)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def state_dict_tsv() -> Path:
+    path = shared_dir() / "spec" / "human3r-state-dict.tsv"
+    if not path.is_file():
+        pytest.skip(f"state-dict schema not found at {path} (set HUMAN3R_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(parity_dir):
+    from backend.model.parity import load_fixture_model
+
+    return load_fixture_model(parity_dir)
+
+
+@pytest.fixture(scope="session")
+def fixture_inputs(parity_dir):
+    import numpy as np
+
+    return dict(np.load(parity_dir / "inputs.npz"))

@@ -1,0 +1,47 @@
+"""Session-scoped pytest fixtures shared by every team's tests (imported by tests/conftest.py).
+
+- `synthetic_smplx_path`: a synthetic SMPL-X neutral model file (see `synthetic_smplx.py`), with
+  the real file's layout; written once per test session.
+- `synthetic_smplx_no_correctives_path`: the same body with zero pose correctives, for checks that
+  compare linear blend skinning with the SMPL-X layer.
+- `tiny_engine`: an `Engine` (CPU) with the parity fixture's tiny checkpoint and the synthetic
+  SMPL-X model; `tiny_job_options(**overrides)` gives matching `JobOptions` (size 112).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.synthetic_smplx import write_synthetic_smplx
+
+
+@pytest.fixture(scope="session")
+def synthetic_smplx_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path to a synthetic `SMPLX_NEUTRAL.npz` (seed 0), inside a folder laid out like `<dir>/smplx/`."""
+    folder = tmp_path_factory.mktemp("smplx_model") / "smplx"
+    return write_synthetic_smplx(folder / "SMPLX_NEUTRAL.npz", seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_smplx_no_correctives_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("smplx_model_lbs") / "smplx"
+    return write_synthetic_smplx(folder / "SMPLX_NEUTRAL.npz", seed=0, pose_correctives=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(parity_fixture_dir: Path, synthetic_smplx_path: Path):
+    """An `Engine` with the parity fixture's tiny checkpoint (112-px model, 168-px DINOv2 input) and the
+    synthetic SMPL-X model, on the CPU. Use `tiny_job_options(...)` for matching job options."""
+    from backend.engine.stream import Engine
+
+    return Engine.from_paths(parity_fixture_dir / "checkpoint.pth", synthetic_smplx_path, device="cpu")
+
+
+def tiny_job_options(**overrides):
+    """JobOptions sized for `tiny_engine` (size 112) that keep points even with random weights."""
+    from backend.engine.options import JobOptions
+
+    base = {"size": 112, "reset_interval": 3, "conf_threshold": 0.0, "remove_humans_from_points": False}
+    base.update(overrides)
+    return JobOptions.from_dict(base)
