@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("fixture", nargs="?", help="fixture folder")
     parser.add_argument("--run", choices=("ttt3r", "plain", "both"), default="both")
-    parser.add_argument("--schema", metavar="TSV", help="check the full-size model's state-dict keys/shapes against a TSV")
+    parser.add_argument("--schema", metavar="TSV",
+                        help="check the full-size model's state-dict keys/shapes against a TSV")
     args = parser.parse_args(argv)
 
     if args.schema:

@@ -106,7 +106,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
     last_progress = started
     try:
         yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, str(video)),
-                  options=options.to_dict(), model=engine.describe(), smplx=engine.body.header_settings(),
+                  options=options.to_dict(), model={**engine.describe(), "dtype": options.precision}, smplx=engine.body.header_settings(),
                   conventions=CONVENTIONS, body_model=engine.body.header_arrays())
         terminal: dict | None = None
         results = engine.run(source, options)

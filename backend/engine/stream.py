@@ -119,7 +119,7 @@ class Engine:
         body: SMPL-X model on `device`.
         checkpoint: `LoadedCheckpoint` metadata (digest, config; weights emptied).
         checkpoint_path: where the weights came from.
-        precision: 'fp32' or 'bf16'.
+        precision: default precision name (each job picks its own via `JobOptions.precision`).
     """
 
     def __init__(self, model, body: BodyModel, checkpoint, checkpoint_path: Path, device: torch.device,
@@ -142,7 +142,7 @@ class Engine:
                 (`resolve_checkpoint_path`).
             smplx: SMPL-X file or folder; None = `$HUMAN3R_SMPLX` / default location.
             device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
-            precision: 'fp32' (reference numerics) or 'bf16' (weights in bfloat16).
+            precision: 'fp32' (reference numerics) or 'bf16' (fp32 weights, bfloat16 autocast).
         Raises:
             backend.model.checkpoint.CheckpointError (incl. CheckpointNotFoundError),
             backend.smplx_model.SmplxNotFoundError, ValueError (device/precision).
@@ -154,7 +154,7 @@ class Engine:
         dev = resolve_device(device)
         body = BodyModel.load(smplx, dev)  # cheap and most likely to be missing: fail first
         path = resolve_checkpoint_path(checkpoint)
-        model, loaded = build_model(path, dev, DTYPES[precision])
+        model, loaded = build_model(path, dev, torch.float32)  # bf16 runs under autocast (see _step)
         return cls(model, body, loaded, path, dev, precision)
 
     @property
@@ -186,7 +186,10 @@ class Engine:
         kwargs = {"reset": reset, "use_ttt3r": options.ttt3r}
         if "detection_threshold" in self._step_params:
             kwargs["detection_threshold"] = options.detection_threshold
-        out, run.stream = self.model.step(run.stream, img, img_mhmr, **kwargs)
+        # per job: bf16 = fp32 weights, matmuls/convs under autocast (the reference's fp32-only regions are the
+        # model's business); fp32: autocast off, reference numerics
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=options.precision == "bf16"):
+            out, run.stream = self.model.step(run.stream, img, img_mhmr, **kwargs)
         return out
 
     def prepare(self, rgb: np.ndarray, options: JobOptions):

@@ -1,27 +1,17 @@
 """The ``human3r convert-checkpoint IN.pth -o OUT`` subcommand (wired into backend/cli.py by the lead).
 
-Usage from backend/cli.py::
-
-    sub = subparsers.add_parser("convert-checkpoint", help=checkpoint_cli.HELP)
-    checkpoint_cli.add_arguments(sub)
-    sub.set_defaults(func=checkpoint_cli.run)     # run(args) -> exit code
+backend/cli.py calls `add_arguments(parser)` and then `run(args) -> exit code`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from backend.config import PRESETS, ModelConfig
-from backend.model.checkpoint_convert import convert_checkpoint
-from backend.model.checkpoint_errors import CheckpointError
-from backend.model.checkpoint_read import converted_paths
-
 HELP = "turn an official Human3R checkpoint (.pth) into safetensors + JSON config without executing pickled code"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the subcommand's arguments: ``input``, ``-o/--output``, ``--force``."""
-    parser.description = HELP
     parser.add_argument("input", help="checkpoint to convert (human3r.pth; .safetensors/.json are accepted too)")
     parser.add_argument("-o", "--output", required=True,
                         help="output name: OUT.safetensors is used as given, otherwise '.safetensors' is appended; "
@@ -29,13 +19,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
 
 
-def _preset_name(config: ModelConfig) -> str | None:
+def _preset_name(config_dict: dict) -> str | None:
+    from backend.config import PRESETS, ModelConfig
+
+    config = ModelConfig.from_dict(config_dict)
     return next((name for name, preset in PRESETS.items() if preset == config), None)
 
 
 def run(args: argparse.Namespace) -> int:
     """Convert `args.input` to `args.output`; prints a summary. Returns 0 on success, 1 on a checkpoint error,
-    2 when the outputs exist and ``--force`` was not given."""
+    2 when the outputs exist and ``--force`` was not given. Torch is imported here, not at module import,
+    so `human3r --help` stays fast."""
+    from backend.model.checkpoint_convert import convert_checkpoint
+    from backend.model.checkpoint_errors import CheckpointError
+    from backend.model.checkpoint_read import converted_paths
+
     weights, sidecar = converted_paths(args.output)
     existing = [str(p) for p in (weights, sidecar) if p.exists()]
     if existing and not args.force:
@@ -46,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    preset = _preset_name(ModelConfig.from_dict(summary["config"]))
+    preset = _preset_name(summary["config"])
     print(f"converted {summary['input']} ({summary['input_format']}, sha256 {summary['source_digest'][:16]}...)")
     print(f"  weights: {summary['safetensors']} ({summary['num_keys']} tensors, "
           f"{summary['num_parameters']:,} values, sha256 {summary['digest'][:16]}...)")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,22 @@ from backend.model.checkpoint_read import (
 )
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through `write(tmp_path)` into a temp file in the target folder, then rename over `path`."""
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through `write(tmp_path)` into a fresh temp name in the target folder, then rename over `path`.
+
+    Readers never see a half-written file; a crash leaves at most a ``.NAME.*.tmp`` file behind. The
+    result gets the permissions a plain `open` would give (0666 minus umask; some writers use 0600).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    umask = os.umask(0o022)  # read the umask (the only portable way is to set it and put it back)
+    os.umask(umask)
     try:
-        write(Path(tmp))
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -82,7 +82,8 @@ def build_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     for key in list(state_dict):
         tensor = state_dict[key]
         if id(tensor) not in moved:  # floating tensors take `dtype` (like model.to(dtype)); others keep theirs
-            moved[id(tensor)] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+            moved[id(tensor)] = tensor.to(device=device,
+                                          dtype=dtype if tensor.is_floating_point() else None).contiguous()
         state_dict[key] = moved[id(tensor)]
     moved.clear()
     load_weights(model, state_dict, assign=True)

@@ -46,7 +46,9 @@ class ImageEncoderParts:
     def build(cfg) -> dict[str, nn.Module]:
         return {
             "patch_embed": PatchEmbed(cfg.patch_size, 3, cfg.enc_embed_dim),
-            "enc_blocks": build_encoder_blocks(cfg.enc_embed_dim, cfg.enc_depth, cfg.enc_num_heads, cfg.mlp_ratio, True),
+            "enc_blocks": build_encoder_blocks(
+                cfg.enc_embed_dim, cfg.enc_depth, cfg.enc_num_heads, cfg.mlp_ratio, fp16_qk=True
+            ),
             "enc_norm": layer_norm(cfg.enc_embed_dim),
         }
 
@@ -56,7 +58,7 @@ class ImageEncoderParts:
         return {
             "patch_embed_ray_map": PatchEmbed(cfg.patch_size, 6, cfg.enc_embed_dim),
             "enc_blocks_ray_map": build_encoder_blocks(
-                cfg.enc_embed_dim, cfg.ray_enc_depth, cfg.ray_enc_num_heads, cfg.mlp_ratio, False
+                cfg.enc_embed_dim, cfg.ray_enc_depth, cfg.ray_enc_num_heads, cfg.mlp_ratio, fp16_qk=False
             ),
             "enc_norm_ray_map": layer_norm(cfg.enc_embed_dim),
         }

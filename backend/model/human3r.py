@@ -172,7 +172,6 @@ class Human3R(nn.Module):
         tok_cut3r = enc.reshape(1, nh, nw, -1)[0, rows, cols]  # [n, ed]
         pos_humans = pos.reshape(1, nh, nw, 2)[:, rows, cols]  # [1, n, 2]
         prompts = head.mlp_fuse(torch.cat([tok_mhmr, tok_cut3r], dim=-1)[None])  # [1, n, dd]
-        n = prompts.shape[1]
 
         # pose token, decoder
         global_feat = enc.mean(dim=1, keepdim=True)
@@ -182,12 +181,14 @@ class Human3R(nn.Module):
         stream_pos = torch.cat([-torch.ones(1, 1, 2, dtype=pos.dtype, device=dev), pos, pos_humans], dim=1)
         L = cfg.dec_depth
         hook_layers = cfg.dpt_hooks[1:]
+        # TTT3R: the state stream's cross-attention runs explicitly (returning its logits) on every
+        # view, like the reference; the gate itself is skipped on the first view of a chunk
         gated = use_ttt3r and not first
         dec = run_paired_decoder(
             self.dec_blocks_state, self.dec_blocks, self.dec_norm_state, self.dec_norm,
             state.state, state_positions(cfg.state_size, dev), stream, stream_pos,
             state_heads=cfg.state_dec_num_heads, image_heads=cfg.dec_num_heads, rope_base=cfg.rope_base,
-            keep_layers=hook_layers, want_state_logits=use_ttt3r,  # explicit attention on every view, like the reference
+            keep_layers=hook_layers, want_state_logits=use_ttt3r,
         )
         final = dec.hooks[L]
         new_mem = self.pose_retriever.update(state.mem, global_feat, final[:, 0:1])

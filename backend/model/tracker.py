@@ -28,7 +28,9 @@ class TrackState:
     max_id: int = -1
 
 
-def log_optimal_transport(scores: torch.Tensor, alpha: float = SINKHORN_ALPHA, iters: int = SINKHORN_ITERS) -> torch.Tensor:
+def log_optimal_transport(
+    scores: torch.Tensor, alpha: float = SINKHORN_ALPHA, iters: int = SINKHORN_ITERS
+) -> torch.Tensor:
     """Sinkhorn in log space with a dustbin. scores [B, m, n] -> log assignment [B, m+1, n+1] (scaled by m+n)."""
     b, m, n = scores.shape
     one = scores.new_tensor(1)

@@ -1,0 +1,14 @@
+"""The Human3R inference server (`human3r serve`): ZeroMQ ROUTER in front of one device.
+
+Modules, one job each:
+- `settings`  — `ServerSettings`: every limit and timing, with the defaults;
+- `security`  — bind policy, CurveZMQ keys and ZAP allow-list, video path checks;
+- `streams`   — bounded, credit-aware per-job outbound queues and the socket-thread waker;
+- `jobs`      — job table, FIFO queue, the worker thread (runs the engine, writes .h3r), fetch threads;
+- `app`       — `Server`: the socket thread (requests, heartbeats, peers, sending);
+- `serve_cli`, `keys_cli` — the `human3r serve` / `human3r keys` commands;
+- `remote`    — `human3r infer --server`: run a job remotely, write the .h3r locally.
+
+The client side lives in `blender_addon.client` (no torch, no bpy), the wire format in
+`blender_addon.core.protocol`.
+"""

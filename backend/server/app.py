@@ -50,6 +50,7 @@ class Peer:
     last_seen: float
     last_sent: float = 0.0
     hello: dict | None = None
+    bad_messages: int = 0  # malformed messages so far (logged loudly only for the first few)
     outbox: collections.deque = field(default_factory=collections.deque)
     streams: dict[str, OutboundStream] = field(default_factory=dict)  # job id -> its stream to this peer
 
@@ -215,13 +216,14 @@ class Server:
         try:
             msg = protocol.decode(body)
         except ProtocolError as exc:
-            log.warning("peer %s: rejected message (%s): %s", peer.name, exc.code, exc.message)
+            peer.bad_messages += 1
+            log.log(logging.WARNING if peer.bad_messages <= 10 else logging.DEBUG,
+                    "peer %s: rejected message (%s): %s", peer.name, exc.code, exc.message)
             self._reply_error(peer, exc.code, exc.message)
             return
         handler = self._HANDLERS.get(msg["type"])
         if handler is None:
-            self._reply_error(peer, ErrorCode.BAD_MESSAGE, f"'{msg['type']}' is not a request a client may send",
-                              job=msg.get("job"))
+            self._reply_error(peer, ErrorCode.BAD_MESSAGE, f"'{msg['type']}' is not a request a client may send")
             return
         try:
             handler(self, peer, msg)
@@ -289,6 +291,8 @@ class Server:
             if not self._result_path(msg["job"]).is_file():
                 raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {msg['job']!r}")
             return  # finished long ago: nothing to cancel
+        if job.peer != peer.identity:
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"job {job.id} was submitted by another client")
         self._cancel_job(job, why=f"cancel from peer {peer.name}")
         stream = peer.streams.get(job.id)
         if stream is not None:  # let what is buffered drain so the `cancelled` message can follow
@@ -356,8 +360,16 @@ class Server:
             job.cancel.set()
             log.info("job %s: cancel requested (%s)", job.id, why)
 
-    def _drop_peer(self, peer: Peer, why: str) -> None:
+    def _drop_peer(self, peer: Peer, why: str, sock: zmq.Socket | None = None) -> None:
+        """Forget a peer and cancel its jobs. With `sock` (the peer may still be there, just silent),
+        tell it first: one 'timeout' error per job it was receiving, best effort."""
         log.warning("peer %s dropped: %s", peer.name, why)
+        if sock is not None:
+            for job_id in list(peer.streams):
+                note = protocol.error_message(ErrorCode.TIMEOUT, f"no message from you for more than "
+                                              f"{self.settings.peer_timeout_s:g} s; job {job_id} was cancelled",
+                                              job=job_id)
+                self._send(sock, peer, protocol.encode({**note, "reply": True}))
         self._peers.pop(peer.identity, None)
         for job in self.board.active_jobs(peer.identity):
             self._cancel_job(job, why=f"its client is gone ({why})")
@@ -422,7 +434,7 @@ class Server:
         s = self.settings
         for peer in list(self._peers.values()):
             if now - peer.last_seen > s.peer_timeout_s:
-                self._drop_peer(peer, f"silent for {now - peer.last_seen:.1f} s")
+                self._drop_peer(peer, f"silent for {now - peer.last_seen:.1f} s", sock)
                 continue
             if now - peer.last_sent >= s.heartbeat_s and not peer.outbox:
                 if self._send(sock, peer, protocol.encode(protocol.make_message(MessageType.HEARTBEAT))) == "gone":
@@ -448,13 +460,21 @@ def _optional_int(msg: dict, name: str, default: int) -> int:
 
 
 def _cap_frames(options: dict, max_frames: int) -> dict:
-    """Limit the job's source-frame range: end - start <= max_frames (end is exclusive)."""
-    start = options.get("start", 0) or 0
+    """Limit the job's source-frame range: end - start <= max_frames (end exclusive, source indices).
+
+    Type errors are left to the options parser (which names the option); only usable numbers are capped.
+    """
+    start = options.get("start", 0)
     end = options.get("end")
-    if not isinstance(start, int) or isinstance(start, bool):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "bad options: 'start' must be an integer")
-    if end is not None and (not isinstance(end, int) or isinstance(end, bool)):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "bad options: 'end' must be an integer or nil")
+    if start is None:
+        start = 0
+    if not _is_integral(start) or (end is not None and not _is_integral(end)):
+        return options
     if end is None or end - start > max_frames:
-        options["end"] = start + max_frames
+        options["end"] = int(start) + max_frames
     return options
+
+
+def _is_integral(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and value.is_integer())

@@ -20,8 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ServerSettings.__dataclass_fields__
     parser.add_argument("--bind", default=DEFAULT_BIND,
                         help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; port 0 picks a free one)")
-    parser.add_argument("--checkpoint", required=True, help="model checkpoint (.pth or converted .safetensors)")
-    parser.add_argument("--smplx", required=True, help="SMPL-X model file (SMPLX_NEUTRAL.npz) or its folder")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model checkpoint, .pth or converted .safetensors (default: $HUMAN3R_CHECKPOINT or "
+                             "~/.cache/human3r/human3r.pth)")
+    parser.add_argument("--smplx", default=None,
+                        help="SMPL-X model file (SMPLX_NEUTRAL.npz) or its folder (default: $HUMAN3R_SMPLX or "
+                             "~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cuda, cuda:1, mps, cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--media-root", action="append", default=None, metavar="DIR",
@@ -94,10 +98,14 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import Server
 
-    log.info("loading the model from %s on %s", args.checkpoint, args.device)
-    engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision)
+    log.info("loading the model (%s) on %s", args.checkpoint or "default checkpoint", args.device)
+    try:
+        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision)
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot load the model: {exc}\n(`human3r doctor` says what is missing)", file=sys.stderr)
+        return 3
     info = {"device": str(getattr(engine, "device", args.device)), "precision": args.precision,
-            "checkpoint": Path(args.checkpoint).name}
+            "model": engine.describe()}
     server = Server(settings, iter_job_messages, engine, options_parser=JobOptions.from_dict, info=info)
     endpoint = server.start()
     print(f"human3r server listening on {endpoint}", flush=True)

@@ -37,9 +37,12 @@ class ServerSettings:
     curve_public_key: bytes | None = None
     allowed_client_keys: frozenset[bytes] = frozenset()
     # liveness: the server sends a heartbeat every `heartbeat_s` and drops a peer silent for longer
-    # than `peer_timeout_s` (its queued and running jobs are cancelled).
+    # than `peer_timeout_s` (its queued and running jobs are cancelled). A client process that dies
+    # is noticed at once (its TCP connection closes: EHOSTUNREACH on the next send), so the timeout
+    # only covers hung clients and lost networks; 30 s leaves room for Blender blocking its timers
+    # during a long operation (rendering, a big import).
     heartbeat_s: float = 2.0
-    peer_timeout_s: float = 10.0
+    peer_timeout_s: float = 30.0
     # a job whose client keeps its stream full without granting credits this long is stopped
     stall_timeout_s: float = 600.0
     # limits

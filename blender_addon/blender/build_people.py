@@ -3,7 +3,9 @@
 Bones are written in edit mode (the only way to set rest bones): heads, tails and roll come from the
 plan's rest matrices through `EditBone.matrix`, so `bone.matrix_local` equals the planned rest pose
 and the planner's bone-local quaternions apply unchanged. The mesh is filled with `foreach_set`;
-vertex-group weights are added per (group, weight value) batch.
+vertex-group weights are added per (group, weight value) batch; shape keys (expressions, pose
+correctives) hold basis + offset, are applied before the armature (like SMPL-X's blend shapes), and
+their weights may exceed 0..1, so their slider ranges are widened.
 """
 from __future__ import annotations
 
@@ -31,11 +33,15 @@ def create_person(plan, collection: bpy.types.Collection) -> tuple[bpy.types.Obj
     return arm, mesh_obj
 
 
-def reshape_person(arm: bpy.types.Object, mesh_obj: bpy.types.Object | None, rest) -> None:
-    """Move bone heads/tails to a new rest (same orientations) and replace the base mesh coordinates."""
+def reshape_person(arm: bpy.types.Object, mesh_obj: bpy.types.Object | None, rest, shape_keys=None) -> None:
+    """Move bone heads/tails to a new rest (same orientations) and replace the base mesh (and shape keys)."""
     _write_bones(arm, rest, create=False)
     if mesh_obj is not None:
-        mesh_obj.data.vertices.foreach_set("co", np.ascontiguousarray(rest.vertices, dtype=np.float32).ravel())
+        verts = np.ascontiguousarray(rest.vertices, dtype=np.float32)
+        mesh_obj.data.attributes["position"].data.foreach_set("vector", verts.ravel())
+        key = mesh_obj.data.shape_keys
+        if key is not None:
+            _write_shape_keys(key, verts, shape_keys)
         mesh_obj.data.update()
 
 
@@ -61,25 +67,57 @@ def _write_bones(arm: bpy.types.Object, rest, create: bool) -> None:
 
 
 class _edit_mode:
-    """Enter edit mode on `arm` and restore the previous active object and object mode afterwards."""
+    """Edit mode on `arm` for the duration of the block, from any context (background, timer, UI).
+
+    Leaves another object's edit/pose mode first, makes the armature visible and active (with a
+    context override when a window exists, since timers run without one), and restores the
+    previous active object and the armature's visibility afterwards.
+    """
 
     def __init__(self, arm: bpy.types.Object):
         self.arm = arm
+        self._override = None
 
     def __enter__(self):
-        view_layer = bpy.context.view_layer
+        context = bpy.context
+        view_layer = context.view_layer
+        self.view_layer = view_layer
         self.prev_active = view_layer.objects.active
-        if bpy.context.mode != "OBJECT" and self.prev_active is not None:
-            bpy.ops.object.mode_set(mode="OBJECT")
+        self.hidden = (self.arm.hide_viewport, self.arm.hide_get(view_layer=view_layer))
+        self.arm.hide_viewport = False
+        self.arm.hide_set(False, view_layer=view_layer)
+        window = context.window or next(iter(context.window_manager.windows), None)
+        if window is not None:
+            self._override = context.temp_override(window=window, view_layer=view_layer, object=self.arm,
+                                                   active_object=self.arm)
+            self._override.__enter__()
+        if self.prev_active is not None and self.prev_active.mode != "OBJECT":
+            with context.temp_override(object=self.prev_active, active_object=self.prev_active):
+                bpy.ops.object.mode_set(mode="OBJECT")
         view_layer.objects.active = self.arm
         bpy.ops.object.mode_set(mode="EDIT")
         return self
 
     def __exit__(self, *exc):
-        bpy.ops.object.mode_set(mode="OBJECT")
-        if self.prev_active is not None and self.prev_active.name in bpy.context.view_layer.objects:
-            bpy.context.view_layer.objects.active = self.prev_active
+        try:
+            bpy.ops.object.mode_set(mode="OBJECT")
+        finally:
+            if self._override is not None:
+                self._override.__exit__(None, None, None)
+            self.arm.hide_viewport = self.hidden[0]
+            self.arm.hide_set(self.hidden[1], view_layer=self.view_layer)
+            if self.prev_active is not None and self.prev_active.name in self.view_layer.objects:
+                self.view_layer.objects.active = self.prev_active
         return False
+
+
+def _write_shape_keys(key: bpy.types.Key, basis: np.ndarray, shape_keys) -> None:
+    """Basis = the rest mesh; every other key block = basis + its planned offset."""
+    key.key_blocks["Basis"].data.foreach_set("co", basis.ravel())
+    if shape_keys is None:
+        return
+    for name, offset in zip(shape_keys.names, shape_keys.offsets):
+        key.key_blocks[name].data.foreach_set("co", (basis + offset).ravel())
 
 
 def _create_mesh(plan, arm: bpy.types.Object, collection: bpy.types.Collection) -> bpy.types.Object:
@@ -87,7 +125,7 @@ def _create_mesh(plan, arm: bpy.types.Object, collection: bpy.types.Collection) 
     faces = np.ascontiguousarray(plan.faces, dtype=np.int32)
     me = bpy.data.meshes.new(f"{plan.name} body")
     me.vertices.add(len(verts))
-    me.vertices.foreach_set("co", verts.ravel())
+    me.attributes["position"].data.foreach_set("vector", verts.ravel())
     me.loops.add(faces.size)
     me.loops.foreach_set("vertex_index", faces.ravel())
     me.polygons.add(len(faces))
@@ -107,6 +145,12 @@ def _create_mesh(plan, arm: bpy.types.Object, collection: bpy.types.Collection) 
         splits = np.cumsum(np.bincount(inverse, minlength=len(values)))[:-1]
         for value, members in zip(values, np.split(idx[order], splits)):
             vg.add(members.tolist(), float(value), "REPLACE")
+    if plan.shape_keys is not None:
+        ob.shape_key_add(name="Basis", from_mix=False)
+        for name in plan.shape_keys.names:
+            kb = ob.shape_key_add(name=name, from_mix=False)
+            kb.slider_min, kb.slider_max = -10.0, 10.0
+        _write_shape_keys(me.shape_keys, verts, plan.shape_keys)
     mod = ob.modifiers.new("Armature", "ARMATURE")
     mod.object = arm
     mod.use_vertex_groups = True

@@ -4,8 +4,6 @@ Each operator checks its inputs, reports problems with `self.report` in words a 
 hands the work to `live.py` (live jobs) or the scene builder (files). None of them blocks: a live job
 continues in the timer after `execute` returns.
 """
-from __future__ import annotations
-
 import ipaddress
 import logging
 import os

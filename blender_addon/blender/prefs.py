@@ -4,8 +4,6 @@
 extension), derived from `__package__`, never hard-coded. `get_prefs()` falls back to the defaults
 when the add-on was registered without Blender's add-on system (the `bpy` module in tests).
 """
-from __future__ import annotations
-
 import bpy
 from bpy.props import FloatProperty, StringProperty
 

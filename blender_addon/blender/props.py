@@ -4,8 +4,6 @@ They are saved with the .blend file. Runtime state (the running job, its progres
 here but in `live.py`'s session object, so a saved file never contains a stale "running" state.
 `job_options()` turns the settings into the `options` map of a `submit` message (interfaces.md §4).
 """
-from __future__ import annotations
-
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 

@@ -12,11 +12,12 @@ API (used by the live timer and the import operator; every method runs on Blende
     builder.summary -> dict                          counts, warnings, created object names
 
     import_result_file(path: str | os.PathLike, options: ImportOptions | dict | None = None, *,
-                       scene: bpy.types.Scene | None = None, batch_frames: int = 1024) -> dict
+                       scene: bpy.types.Scene | None = None, batch_frames: int = 4096) -> dict
 
 `options` is `core.scene_plan.ImportOptions` (or a dict of its fields): frame_start (Blender frame of
 video frame 0, default 1), import_camera, video_background, import_meshes, point_mode
-('ACCUMULATED' | 'PER_FRAME' | 'BOTH' | 'NONE'), point_radius, max_points, set_scene, collection_name.
+('ACCUMULATED' | 'PER_FRAME' | 'BOTH' | 'NONE'), point_radius, max_points, set_scene, collection_name,
+expressions (expression shape keys, default on), pose_correctives (486 corrective shape keys, default off).
 
 All conversions happen in the bpy-free planner (`core.scene_plan.ScenePlanner`); this module only
 applies its plans: objects created in bulk, keys appended through `compat.AnimationTarget`.
@@ -69,6 +70,8 @@ class SceneBuilder:
         self.armatures: dict[int, bpy.types.Object] = {}
         self.meshes: dict[int, bpy.types.Object | None] = {}
         self._anims: dict[int, AnimationTarget] = {}
+        self._shape_anims: dict[int, AnimationTarget] = {}
+        self._shape_sets: dict[int, object] = {}
         self.clouds: dict[str, bpy.types.Object] = {}
         self.warnings: list[str] = []
         self.keys_written = 0
@@ -108,6 +111,10 @@ class SceneBuilder:
             self.armatures[person.track_id] = arm
             self.meshes[person.track_id] = mesh
             self._anims[person.track_id] = AnimationTarget(arm, f"{person.name} action")
+            if mesh is not None and mesh.data.shape_keys is not None:
+                self._shape_sets[person.track_id] = person.shape_keys
+                self._shape_anims[person.track_id] = AnimationTarget(mesh.data.shape_keys,
+                                                                     f"{person.name} shape keys action")
         if plan.camera_object_keys:
             self.keys_written += self._camera_anim.apply(plan.camera_object_keys)
         if plan.camera_data_keys:
@@ -116,6 +123,9 @@ class SceneBuilder:
             self.keys_written += self._camera_data_anim.apply(plan.camera_data_keys)
         for pid, keys in plan.people_keys.items():
             self.keys_written += self._anims[pid].apply(keys)
+        for pid, keys in plan.shape_keys.items():
+            if pid in self._shape_anims:
+                self.keys_written += self._shape_anims[pid].apply(keys)
         if self.options.set_scene and plan.last_frame is not None and plan.last_frame > self.scene.frame_end:
             if self.setup.frame_end is None or plan.last_frame > self.setup.frame_end:
                 self.scene.frame_end = plan.last_frame
@@ -127,7 +137,8 @@ class SceneBuilder:
         if reshape is None:
             return
         arm = self.armatures[reshape.track_id]
-        build_people.reshape_person(arm, self.meshes.get(reshape.track_id), reshape.rest)
+        build_people.reshape_person(arm, self.meshes.get(reshape.track_id), reshape.rest,
+                                    self._shape_sets.get(reshape.track_id))
         anim = self._anims[reshape.track_id]
         for k in reshape.root_location_keys:
             anim.remove(k.data_path, k.index)
@@ -159,7 +170,7 @@ class SceneBuilder:
 
 
 def import_result_file(path: str | os.PathLike, options: ImportOptions | dict | None = None, *,
-                       scene: bpy.types.Scene | None = None, batch_frames: int = 1024) -> dict:
+                       scene: bpy.types.Scene | None = None, batch_frames: int = 4096) -> dict:
     """Import a .h3r result file with the same builder; returns the builder's summary plus file facts.
 
     Reads the file once, keeping small copies of each frame's camera and people (points only when
@@ -195,8 +206,20 @@ def import_result_file(path: str | os.PathLike, options: ImportOptions | dict | 
     return summary
 
 
+_SLIM_BYTES = 64 * 1024  # frames whose points are larger are copied out of their record
+
+
 def _slim_frame(msg: dict, keep_points: bool) -> dict:
-    """Copy what the builder needs out of a decoded frame, so the record's bytes can be freed."""
+    """What the builder needs of a decoded frame, without holding on to a large record's bytes.
+
+    Decoded arrays view the record they came from; when the points (the bulk of a frame) are not
+    wanted and weigh more than `_SLIM_BYTES`, the small camera/people arrays are copied so the record
+    can be freed. Small frames are kept as they are (copying tens of arrays per frame costs more).
+    """
+    points = msg.get("points") or {}
+    if keep_points or sum(getattr(v, "nbytes", 0) for v in points.values()) <= _SLIM_BYTES:
+        return msg
+
     def copy(value):
         if isinstance(value, dict):
             return {k: copy(v) for k, v in value.items()}
@@ -204,8 +227,5 @@ def _slim_frame(msg: dict, keep_points: bool) -> dict:
             return value.copy()
         return value
 
-    out = {"type": msg["type"], "index": msg["index"], "time": msg.get("time"),
-           "camera": copy(msg["camera"]), "people": copy(msg.get("people") or {})}
-    if keep_points:
-        out["points"] = copy(msg.get("points") or {})
-    return out
+    return {"type": msg["type"], "index": msg["index"], "time": msg.get("time"),
+            "camera": copy(msg["camera"]), "people": copy(msg.get("people") or {})}

@@ -41,7 +41,8 @@ class BodyModel:
 
     v_template [V, 3], shapedirs [V, 3, B], J_regressor [J, V], lbs_weights [V, J], parents [J] (-1 root),
     faces [F, 3] int32, joint_names (J strings); optional hand means [15, 3] each (added to the hand poses
-    when the header says flat_hand_mean is False).
+    when the header says flat_hand_mean is False); optional exprdirs [V, 3, E] (expression blend shapes)
+    and posedirs [P, V*3] (pose correctives, P = 9·(J-1), smplx's layout).
     """
 
     v_template: np.ndarray
@@ -53,6 +54,8 @@ class BodyModel:
     joint_names: tuple[str, ...]
     left_hand_mean: np.ndarray | None = None
     right_hand_mean: np.ndarray | None = None
+    exprdirs: np.ndarray | None = None
+    posedirs: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # joints are linear in betas: J(β) = J_template + J_dirs·β (cheap per frame and per track)
@@ -85,6 +88,8 @@ class BodyModel:
             faces=np.asarray(bm["faces"], dtype=np.int32),
             joint_names=tuple(str(n) for n in names[:len(parents)]),
             left_hand_mean=left, right_hand_mean=right,
+            exprdirs=np.asarray(bm["exprdirs"], dtype=np.float32) if "exprdirs" in bm else None,
+            posedirs=np.asarray(bm["posedirs"], dtype=np.float32) if "posedirs" in bm else None,
         )
 
     def shaped_vertices(self, betas: np.ndarray) -> np.ndarray:
@@ -118,13 +123,23 @@ class BodyModel:
             pose[:, 40:55] += self.right_hand_mean
         return pose[:, :self.num_joints]
 
-    def lbs(self, full_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posed vertices [V, 3] and joints [J, 3] (float64, the pose's frame, e.g. W) without pose correctives.
+    def lbs(self, full_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray, correctives: bool = False,
+            expression: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Posed vertices [V, 3] and joints [J, 3] (float64, the pose's frame, e.g. W).
 
         full_pose [J, 3] axis-angle, betas [B'], transl [3]. Equals smplx's SMPL-X layer output with
-        zero posedirs and zero expression (joints: the first J of its joints output).
+        zero expression (joints: the first J of its joints output); pose correctives are added when
+        `correctives` is set and the model has posedirs (otherwise it equals the layer with zero posedirs).
+        `expression` [E] adds the expression blend shapes to the vertices but, like the Blender rig,
+        regresses the joints from the betas only (smplx also moves face joints with the expression).
         """
         v_shaped = self.shaped_vertices(betas)
+        if expression is not None and self.exprdirs is not None:
+            e = np.asarray(expression, dtype=np.float64)
+            v_shaped = v_shaped + self.exprdirs[:, :, :len(e)].astype(np.float64) @ e
+        if correctives and self.posedirs is not None:
+            feature = pose_feature(axis_angle_to_matrix(full_pose[1:]))
+            v_shaped = v_shaped + (feature @ self.posedirs).reshape(-1, 3)
         joints = self.rest_joints(betas)
         world_rot, world_pos = self.forward_kinematics(full_pose, joints)
         # per-joint affine: x -> R_j (x - J_j) + P_j
@@ -153,6 +168,13 @@ class BodyModel:
         if b.shape[-1] < nb:
             b = np.concatenate([b, np.zeros(b.shape[:-1] + (nb - b.shape[-1],))], axis=-1)
         return b[..., :nb]
+
+
+def pose_feature(local_rot: np.ndarray) -> np.ndarray:
+    """Pose-corrective weights [..., 9·(J-1)]: (R_j - I) of the non-root local rotations [..., J-1, 3, 3],
+    flattened row-major per joint (smplx's `pose_feature`, the weights of posedirs / corrective shape keys)."""
+    r = np.asarray(local_rot)
+    return (r - np.eye(3)).reshape(r.shape[:-3] + (-1,))
 
 
 def _hand_means(bm: dict) -> tuple[np.ndarray | None, np.ndarray | None]:

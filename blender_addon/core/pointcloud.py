@@ -1,8 +1,8 @@
 """Point clouds for Blender: W -> Blender coordinates, colours, per-frame accumulation, point budgets.
 
 A cloud is planned as flat float32 arrays ready for `foreach_set`: `co` [3n] (Blender world, metres),
-`color` [4n] (sRGB 0..1 RGBA, for a BYTE_COLOR attribute's `color_srgb`), and optionally `frame` [n]
-int32 (the Blender frame a per-frame point belongs to).
+`color` [4n] (scene-linear RGBA 0..1, converted from the video's sRGB bytes, for a FLOAT_COLOR
+attribute's `color`), and optionally `frame` [n] int32 (the Blender frame a per-frame point belongs to).
 """
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .coords import world_points_to_blender
+
+
+def _srgb_to_linear_table() -> np.ndarray:
+    """[256] float32: sRGB byte -> scene-linear value (IEC 61966-2-1 transfer function)."""
+    c = np.arange(256, dtype=np.float64) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+SRGB_TO_LINEAR = _srgb_to_linear_table()
 
 
 @dataclass
@@ -28,7 +37,7 @@ class CloudData:
 
 def cloud_from_world(xyz: np.ndarray, rgb: np.ndarray | None, max_points: int = 0,
                      frame: np.ndarray | None = None) -> CloudData:
-    """xyz [n, 3] in W (metres), rgb [n, 3] uint8 (or None: grey) -> `CloudData` in Blender frame.
+    """xyz [n, 3] in W (metres), rgb [n, 3] uint8 sRGB (or None: grey) -> `CloudData` in Blender frame.
 
     `max_points` > 0 keeps an evenly spaced subset of at most that many points (deterministic).
     `frame` [n] int: per-point Blender frame (kept in the same subset).
@@ -42,10 +51,9 @@ def cloud_from_world(xyz: np.ndarray, rgb: np.ndarray | None, max_points: int = 
     m = co.size // 3
     color = np.empty((m, 4), dtype=np.float32)
     if rgb is None:
-        color[:, :3] = 0.8
+        color[:, :3] = SRGB_TO_LINEAR[200]
     else:
-        color[:, :3] = np.asarray(rgb).reshape(-1, 3)[keep]
-        color[:, :3] *= np.float32(1.0 / 255.0)
+        color[:, :3] = SRGB_TO_LINEAR[np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)[keep]]
     color[:, 3] = 1.0
     frames = None if frame is None else np.asarray(frame, dtype=np.int32).reshape(-1)[keep].copy()
     return CloudData(co=co, color=color.reshape(-1), frame=frames)

@@ -9,20 +9,30 @@ import numpy as np
 
 
 def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
-    """Rotation vectors [..., 3] -> rotation matrices [..., 3, 3] (Rodrigues; exact near zero)."""
+    """Rotation vectors [..., 3] -> rotation matrices [..., 3, 3] (Rodrigues; exact near zero).
+
+    R = I + a·K + b·K² with K = [v]×, a = sin(t)/t, b = (1 - cos t)/t², t = |v|, written out
+    element-wise (K² = v·vᵀ - t²·I) because batched 3x3 matmuls are slow in numpy.
+    """
     aa = np.asarray(aa, dtype=np.float64)
-    theta = np.linalg.norm(aa, axis=-1)[..., None, None]
-    k = np.zeros(aa.shape[:-1] + (3, 3))
     x, y, z = aa[..., 0], aa[..., 1], aa[..., 2]
-    k[..., 0, 1], k[..., 0, 2] = -z, y
-    k[..., 1, 0], k[..., 1, 2] = z, -x
-    k[..., 2, 0], k[..., 2, 1] = -y, x
-    small = theta < 1e-8
-    safe = np.where(small, 1.0, theta)
+    t2 = x * x + y * y + z * z
+    t = np.sqrt(t2)
+    small = t < 1e-8
+    safe = np.where(small, 1.0, t)
     # sin(t)/t and (1-cos t)/t² with their Taylor limits for tiny angles
-    a = np.where(small, 1.0 - theta ** 2 / 6.0, np.sin(safe) / safe)
-    b = np.where(small, 0.5 - theta ** 2 / 24.0, (1.0 - np.cos(safe)) / safe ** 2)
-    return np.eye(3) + a * k + b * (k @ k)
+    a = np.where(small, 1.0 - t2 / 6.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5 - t2 / 24.0, (1.0 - np.cos(safe)) / (safe * safe))
+    c = 1.0 - b * t2  # diagonal: 1 + b·(v_i² - t²)
+    r = np.empty(aa.shape[:-1] + (3, 3))
+    r[..., 0, 0] = c + b * x * x
+    r[..., 1, 1] = c + b * y * y
+    r[..., 2, 2] = c + b * z * z
+    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
+    r[..., 0, 1], r[..., 1, 0] = bxy - a * z, bxy + a * z
+    r[..., 0, 2], r[..., 2, 0] = bxz + a * y, bxz - a * y
+    r[..., 1, 2], r[..., 2, 1] = byz - a * x, byz + a * x
+    return r
 
 
 def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:

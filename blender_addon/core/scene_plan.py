@@ -20,6 +20,11 @@ People absent from a processed frame are hidden by keying the root bone's scale 
 interpolation; 1 while present). That hides the skinned mesh in every viewport and render engine and
 survives FBX/glTF export, unlike keyed object visibility. Their pose holds between present frames.
 
+Shape keys on the body mesh (optional, keyed per frame like the bones): the 10 expression blend shapes
+(`Exp000`...; on by default) and the 486 SMPL-X pose correctives (`Pose000`..., weights (R_j - I); off by
+default: slow to key and to play back). The rig's joints come from the betas only, so an expression
+moves face vertices but not the jaw/eye joints (smplx re-regresses those; sub-millimetre on SMPL-X).
+
 Time: video frame N (the message's `index`) is Blender frame `options.frame_start + N`.
 """
 from __future__ import annotations
@@ -29,12 +34,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .body_model import BodyModel
+from .body_model import BodyModel, pose_feature
 from .camera import CameraFit, camera_fit, lens_and_shift, scene_fps
-from .coords import M, camera_matrix_world
+from .coords import C, M, camera_matrix_world
 from .keyframes import CONSTANT, LINEAR, FCurveKeys, bone_path, changes_only, channel_keys
 from .pointcloud import CloudData, FrameCloudAccumulator, cloud_from_world
-from .rotations import matrix_to_quaternion, quaternion_continuity
+from .rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_continuity
 from .skeleton import RigRest, build_rig_rest, pose_to_bone_channels
 
 POINT_MODES = ("ACCUMULATED", "PER_FRAME", "BOTH", "NONE")
@@ -49,6 +54,8 @@ class ImportOptions:
     import_camera: bool = True
     video_background: bool = True
     import_meshes: bool = True  # skinned SMPL-X mesh under each armature
+    expressions: bool = True  # expression shape keys, keyed per frame (needs header exprdirs)
+    pose_correctives: bool = False  # 486 pose-corrective shape keys, keyed per frame (needs header posedirs)
     point_mode: str = "BOTH"  # one of POINT_MODES
     point_radius: float = 0.01  # metres, display radius of points
     max_points: int = 0  # per cloud object; 0 = no budget
@@ -94,14 +101,25 @@ class CameraPlan:
 
 
 @dataclass
+class ShapeKeySet:
+    """Shape keys of every body mesh (shared by all people): names [K] and offsets [K, V, 3] float32,
+    Blender frame, metres, relative to the basis (the rig's shaped rest mesh)."""
+
+    names: tuple[str, ...]
+    offsets: np.ndarray
+    expressions: int  # the first `expressions` keys are Exp###, the rest Pose###
+
+
+@dataclass
 class PersonPlan:
-    """One person's rig to create: armature + (optionally) skinned mesh."""
+    """One person's rig to create: armature + (optionally) skinned mesh with shape keys."""
 
     track_id: int
     name: str
     rest: RigRest
     faces: np.ndarray | None  # [F, 3] int32, None when meshes are off
     weights: list[tuple[np.ndarray, np.ndarray]] | None  # per joint: (vertex indices int32, weights float32)
+    shape_keys: ShapeKeySet | None = None
 
 
 @dataclass
@@ -112,7 +130,8 @@ class FramesPlan:
     new_people: list[PersonPlan] = field(default_factory=list)
     camera_object_keys: list[FCurveKeys] = field(default_factory=list)  # location, rotation_quaternion
     camera_data_keys: list[FCurveKeys] = field(default_factory=list)  # lens, shift_x, shift_y (when varying)
-    people_keys: dict[int, list[FCurveKeys]] = field(default_factory=dict)
+    people_keys: dict[int, list[FCurveKeys]] = field(default_factory=dict)  # on each armature object
+    shape_keys: dict[int, list[FCurveKeys]] = field(default_factory=dict)  # on each body mesh's Key
     frames: int = 0  # frames in this batch that were planned (duplicates skipped)
     last_frame: int | None = None  # last Blender frame keyed so far
 
@@ -158,6 +177,7 @@ class ScenePlanner:
         self.people: dict[int, _PersonState] = {}
         self.frame_points = FrameCloudAccumulator(self.options.max_points)
         self._weights: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._shape_set: ShapeKeySet | None | bool = False  # False: not computed yet
         self._camera_made = False
         self._cam_last_quat: np.ndarray | None = None
         self._lens_frames: list[np.ndarray] = []
@@ -299,6 +319,9 @@ class ScenePlanner:
                 state.pelvis_frames.append(pf)
                 state.pelvis_world.append(pelvis[sel])
                 state.frames_seen += len(sel)
+                shape_keys = self._shape_key_keys(pf, poses[sel], people, sel)
+                if shape_keys:
+                    plan.shape_keys[pid] = shape_keys
             # visibility: root scale 1 on frames with the person, 0 on processed frames without
             present = np.isin(frames, row_frames[sel]).astype(np.float32)
             # a new rig starts hidden: its first key is 0 at the job's first frame unless present there
@@ -321,7 +344,42 @@ class ScenePlanner:
             w = self.body.lbs_weights
             self._weights = [(np.flatnonzero(w[:, j] > 0).astype(np.int32), w[w[:, j] > 0, j].astype(np.float32))
                              for j in range(w.shape[1])]
-        return PersonPlan(pid, name, rest, self.body.faces, self._weights)
+        return PersonPlan(pid, name, rest, self.body.faces, self._weights, self.shape_key_set())
+
+    def shape_key_set(self) -> ShapeKeySet | None:
+        """The body meshes' shape keys per the options and the header (None when there are none)."""
+        if self._shape_set is False:
+            body, opts = self.body, self.options
+            names, parts, n_expr = [], [], 0
+            if opts.import_meshes and opts.expressions and body.exprdirs is not None:
+                n_expr = body.exprdirs.shape[-1]
+                names += [f"Exp{e:03d}" for e in range(n_expr)]
+                parts.append(np.moveaxis(body.exprdirs, -1, 0) @ C.T.astype(np.float32))
+            if opts.import_meshes and opts.pose_correctives and body.posedirs is not None:
+                p = body.posedirs.shape[0]
+                names += [f"Pose{k:03d}" for k in range(p)]
+                parts.append(body.posedirs.reshape(p, -1, 3) @ C.T.astype(np.float32))
+            self._shape_set = (ShapeKeySet(tuple(names), np.concatenate(parts).astype(np.float32), n_expr)
+                               if parts else None)
+        return self._shape_set
+
+    def _shape_key_keys(self, frames: np.ndarray, poses: np.ndarray, people: dict, sel: np.ndarray) -> list[FCurveKeys]:
+        """Per-frame shape-key weights of one person's rows `sel` (expression, then pose correctives)."""
+        sks = self.shape_key_set()
+        if sks is None:
+            return []
+        weights = []
+        if sks.expressions:
+            expr = people.get("expression")
+            expr = np.zeros((len(sel), sks.expressions)) if expr is None else np.asarray(expr)[sel]
+            weights.append(np.asarray(expr, dtype=np.float64)[:, :sks.expressions])
+        if len(sks.names) > sks.expressions:
+            weights.append(pose_feature(axis_angle_to_matrix(poses[:, 1:])))
+        values = np.concatenate(weights, axis=1)
+        keys = []
+        for k, name in enumerate(sks.names):
+            keys += channel_keys(f'key_blocks["{name}"].value', frames, values[:, k], LINEAR)
+        return keys
 
     # ------------------------------------------------------------------------------------------- track
     def track(self, msg: dict) -> ReshapePlan | None:

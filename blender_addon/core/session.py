@@ -176,6 +176,7 @@ class LiveSession:
         self.summary: dict | None = None  # the `done` message
         self.result_path: str | None = None  # the server-side .h3r of this job
         self._rate = RateMeter()
+        self._server_rates = False  # True once `progress` messages carry the server's frames/s
         self._started_at: float | None = None
         self._cancel_requested_at: float | None = None
         self._closed = False
@@ -323,8 +324,10 @@ class LiveSession:
         total = msg.get("total")
         if isinstance(total, int) and total > 0:
             p.frames_total = total
+        # the server's own rate and ETA (it knows its queue and model speed) replace the local estimate
         if isinstance(msg.get("fps"), (int, float)) and msg["fps"] > 0:
             p.fps = float(msg["fps"])
+            self._server_rates = True
         if isinstance(msg.get("eta_s"), (int, float)):
             p.eta_s = float(msg["eta_s"])
         p.queue_position = 0
@@ -339,13 +342,13 @@ class LiveSession:
             return
         p = self.progress
         p.frames_done += len(frames)
-        now = self._clock()
-        self._rate.add(now, p.frames_done)
-        rate = self._rate.rate()
-        if rate:
-            p.fps = rate
-        if p.fps and p.frames_total:
-            p.eta_s = max(0.0, (p.frames_total - p.frames_done) / p.fps)
+        self._rate.add(self._clock(), p.frames_done)
+        if not self._server_rates:
+            rate = self._rate.rate()
+            if rate:
+                p.fps = rate
+            if p.fps and p.frames_total:
+                p.eta_s = max(0.0, (p.frames_total - p.frames_done) / p.fps)
         if self._cancel_requested_at is None:
             self.message = f"Running: {self._video_name()}"
 

@@ -146,11 +146,12 @@ def pose_to_bone_channels(full_pose: np.ndarray, pelvis_world: np.ndarray, rest:
     """
     full_pose = np.asarray(full_pose, dtype=np.float64)
     local = axis_angle_to_matrix(full_pose)  # [T, J, 3, 3]
-    left = np.broadcast_to(C, local.shape).copy()
-    left[:, 0] = M  # the root rotation acts in W
-    a = left @ local @ C.T
     r = rest.rest_rot
-    q_mat = np.swapaxes(r, -1, -2) @ a @ r
+    left = np.broadcast_to(C, r.shape).copy()
+    left[0] = M  # the root rotation acts in W
+    pre = np.swapaxes(r, -1, -2) @ left  # R_restᵀ·C (root: R_restᵀ·M), [J, 3, 3]
+    post = C.T @ r  # Cᵀ·R_rest, [J, 3, 3]
+    q_mat = pre @ local @ post
     quats = matrix_to_quaternion(q_mat)
     pelvis_b = np.asarray(pelvis_world, dtype=np.float64) @ M.T
     root_loc = (pelvis_b - rest.heads[0]) @ r[0]  # R_restᵀ·(p − h) for row vectors

@@ -22,7 +22,7 @@ ADDON_MODULE = "blender_addon"
 def pytest_collection_modifyitems(config, items):
     """Skip the bpy tier when bpy is missing (one import attempt for the whole session)."""
     try:
-        import bpy  # noqa: F401
+        import bpy  # noqa: F401  (the import itself is the check)
     except ImportError as exc:
         skip = pytest.mark.skip(reason=f"bpy is not importable: {exc}")
         for item in items:

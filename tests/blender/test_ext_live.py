@@ -87,6 +87,7 @@ def start_server(tmp: Path, smplx: Path, checkpoint: Path):
 def live_server(tmp_path_factory, synthetic_smplx_path, parity_fixture_dir):
     tmp = tmp_path_factory.mktemp("live")
     make_clip(server_python(), tmp / "clip.mp4", frames=6)
+    make_clip(server_python(), tmp / "long.mp4", frames=40)
     server, address = start_server(tmp, synthetic_smplx_path, parity_fixture_dir / "checkpoint.pth")
     yield address, tmp / "clip.mp4"
     server.stop()
@@ -154,6 +155,27 @@ def test_live_job_streams_into_the_scene(live, live_server):
     assert cam.animation_data.action is not None
     assert bpy.context.scene.frame_end >= bpy.context.scene.frame_start + 5
     assert session.message.startswith("Done: 6 frame(s)")
+
+
+def test_cancel_stops_the_job_and_keeps_the_partial_import(live, live_server):
+    from blender_addon.client import Human3RClient
+
+    address, clip = live_server
+    settings = bpy.context.scene.human3r
+    settings.input_size = JOB_SIZE
+    client = Human3RClient(address, timeout_s=10.0, credit_window=2)  # the server stays at most 2 frames ahead
+    session = live.start(str(clip.with_name("long.mp4")), settings.job_options(), settings.import_options(),
+                         address=address, client=client)
+    deadline = time.monotonic() + 120
+    while session.progress.frames_done < 2:
+        assert session.active and time.monotonic() < deadline, session.message
+        live.poll_once(max_messages=1)
+        time.sleep(0.005)
+    assert bpy.ops.human3r.cancel() == {"FINISHED"}
+    drive(live, limit_s=30)
+    assert session.state.value == "cancelled", session.message
+    assert 2 <= session.progress.frames_done < 40
+    assert any(o.type == "CAMERA" for o in bpy.data.collections["long"].all_objects)
 
 
 def test_server_not_running_gives_clear_error(live):
@@ -239,3 +261,15 @@ def test_curve_client_key_file_is_read(live, tmp_path):
     (tmp_path / "bad.key").write_text("nothing here")
     with pytest.raises(ValueError, match="not a CurveZMQ key pair"):
         live.read_curve_keypair(str(tmp_path / "bad.key"))
+
+
+def test_loading_a_file_stops_the_job(live):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    set_prefs(server_address=address, timeout_s=30.0)
+    bpy.context.scene.human3r.video_path = __file__
+    assert bpy.ops.human3r.run() == {"FINISHED"}
+    session = live.current()
+    assert session.active
+    bpy.ops.wm.read_homefile(use_empty=True)  # fires load_pre like File > Open
+    assert not session.active and session.state.value == "cancelled"
+    assert "new file was loaded" in session.message

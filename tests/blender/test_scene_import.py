@@ -176,3 +176,26 @@ def test_repeated_import_gets_its_own_collection(factory_scene, tmp_path, job):
     assert a["collection"] != b["collection"]
     assert bpy.data.objects[b["armatures"][1]].users_collection[0].name == b["collection"]
     assert not any(o.type == "MESH" for o in bpy.data.objects)
+
+
+def test_live_rigs_build_while_the_user_edits_another_object(factory_scene, job):
+    msgs = decoded(job)
+    frames = [m for m in msgs if m["type"] == "frame"]
+    me = bpy.data.meshes.new("user mesh")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    user = bpy.data.objects.new("user object", me)
+    factory_scene.collection.objects.link(user)
+    bpy.context.view_layer.objects.active = user
+    bpy.ops.object.mode_set(mode="EDIT")
+    live = SceneBuilder("live", ImportOptions(point_mode="NONE"))
+    live.on_header(msgs[0])
+    live.on_frames(frames[:12])  # person 2 appears at frame 10: rigs are built mid-stream
+    live.on_frames(frames[12:])
+    arm = live.armatures[1]
+    arm.hide_set(True)  # the user hid the rig before the track arrived
+    before = np.array(arm.data.bones["spine2"].head_local)
+    for t in (m for m in msgs if m["type"] == "track"):
+        live.on_track(t)
+    assert np.abs(np.array(arm.data.bones["spine2"].head_local) - before).max() > 1e-4
+    assert arm.hide_get() and arm.mode == "OBJECT"
+    assert bpy.context.view_layer.objects.active == user

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -50,7 +51,10 @@ def test_convert_round_trip(fixture_pth, tmp_path):
     assert data["format"] == CONVERTED_FORMAT and data["version"] == 1
     assert data["source_digest"] == file_digest(fixture_pth) == summary["source_digest"]
     assert data["model_string"].startswith("ARCroco3DStereo(")
-    assert not list(tmp_path.glob("*.tmp")), "temp files left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "out.safetensors"], "temp files left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~umask
 
     original = read_checkpoint(fixture_pth)
     for path in (weights, sidecar):  # either file of the pair reads the pair
@@ -291,3 +295,18 @@ def test_convert_refuses_to_overwrite_its_input(fixture_safetensors, tmp_path):
     with pytest.raises(CheckpointError, match="overwrite"):
         convert_checkpoint(copy, copy)
     assert Path(copy).stat().st_size == fixture_safetensors.stat().st_size
+
+
+def test_failed_conversion_keeps_the_previous_output(fixture_pth, tmp_path, monkeypatch):
+    convert_checkpoint(fixture_pth, tmp_path / "out")
+    before = (tmp_path / "out.safetensors").read_bytes()
+
+    def broken_save(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        convert_checkpoint(fixture_pth, tmp_path / "out")
+    assert (tmp_path / "out.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "out.safetensors"]

@@ -19,13 +19,14 @@ from tests.support.synthetic_smplx import synthetic_smplx_arrays
 JOB = "job-synthetic"
 
 
-@lru_cache(maxsize=2)
-def body_model_arrays(seed: int = 0) -> dict[str, np.ndarray]:
-    """`header.body_model` arrays built from the synthetic SMPL-X file (float32, protocol names; cached, do not modify)."""
-    a = synthetic_smplx_arrays(seed, pose_correctives=False)
+@lru_cache(maxsize=4)
+def body_model_arrays(seed: int = 0, correctives: bool = False) -> dict[str, np.ndarray]:
+    """`header.body_model` arrays built from the synthetic SMPL-X file (float32, protocol names; cached, do
+    not modify). `correctives` adds the synthetic pose correctives as `posedirs` [486, V*3]."""
+    a = synthetic_smplx_arrays(seed, pose_correctives=correctives)
     parents = a["kintree_table"][0].astype(np.int64)
     parents[0] = -1
-    return {
+    out = {
         "faces": a["f"].astype("<i4"),
         "lbs_weights": a["weights"].astype("<f4"),
         "parents": parents.astype("<i4"),
@@ -34,10 +35,15 @@ def body_model_arrays(seed: int = 0) -> dict[str, np.ndarray]:
         "exprdirs": a["shapedirs"][:, :, 300:310].astype("<f4"),
         "J_regressor": a["J_regressor"].astype("<f4"),
     }
+    if correctives:
+        posedirs = a["posedirs"]
+        out["posedirs"] = np.ascontiguousarray(posedirs.reshape(-1, posedirs.shape[-1]).T.astype("<f4"))
+    return out
 
 
 def header_message(video_path: str | None = "/videos/clip.mp4", width: int = 640, height: int = 480,
-                   fps: float = 30000 / 1001, frame_count: int = 30, seed: int = 0) -> dict:
+                   fps: float = 30000 / 1001, frame_count: int = 30, seed: int = 0,
+                   correctives: bool = False) -> dict:
     from blender_addon.core.body_model import SMPLX_JOINT_NAMES
     return protocol.make_message(
         protocol.MessageType.HEADER, JOB, 0,
@@ -46,7 +52,7 @@ def header_message(video_path: str | None = "/videos/clip.mp4", width: int = 640
         options={"stride": 1}, model={"name": "synthetic"},
         smplx={"model_type": "smplx", "num_betas": 10, "num_expression_coeffs": 10, "use_pca": False,
                "flat_hand_mean": True, "joint_names": list(SMPLX_JOINT_NAMES)},
-        conventions={"world": "opencv-first-camera"}, body_model=body_model_arrays(seed))
+        conventions={"world": "opencv-first-camera"}, body_model=body_model_arrays(seed, correctives))
 
 
 def camera_at(t: float) -> np.ndarray:

@@ -80,3 +80,11 @@ def test_processing_failure_is_job_failed(tiny_engine, tmp_path):
     msgs = collect(tiny_engine, path, tiny_job_options())
     assert [m["type"] for m in msgs] == ["header", "error"]
     assert msgs[-1]["code"] == "job_failed" and msgs[-1]["frame"] == 0
+
+
+def test_detection_threshold_option_reaches_the_model(tiny_engine, tennis_video):
+    msgs = collect(tiny_engine, tennis_video, tiny_job_options(end=2, detection_threshold=0.999))
+    frames = [m for m in msgs if m["type"] == "frame"]
+    assert len(frames) == 2 and all(len(f["people"]["id"]) == 0 for f in frames)
+    assert all(f["people"]["body_pose"].shape == (0, 21, 3) for f in frames)
+    assert [m["type"] for m in msgs][-1] == "done" and msgs[-1]["people"] == 0

@@ -285,3 +285,18 @@ def test_formatting():
     text = format_progress(Progress(frames_done=12, frames_total=120, fps=3.4, eta_s=32), "Running: a.mp4")
     assert text == "Running: a.mp4 — 12/120 frames, 3.4 fps, ETA 0:32"
     assert Progress(frames_done=5, frames_total=10).fraction == 0.5 and Progress().fraction is None
+
+
+def test_server_progress_figures_win_over_local_estimate():
+    msgs = stream(10)[:3]  # accepted, header, frame 0
+    msgs.append(wire_roundtrip(protocol.make_message(MessageType.PROGRESS, JOB, 9, done=5, total=10, fps=7.5,
+                                                     eta_s=0.7, stage="running")))
+    msgs += stream(10)[3:5]
+    clock = Clock()
+    session = LiveSession(ReplayClient(msgs), RecordingSink(), clock=clock)
+    session.start("v.mp4", {})
+    for _ in range(6):
+        clock.t += 1.0
+        session.step(max_messages=1)
+    assert session.progress.fps == 7.5 and session.progress.eta_s == 0.7
+    assert session.progress.frames_done == 3 and session.progress.stage == "running"

@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from backend.model.parity import RUNS, check_fixture, compare_run, run_views
 

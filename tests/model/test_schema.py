@@ -33,7 +33,8 @@ def test_full_size_state_dict_matches_schema(state_dict_tsv):
         scratch = getattr(head, name).scratch
         assert scratch.layer_rn[0] is scratch.layer1_rn and scratch.layer_rn[3] is scratch.layer4_rn
     buffers = dict(model.named_buffers())
-    assert set(buffers) == {f"downstream_head.init_{n}" for n in ("body_pose", "betas", "betas_kid", "cam", "expression")}
+    names = ("body_pose", "betas", "betas_kid", "cam", "expression")
+    assert set(buffers) == {f"downstream_head.init_{n}" for n in names}
 
 
 def test_tiny_state_dict_matches_fixture_checkpoint(parity_dir):

@@ -35,11 +35,11 @@ def test_no_server_poll_never_blocks_and_reports_server_gone(make_client):
     while not got:
         t0 = time.monotonic()
         got = client.poll(timeout_ms=0)
-        assert time.monotonic() - t0 < 0.05  # timeout 0: returns at once
+        assert time.monotonic() - t0 < 0.25  # timeout 0: returns at once (generous for a loaded CI box)
         t0 = time.monotonic()
         got += client.poll(timeout_ms=30)
-        assert time.monotonic() - t0 < 0.2
-    assert 1.0 <= time.monotonic() - start < 1.5
+        assert time.monotonic() - t0 < 0.5
+    assert 1.0 <= time.monotonic() - start < 2.5
     assert [(m["type"], m["code"], m["job"], m["synthetic"]) for m in got] == [("error", "server_gone", None, True)]
     assert client.state == "lost" and client.poll(timeout_ms=0) == []
     assert token.startswith("r")

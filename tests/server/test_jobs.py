@@ -163,6 +163,8 @@ def test_limits_per_client_queue_and_frames(start_server, make_client, raw_deale
     other = raw_dealer(server.endpoint)
     assert other.request(submit)["type"] == "accepted"
     assert other.request(submit)["code"] == "queue_full"
+    assert other.request(protocol.make_message("cancel", first["job"]))["code"] == "unknown_job"  # not its job
+    assert server.board.get(first["job"]).state in ("running", "queued")
     for job in (first["job"], second["job"]):
         raw.send_msg(protocol.make_message("cancel", job))
     assert_serving(server.endpoint)
@@ -192,3 +194,17 @@ def test_infer_with_server_writes_the_same_result_file_locally(start_server, eng
     # a refused video gives the infer command's exit code for unreadable videos
     args = parser.parse_args(["/etc/passwd", "-o", str(tmp_path / "x.h3r"), "--server", server.endpoint])
     assert infer_cli.run(args) == 4
+
+
+def test_a_stalled_stream_is_cancelled_after_the_stall_timeout(start_server, raw_dealer, recorded_h3r, short_video):
+    server = start_server(replay_runner(recorded_h3r, repeat=20), stream_queue_messages=2, stall_timeout_s=0.5,
+                          peer_timeout_s=30)
+    raw = raw_dealer(server.endpoint)
+    accepted = raw.request(protocol.make_message("submit", video=str(short_video), options={}, credits=0))
+    got = []
+    while not got or got[-1]["type"] not in ("done", "cancelled", "error"):
+        got.append(raw.recv(timeout=5))
+    assert got[-1]["type"] == "cancelled" and got[-1]["job"] == accepted["job"]
+    # only what was buffered when it stalled (2) plus the one the blocked worker was holding
+    assert sum(m["type"] == "frame" for m in got) <= 3
+    assert server.board.get(accepted["job"]).state == "cancelled"

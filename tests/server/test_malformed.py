@@ -139,7 +139,7 @@ def test_message_above_the_socket_limit_drops_only_that_peer(served):
     assert_serving(served[0])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=4))
 def test_random_bytes_are_answered_not_fatal(raw, frames):
     _error(raw, frames)
@@ -152,7 +152,7 @@ _json = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) 
                      max_leaves=12)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from([t.value for t in protocol.MessageType] + ["nope"]),
        st.dictionaries(st.sampled_from(["job", "seq", "video", "options", "credits", "request", "x", "__nd__",
                                         "dtype", "shape"]), _json, max_size=5))

@@ -138,3 +138,16 @@ def test_curve_allowed_key_works_and_unknown_key_gets_nothing(tmp_path, start_se
     # the allowed client is unaffected
     good.request_status()
     assert wait_for(good, lambda m: m["type"] == "status")["jobs"]
+
+
+def test_client_reads_key_files_written_by_the_keys_command(tmp_path):
+    from blender_addon.client.curve_keys import client_curve_options, read_key_file
+
+    server_pub, _ = security.write_keypair(tmp_path, "server")
+    _, client_secret = security.write_keypair(tmp_path, "blender")
+    options = client_curve_options(server_pub, client_secret)
+    assert options["curve_server_key"] == read_key_file(server_pub)[0]
+    public, secret = options["curve_keys"]
+    assert zmq.curve_public(secret.encode()) == public.encode()
+    with pytest.raises(ValueError):
+        client_curve_options(server_pub, server_pub)  # a public file is not a key pair

@@ -1,9 +1,9 @@
 """Camera pose head: the decoded pose token -> camera-to-world pose of the current chunk.
 
 `PoseHead` (keys `pose_head.mlp.fc1/fc2`): Linear(C -> 4C) -> GELU -> Linear(4C -> 7) giving the raw
-(t (3), q (4)). `decode_pose` applies the 'exp' translation rule t * expm1(|t|) / max(|t|, 1e-8) and normalises the quaternion,
-real part first (w, x, y, z), sign-flipped so that w >= 0. Camera axes are OpenCV (x right, y down,
-z forward); the world is the chunk's first camera.
+(t (3), q (4)). `decode_pose` applies the 'exp' translation rule t * expm1(|t|) / max(|t|, 1e-8)
+and normalises the quaternion, real part first (w, x, y, z), sign-flipped so that w >= 0.
+Camera axes are OpenCV (x right, y down, z forward); the world is the chunk's first camera.
 """
 from __future__ import annotations
 

@@ -1,0 +1,108 @@
+"""Benchmark the Blender scene import (run under a Python with the `bpy` module, e.g. bpy 5.0.1).
+
+    python scripts/bench_blender.py                 # 4 people x 3,000 frames, and 10 M scene points
+    python scripts/bench_blender.py --frames 300 --points 1000000   # quicker
+
+Targets (blender-anchors.md §E): people <= 2 s, 10 M points <= 5 s. Figures printed:
+- people: whole `import_result_file` (file read + plan + bpy), and the planner alone (numpy);
+- points: `import_result_file` of a job whose `done` message carries the scene cloud, the builder's
+  `on_end` alone, and the first depsgraph evaluation of the point display (Geometry Nodes).
+Synthetic inputs are generated first (not timed) with tests/core/synthetic_job.py. Wall and CPU
+(process) time are both printed: on a shared machine the CPU figure is the one to compare.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def people_job(frames: int, people: int) -> list[dict]:
+    from tests.core.synthetic_job import make_job
+    spans = tuple((pid + 1, 0, frames) for pid in range(people))
+    return make_job(n_frames=frames, people=spans, points_per_frame=0, scene_points=0)
+
+
+def points_job(n: int) -> list[dict]:
+    from blender_addon.core import protocol
+    from tests.core.synthetic_job import JOB, header_message
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform((-10, -3, 1), (10, 2, 30), (n, 3)).astype(np.float32)
+    rgb = rng.integers(0, 256, (n, 3), dtype=np.uint8)
+    done = protocol.make_message(protocol.MessageType.DONE, JOB, 1, frames=0, people=0, elapsed_s=0.0, fps=0.0,
+                                 scene_points={"xyz": xyz, "rgb": rgb})
+    return [header_message(frame_count=1), done]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--people", type=int, default=4)
+    parser.add_argument("--points", type=int, default=10_000_000)
+    args = parser.parse_args(argv)
+
+    import bpy
+
+    from blender_addon.blender.scene_builder import SceneBuilder, import_result_file
+    from blender_addon.core.scene_plan import ImportOptions, ScenePlanner
+    from tests.core.synthetic_job import decoded, write_job
+
+    print(f"Blender {bpy.app.version_string}, numpy {np.__version__}")
+    with tempfile.TemporaryDirectory() as tmp:
+        # --- people ---------------------------------------------------------------------------------
+        t = time.perf_counter()
+        msgs = people_job(args.frames, args.people)
+        path = write_job(Path(tmp) / "people.h3r", msgs)
+        print(f"[setup] {args.people} people x {args.frames} frames generated in {time.perf_counter() - t:.1f} s "
+              f"({path.stat().st_size / 1e6:.1f} MB)")
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        t, cpu = time.perf_counter(), time.process_time()
+        summary = import_result_file(path, {"point_mode": "NONE"})
+        total, cpu = time.perf_counter() - t, time.process_time() - cpu
+        print(f"people: import_result_file {total:.2f} s wall, {cpu:.2f} s CPU (read {summary['read_s']:.2f} s, build "
+              f"{summary['build_s']:.2f} s), {summary['keys']:,} keys, {len(summary['armatures'])} rigs "
+              f"[target <= 2 s]")
+        dec = decoded(msgs)
+        planner = ScenePlanner(ImportOptions(point_mode="NONE"), tracks=[m for m in dec if m["type"] == "track"])
+        planner.header(dec[0])
+        t, cpu = time.perf_counter(), time.process_time()
+        planner.frames([m for m in dec if m["type"] == "frame"])
+        print(f"people: planner alone (numpy) {time.perf_counter() - t:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
+        del msgs, dec, planner
+
+        # --- points ---------------------------------------------------------------------------------
+        t = time.perf_counter()
+        msgs = points_job(args.points)
+        path = write_job(Path(tmp) / "points.h3r", msgs)
+        print(f"[setup] {args.points:,} points generated in {time.perf_counter() - t:.1f} s "
+              f"({path.stat().st_size / 1e6:.0f} MB)")
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        t, cpu = time.perf_counter(), time.process_time()
+        summary = import_result_file(path, {"point_mode": "ACCUMULATED", "import_camera": False})
+        total, cpu = time.perf_counter() - t, time.process_time() - cpu
+        print(f"points: import_result_file {total:.2f} s wall, {cpu:.2f} s CPU (read {summary['read_s']:.2f} s, build "
+              f"{summary['build_s']:.2f} s), {summary['scene_points']:,} points [target <= 5 s]")
+        obj = bpy.data.objects[summary["clouds"]["scene"]]
+        t = time.perf_counter()
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        shown = sum(len(i.object.data.points) for i in depsgraph.object_instances
+                    if i.object.original == obj and isinstance(i.object.data, bpy.types.PointCloud))
+        print(f"points: first display evaluation (Mesh to Points) {time.perf_counter() - t:.2f} s, {shown:,} points")
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        builder = SceneBuilder(None, ImportOptions(point_mode="ACCUMULATED", import_camera=False))
+        builder.on_header(msgs[0])
+        t, cpu = time.perf_counter(), time.process_time()
+        builder.on_end(msgs[1])
+        print(f"points: builder.on_end alone {time.perf_counter() - t:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
