@@ -15,6 +15,7 @@ Without --smplx a synthetic SMPL-X model (tests/support) is written to a tempora
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -71,6 +72,7 @@ def bench_throughput(engine, video: Path, options, frames: int) -> dict:
     from backend.video.reader import open_source
     from blender_addon.core.resultfile import ResultFileWriter
 
+    options = dataclasses.replace(options, end=frames)
     with open_source(video, end=frames) as source:
         prepared = [engine.prepare(f.rgb, options) for f in source]
     n = len(prepared)
@@ -89,24 +91,23 @@ def bench_throughput(engine, video: Path, options, frames: int) -> dict:
                 torch.cuda.synchronize(dev)
         return n / (time.perf_counter() - t0)
 
-    def end_to_end(out: Path) -> tuple[float, dict]:
+    def end_to_end(out: Path) -> float:
         t0 = time.perf_counter()
-        parts = {"decode": 0.0, "prepare": 0.0, "model": 0.0, "post": 0.0}
         with ResultFileWriter(out) as writer:
             for msg in iter_job_messages(engine, str(video), options, "bench"):
                 if msg["type"] != "progress":
                     writer.write(msg)
                 if msg["type"] == "header":
                     t0 = time.perf_counter()  # the header (body model) is written once per job
-        return n / (time.perf_counter() - t0), parts
+        return n / (time.perf_counter() - t0)
 
     model_alone()  # warm-up (allocations, lazy init)
     with tempfile.TemporaryDirectory() as tmp:
         # interleave the two measurements so background load affects both alike
         model_fps, e2e_fps = [], []
-        for rep in range(2):
+        for rep in range(3):
             model_fps.append(model_alone())
-            e2e_fps.append(end_to_end(Path(tmp) / f"bench{rep}.h3r")[0])
+            e2e_fps.append(end_to_end(Path(tmp) / f"bench{rep}.h3r"))
     m, e = max(model_fps), max(e2e_fps)
     return {"frames": n, "model_fps": m, "e2e_fps": e, "ratio": e / m, "overhead": 1 - e / m,
             "model_fps_runs": model_fps, "e2e_fps_runs": e2e_fps}

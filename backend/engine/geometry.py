@@ -7,6 +7,8 @@ Quaternions from the model are real-first (w, x, y, z).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -71,10 +73,7 @@ def estimate_focal_weiszfeld(pts3d: torch.Tensor, iterations: int = 10) -> torch
         result clipped to >= 0 — the reference's `estimate_focal_knowing_depth(..., 'weiszfeld')`.
     """
     b, h, w, _ = pts3d.shape
-    dev, dt = pts3d.device, pts3d.dtype
-    ys, xs = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
-    pp = torch.tensor([w // 2, h // 2], device=dev, dtype=dt)
-    pixels = (torch.stack([xs, ys], -1).reshape(1, -1, 2) - pp).to(dt)  # [1, HW, 2]
+    pixels = _centred_pixel_grid(h, w, pts3d.device, pts3d.dtype)  # [1, HW, 2]
     flat = pts3d.reshape(b, -1, 3)
     xy_over_z = (flat[..., :2] / flat[..., 2:3]).nan_to_num(posinf=0.0, neginf=0.0)
     dot_xy_px = (xy_over_z * pixels).sum(-1)
@@ -85,6 +84,15 @@ def estimate_focal_weiszfeld(pts3d: torch.Tensor, iterations: int = 10) -> torch
         weight = dist.clip(min=1e-8).reciprocal()
         focal = (weight * dot_xy_px).mean(1) / (weight * dot_xy_xy).mean(1)
     return focal.clip(min=0.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _centred_pixel_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[1, h*w, 2] (x - w div 2, y - h div 2) for every pixel, row-major (cached per size)."""
+    with torch.inference_mode(False):  # a normal tensor: usable inside and outside inference mode
+        ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+        pp = torch.tensor([w // 2, h // 2], device=device)
+        return (torch.stack([xs, ys], -1).reshape(1, -1, 2) - pp).to(dtype)
 
 
 def intrinsics_matrix(focal: torch.Tensor, pp: tuple[float, float] | torch.Tensor) -> torch.Tensor:

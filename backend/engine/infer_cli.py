@@ -24,28 +24,36 @@ _FILE_TYPES = {"header", "frame", "track", "done", "error", "cancelled"}
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model options shared by `infer` and remote jobs (interfaces.md §4), mapped to JobOptions."""
+    """The model options shared by `infer` and remote jobs (interfaces.md §4), mapped to JobOptions
+    (defaults come from `JobOptions`)."""
+    from backend.engine.options import JobOptions
+
+    d = JobOptions()
     g = parser.add_argument_group("model options")
-    g.add_argument("--start", type=int, default=0, help="first source frame index (default 0)")
-    g.add_argument("--end", type=int, default=None, help="stop before this source frame index")
-    g.add_argument("--stride", type=int, default=1, help="process every N-th frame (default 1)")
-    g.add_argument("--reset-interval", type=int, default=100,
-                   help="reset the recurrent state every N processed frames (default 100)")
+    g.add_argument("--start", type=int, default=d.start, help="first source frame index (default 0)")
+    g.add_argument("--end", type=int, default=d.end, help="stop before this source frame index")
+    g.add_argument("--stride", type=int, default=d.stride, help="process every N-th frame (default 1)")
+    g.add_argument("--reset-interval", type=int, default=d.reset_interval,
+                   help=f"reset the recurrent state every N processed frames (default {d.reset_interval})")
     g.add_argument("--no-ttt3r", dest="ttt3r", action="store_false", help="disable the TTT3R state update")
-    g.add_argument("--detection-threshold", type=float, default=0.3, help="person detection score (default 0.3)")
-    g.add_argument("--conf-threshold", type=float, default=1.5,
-                   help="keep points with confidence strictly above this (default 1.5)")
-    g.add_argument("--point-stride", type=int, default=2, help="keep every N-th pixel per row/column (default 2)")
-    g.add_argument("--max-points", dest="max_points_per_frame", type=int, default=20000,
-                   help="at most this many points per frame (default 20000; 0 = none)")
+    g.add_argument("--detection-threshold", type=float, default=d.detection_threshold,
+                   help=f"person detection score (default {d.detection_threshold})")
+    g.add_argument("--conf-threshold", type=float, default=d.conf_threshold,
+                   help=f"keep points with confidence strictly above this (default {d.conf_threshold})")
+    g.add_argument("--point-stride", type=int, default=d.point_stride,
+                   help=f"keep every N-th pixel per row/column (default {d.point_stride})")
+    g.add_argument("--max-points", dest="max_points_per_frame", type=int, default=d.max_points_per_frame,
+                   help=f"at most this many points per frame (default {d.max_points_per_frame}; 0 = none)")
     g.add_argument("--keep-human-points", dest="remove_humans_from_points", action="store_false",
                    help="keep points on people (default: removed using the human mask)")
-    g.add_argument("--size", type=int, default=512, help="long side of the model input, multiple of 16 (default 512)")
-    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="numeric precision (default fp32)")
+    g.add_argument("--size", type=int, default=d.size,
+                   help=f"long side of the model input, multiple of 16 (default {d.size})")
+    g.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
+                   help="fp32 (reference numerics) or bf16 autocast (default fp32)")
     g.add_argument("--jpeg-roundtrip", action="store_true",
                    help="pass frames through JPEG q95 like the reference's video path")
-    g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=0.02,
-                   help="voxel edge of the accumulated scene cloud (default 0.02)")
+    g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=d.scene_voxel_size,
+                   help=f"voxel edge of the accumulated scene cloud (default {d.scene_voxel_size})")
 
 
 OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_threshold", "conf_threshold",

@@ -45,8 +45,8 @@ class JobOptions:
     ttt3r: bool = True
     detection_threshold: float = 0.3
     conf_threshold: float = 1.5
-    point_stride: int = 2
-    max_points_per_frame: int = 20000
+    point_stride: int = 4
+    max_points_per_frame: int = 10000
     remove_humans_from_points: bool = True
     size: int = 512
     precision: str = "fp32"

@@ -140,11 +140,12 @@ def _create_mesh(plan, arm: bpy.types.Object, collection: bpy.types.Collection) 
         idx, w = plan.weights[j]
         if not len(idx):
             continue
-        values, inverse = np.unique(w, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        splits = np.cumsum(np.bincount(inverse, minlength=len(values)))[:-1]
-        for value, members in zip(values, np.split(idx[order], splits)):
-            vg.add(members.tolist(), float(value), "REPLACE")
+        # one vg.add per distinct weight value (runs of equal weights after sorting)
+        order = np.argsort(w, kind="stable")
+        w_sorted, idx_sorted = w[order], idx[order].tolist()
+        starts = np.flatnonzero(np.r_[True, w_sorted[1:] != w_sorted[:-1]]).tolist()
+        for a, b in zip(starts, starts[1:] + [len(idx_sorted)]):
+            vg.add(idx_sorted[a:b], float(w_sorted[a]), "REPLACE")
     if plan.shape_keys is not None:
         ob.shape_key_add(name="Basis", from_mix=False)
         for name in plan.shape_keys.names:

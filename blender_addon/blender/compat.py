@@ -8,7 +8,7 @@
   `Action.fcurves`, so nothing here touches it on 4.4+.
 
 Keys are written in bulk: `keyframe_points.add(n)` + `foreach_set('co', float32 [f0, v0, f1, v1, ...])`
-+ `foreach_set('interpolation', ...)`, never `keyframe_insert`. Appending a small batch to a long curve
+(and the handles) + `foreach_set('interpolation', ...)`, never `keyframe_insert`. Appending a small batch to a long curve
 sets only the new points one by one (bounded work per call for live streaming); a batch at least a quarter
 of the curve's size rewrites the curve in bulk, which keeps the total cost linear.
 """
@@ -125,7 +125,12 @@ def _channelbag(action: bpy.types.Action, slot):
 
 
 def append_keys(fcurve: bpy.types.FCurve, co: np.ndarray, interpolation: str = "LINEAR") -> None:
-    """Append keys co = float32 [f0, v0, f1, v1, ...] (frames after the curve's last key) to `fcurve`."""
+    """Append keys co = float32 [f0, v0, f1, v1, ...] (frames after the curve's last key) to `fcurve`.
+
+    Handles are placed on their keys, which is exact for LINEAR/CONSTANT keys, so the curve needs no
+    `fcurve.update()` (a sort + handle pass over the whole curve: ~0.2 ms per 3,000 keys, the dominant
+    cost of small live batches). Frames must increase along `co` and start after the curve's last key.
+    """
     co = np.ascontiguousarray(co, dtype=np.float32)
     n_new = co.size // 2
     if n_new == 0:
@@ -145,14 +150,16 @@ def append_keys(fcurve: bpy.types.FCurve, co: np.ndarray, interpolation: str = "
             interps = np.full(n_new, interp, dtype=np.int32)
         points.add(n_new)
         points.foreach_set("co", co)
+        points.foreach_set("handle_left", co)
+        points.foreach_set("handle_right", co)
         points.foreach_set("interpolation", interps)
     else:
         points.add(n_new)
         for i in range(n_new):
             p = points[n_old + i]
-            p.co = (co[2 * i], co[2 * i + 1])
+            key = (co[2 * i], co[2 * i + 1])
+            p.co = p.handle_left = p.handle_right = key
             p.interpolation = interpolation
-    fcurve.update()
 
 
 def set_smooth(mesh: bpy.types.Mesh) -> None:

@@ -22,11 +22,19 @@ expressions (expression shape keys, default on), pose_correctives (486 correctiv
 All conversions happen in the bpy-free planner (`core.scene_plan.ScenePlanner`); this module only
 applies its plans: objects created in bulk, keys appended through `compat.AnimationTarget`.
 
-Cost per `on_frames` call is proportional to the frames in it (new keys are appended, nothing is
-rebuilt); a person's first appearance adds one armature + mesh (tens of ms). Per-frame point clouds are
-collected in memory and become one object in `on_end` (a mesh cannot grow in place without rewriting it).
+Cost per `on_frames` call: new keys are appended, nothing is rebuilt. Measured (bpy 5.0.1, 2-core
+machine, 4 people on 2,900-frame curves): ~23 ms CPU for a 1-frame batch, ~34 ms for 4 frames, ~47 ms for
+8 — about 20 ms + 3.5 ms per frame, because Blender reallocates each F-curve's key array when keys are
+added. A person's first appearance adds one armature + mesh (~30 ms), `on_track` re-shapes one rig
+(edit mode, ~10-50 ms). Per-frame point clouds are collected in memory and become one object in
+`on_end` (a mesh cannot grow in place without rewriting it).
+
+Scene layout: collection named after the video (Blender adds .001 on re-import) holding the camera
+"<video> camera" (video as background clip), per track id an armature "<video> person <id>" with the
+skinned mesh "<video> person <id> body" as its child, and "<video> scene points" / "<video> frame points".
 Rest pose: from the track's robust betas when `tracks` are known up front (file import), else from the
 person's first frame; `on_track` later moves the bones/mesh to the robust shape (see scene_plan).
+Absent people: root bone scale keyed to 0 (see scene_plan).
 """
 from __future__ import annotations
 

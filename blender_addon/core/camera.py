@@ -7,11 +7,16 @@ u = fx·X/Z + cx, v = fy·Y/Z + cy (pixels of the original W x H frame) the plan
 so with S the fit dimension's span (W/fx for HORIZONTAL, H/fy for VERTICAL):
 
     lens    = sensor_size / S                       (mm; sensor_size = 36 mm on the fit axis)
-    shift_x = (W/2 - cx) / fx / S                  shift_y = (cy - H/2) / fy / S
+    shift_x = (W/2 - cx') / fx / S                 shift_y = (cy' - H/2) / fy / S
+    (cx', cy' = the principal point measured from the frame's top-left edge, see below)
     pixel aspect x : y = fy : fx                   (non-square pixels when fx != fy)
 
 Landscape and square frames use HORIZONTAL fit, portrait frames VERTICAL, so the fit axis is the long
 side (what AUTO would pick) but stays explicit and fixed for the whole clip.
+
+Pixel convention: K follows OpenCV's (the engine's header says so): the centre of pixel (col, row) is
+at (col, row), so the image spans [-0.5, W - 0.5]. Blender's frame spans [0, W] with pixel centres at
+col + 0.5, hence the principal point in Blender's terms is (cx + 0.5, cy + 0.5) (`PIXEL_CENTRE`).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from fractions import Fraction
 import numpy as np
 
 SENSOR_SIZE_MM = 36.0
+PIXEL_CENTRE = 0.5  # OpenCV pixel (col, row) has its centre at Blender frame coordinate (col + 0.5, row + 0.5)
 
 
 @dataclass(frozen=True)
@@ -48,18 +54,21 @@ def camera_fit(width: int, height: int, fx: float = 1.0, fy: float = 1.0) -> Cam
     return CameraFit(int(width), int(height), fit, SENSOR_SIZE_MM, SENSOR_SIZE_MM, ax, ay)
 
 
-def lens_and_shift(K: np.ndarray, fit: CameraFit) -> np.ndarray:
+def lens_and_shift(K: np.ndarray, fit: CameraFit, pixel_centre: float = PIXEL_CENTRE) -> np.ndarray:
     """Per-frame intrinsics -> Blender lens and shifts.
 
     Args:
         K: [..., 3, 3] pinhole matrices in pixels of the original frame (fx=K[0,0], fy=K[1,1],
-           cx=K[0,2], cy=K[1,2]; skew ignored).
+           cx=K[0,2], cy=K[1,2]; skew ignored), OpenCV pixel convention.
         fit: the clip's `CameraFit` (frame size and sensor fit).
+        pixel_centre: where pixel (0, 0)'s centre lies in a frame spanning [0, W] (0.5 for OpenCV's
+            convention, 0 for K that already measures from the frame's edge).
     Returns:
         [..., 3] float64: (lens in mm, shift_x, shift_y) in Blender's units.
     """
     K = np.asarray(K, dtype=np.float64)
-    fx, fy, cx, cy = K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2]
+    fx, fy = K[..., 0, 0], K[..., 1, 1]
+    cx, cy = K[..., 0, 2] + pixel_centre, K[..., 1, 2] + pixel_centre
     w, h = float(fit.width), float(fit.height)
     if fit.sensor_fit == "HORIZONTAL":
         span, sensor = w / fx, fit.sensor_width
@@ -72,7 +81,8 @@ def lens_and_shift(K: np.ndarray, fit: CameraFit) -> np.ndarray:
 
 
 def project_points(K: np.ndarray, cam_to_world: np.ndarray, xyz_world: np.ndarray) -> np.ndarray:
-    """Reference projection of W points [N, 3] with OpenCV K [3, 3] and cam_to_world [4, 4] -> pixels [N, 2]."""
+    """Reference projection of W points [N, 3] with OpenCV K [3, 3] and cam_to_world [4, 4] -> pixels [N, 2]
+    (OpenCV convention: pixel (col, row) centred at (col, row))."""
     c2w = np.asarray(cam_to_world, dtype=np.float64)
     w2c = np.linalg.inv(c2w)
     pc = np.asarray(xyz_world, dtype=np.float64) @ w2c[:3, :3].T + w2c[:3, 3]

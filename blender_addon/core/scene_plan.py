@@ -37,7 +37,7 @@ import numpy as np
 from .body_model import BodyModel, pose_feature
 from .camera import CameraFit, camera_fit, lens_and_shift, scene_fps
 from .coords import C, M, camera_matrix_world
-from .keyframes import CONSTANT, LINEAR, FCurveKeys, bone_path, changes_only, channel_keys
+from .keyframes import CONSTANT, LINEAR, FCurveKeys, bone_path, changes_only, channel_keys, interleave
 from .pointcloud import CloudData, FrameCloudAccumulator, cloud_from_world
 from .rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_continuity
 from .skeleton import RigRest, build_rig_rest, pose_to_bone_channels
@@ -161,6 +161,12 @@ class _PersonState:
     pelvis_world: list = field(default_factory=list)  # [n, 3] W pelvis positions
     frames_seen: int = 0
 
+    @property
+    def rotation_paths(self) -> list[str]:
+        if not hasattr(self, "_rotation_paths"):
+            self._rotation_paths = [bone_path(b, "rotation_quaternion") for b in self.rest.names]
+        return self._rotation_paths
+
 
 class ScenePlanner:
     """Turns a job's messages into plans (see module docstring). Holds only numpy state."""
@@ -207,8 +213,9 @@ class ScenePlanner:
         smplx = msg.get("smplx") or {}
         if self.body is not None and smplx.get("flat_hand_mean", True) is False and self.body.left_hand_mean is None:
             warnings.append("header says flat_hand_mean=False but carries no hand means; hands use the flat mean")
-        if int(video.get("rotation") or 0) % 360:
-            warnings.append(f"the video has a {video.get('rotation')}° rotation tag; the background clip is shown unrotated")
+        if int(video.get("rotation") or 0) % 360 or video.get("mirrored"):
+            warnings.append(f"the video is stored rotated ({video.get('rotation')}°) or mirrored; the results are "
+                            "upright, the camera background may show the stored (unrotated) picture")
         self.warnings.extend(warnings)
         self.setup = SetupPlan(collection_name=name, fps=fps, fps_base=fps_base, frame_start=start,
                                frame_end=start + count - 1 if count > 0 else None,
@@ -270,16 +277,17 @@ class ScenePlanner:
         self._cam_last_quat = quat[-1]
         plan.camera_object_keys += channel_keys("location", frames, mw[:, :3, 3], LINEAR, "Object Transforms")
         plan.camera_object_keys += channel_keys("rotation_quaternion", frames, quat, LINEAR, "Object Transforms")
-        # lens / shifts: static until they change; then keyed from the first frame on
-        self._lens_frames.append(frames)
-        self._lens_values.append(lens)
-        all_frames = np.concatenate(self._lens_frames)
-        all_values = np.concatenate(self._lens_values)
+        # lens / shifts: static (the first frame's value) until one differs; then keyed from the first frame on
+        if not all(self._lens_keyed):
+            self._lens_frames.append(frames)
+            self._lens_values.append(lens)
+        first = self._lens_values[0][0] if self._lens_values else lens[0]
         for c, name in enumerate(_LENS_CHANNELS):
             if self._lens_keyed[c]:
                 plan.camera_data_keys += channel_keys(name, frames, lens[:, c], LINEAR)
-            elif np.ptp(all_values[:, c]) > 1e-6 * max(1.0, abs(float(all_values[0, c]))):
-                plan.camera_data_keys += channel_keys(name, all_frames, all_values[:, c], LINEAR)
+            elif np.abs(lens[:, c] - first[c]).max() > 1e-6 * max(1.0, abs(float(first[c]))):
+                history = np.concatenate(self._lens_values)[:, c]
+                plan.camera_data_keys += channel_keys(name, np.concatenate(self._lens_frames), history, LINEAR)
                 self._lens_keyed[c] = True
         if all(self._lens_keyed):  # history no longer needed
             self._lens_frames, self._lens_values = [], []
@@ -289,6 +297,8 @@ class ScenePlanner:
         rows_per_frame = [np.asarray(m["people"].get("id", np.zeros(0, np.int32))).reshape(-1) for m in msgs]
         ids = np.concatenate(rows_per_frame).astype(np.int64) if rows_per_frame else np.zeros(0, np.int64)
         row_frames = np.repeat(frames, [len(r) for r in rows_per_frame])
+        unique = np.zeros(len(ids), dtype=bool)  # a track id twice in one frame: keep its first row
+        unique[np.unique(np.stack([row_frames, ids], 1), axis=0, return_index=True)[1]] = True
         if len(ids):
             people = _concat_people([m["people"] for m in msgs if len(np.asarray(m["people"].get("id", [])))])
             poses = body.full_pose(people)
@@ -305,7 +315,7 @@ class ScenePlanner:
                 self.people[pid] = _PersonState(rest=rest)
                 plan.new_people.append(self._person_plan(pid, rest))
         for pid, state in self.people.items():
-            sel = np.flatnonzero(ids == pid)
+            sel = np.flatnonzero((ids == pid) & unique)
             keys: list[FCurveKeys] = []
             root = state.rest.names[0]
             if len(sel):
@@ -313,8 +323,9 @@ class ScenePlanner:
                 quats, root_loc = pose_to_bone_channels(poses[sel], pelvis[sel], state.rest)
                 quats = quaternion_continuity(quats, state.last_quat)
                 state.last_quat = quats[-1]
-                for j, bone in enumerate(state.rest.names):
-                    keys += channel_keys(bone_path(bone, "rotation_quaternion"), pf, quats[:, j], LINEAR, bone)
+                rows = interleave(pf, quats.reshape(len(pf), -1))  # one row per (bone, w/x/y/z)
+                for j, (bone, path) in enumerate(zip(state.rest.names, state.rotation_paths)):
+                    keys += [FCurveKeys(path, c, rows[4 * j + c], LINEAR, bone) for c in range(4)]
                 keys += channel_keys(bone_path(root, "location"), pf, root_loc, LINEAR, root)
                 state.pelvis_frames.append(pf)
                 state.pelvis_world.append(pelvis[sel])

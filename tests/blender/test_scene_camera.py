@@ -1,4 +1,8 @@
-"""The imported camera reproduces the OpenCV projection (K, cam_to_world) to 0.05 px, and shows the video."""
+"""The imported camera reproduces the OpenCV projection (K, cam_to_world) to 0.05 px, and shows the video.
+
+Pixel coordinates: OpenCV centres pixel (col, row) at (col, row); Blender's frame spans [0, W] with
+`world_to_camera_view` giving x in 0..1, so OpenCV u corresponds to x·W - 0.5.
+"""
 from __future__ import annotations
 
 import zlib
@@ -52,7 +56,7 @@ def blender_pixels(scene, cam, xyz_w, width, height):
     out = []
     for p in xyz_w @ M.T:
         ndc = world_to_camera_view(scene, cam, Vector(p))
-        out.append((ndc.x * width, (1.0 - ndc.y) * height))
+        out.append((ndc.x * width - 0.5, (1.0 - ndc.y) * height - 0.5))  # to OpenCV pixel coordinates
     return np.array(out)
 
 

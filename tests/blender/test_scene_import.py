@@ -199,3 +199,22 @@ def test_live_rigs_build_while_the_user_edits_another_object(factory_scene, job)
     assert np.abs(np.array(arm.data.bones["spine2"].head_local) - before).max() > 1e-4
     assert arm.hide_get() and arm.mode == "OBJECT"
     assert bpy.context.view_layer.objects.active == user
+
+
+def test_animation_goes_through_the_version_compat_layer(factory_scene, tmp_path):
+    import re
+    from pathlib import Path
+
+    summary = import_result_file(write_job(tmp_path / "clip.h3r", make_job(n_frames=3, people=((1, 0, 3),))),
+                                 {"point_mode": "NONE"})
+    anim = bpy.data.objects[summary["armatures"][1]].animation_data
+    assert compat.HAS_SLOTTED_ACTIONS == (bpy.app.version >= (4, 4, 0))
+    if compat.HAS_SLOTTED_ACTIONS:  # 4.4+: a slot is assigned explicitly, keys live in its channelbag
+        assert anim.action_slot is not None and anim.action_slot.target_id_type == "OBJECT"
+    else:  # 4.2/4.3: the legacy action F-curves
+        assert len(anim.action.fcurves) == 55 * 4 + 3 + 3
+    # grep gate: nothing else in the add-on touches F-curves or keyframe_insert directly
+    addon = Path(__file__).resolve().parents[2] / "blender_addon"
+    offenders = [str(p) for p in addon.rglob("*.py") if p.name != "compat.py"
+                 and re.search(r"\.fcurves\b|keyframe_insert\(", p.read_text(encoding="utf-8"))]
+    assert not offenders, offenders

@@ -75,7 +75,7 @@ def test_quaternion_continuity_across_a_180_degree_flip():
                                              (640, 480, 500, 560, 300, 260), (480, 640, 700, 600, 250, 330)])
 def test_lens_and_shift_follow_the_fit_axis(w, h, fx, fy, cx, cy):
     fit = camera.camera_fit(w, h, fx, fy)
-    lens, sx, sy = camera.lens_and_shift(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), fit)
+    lens, sx, sy = camera.lens_and_shift(np.array([[fx, 0, cx - 0.5], [0, fy, cy - 0.5], [0, 0, 1.0]]), fit)
     if w >= h:
         assert fit.sensor_fit == "HORIZONTAL"
         assert np.isclose(lens, fx * 36.0 / w)

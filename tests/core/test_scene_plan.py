@@ -8,7 +8,7 @@ import pytest
 
 from blender_addon.core.keyframes import bone_path
 from blender_addon.core.scene_plan import ImportOptions, ScenePlanner
-from tests.core.synthetic_job import decoded, make_job
+from tests.core.synthetic_job import decoded, header_message, make_job
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_changing_focal_length_is_keyed_and_constant_shift_is_not(job):
     np.testing.assert_array_equal(lens[0::2], np.arange(1, 31))  # history keyed once the value changed
     assert ("lens", "shift_x", 0) not in keys  # (W/2 - cx) / W does not depend on fx
     cam = plans[0].camera
-    assert np.isclose(cam.shift_x, (320 - 327.0) / 640)
+    assert np.isclose(cam.shift_x, (320 - 327.5) / 640)  # OpenCV cx = 327 is 327.5 from the frame's edge
 
 
 def test_rest_pose_from_tracks_or_first_frame_then_reshape(job):
@@ -132,3 +132,39 @@ def test_end_builds_clouds_and_summary(job):
     planner, _, _ = run(job, 10, options=ImportOptions(point_mode="NONE"))
     end = planner.end(None)
     assert end.scene_cloud is None and end.frame_cloud is None and end.summary["status"] == "incomplete"
+
+
+def test_shape_key_weights_follow_expression_and_pose():
+    msgs = decoded(make_job(n_frames=4, people=((1, 0, 4),)))
+    header, frames, tracks, _ = split(msgs)
+    header = decoded([header_message(correctives=True)])[0]
+    planner = ScenePlanner(ImportOptions(pose_correctives=True), tracks=tracks)
+    planner.header(header)
+    plan = planner.frames(frames)
+    sks = plan.new_people[0].shape_keys
+    assert sks.names[:2] == ("Exp000", "Exp001") and sks.names[10] == "Pose000" and len(sks.names) == 10 + 486
+    assert sks.offsets.shape == (496, 10475, 3)
+    keys = {k.data_path: k for k in plan.shape_keys[1]}
+    np.testing.assert_array_equal(keys['key_blocks["Exp003"].value'].co[0::2], [1, 2, 3, 4])
+    np.testing.assert_allclose(keys['key_blocks["Exp003"].value'].co[1::2], 0)  # synthetic expressions are zero
+    from blender_addon.core.rotations import axis_angle_to_matrix
+    knee = np.asarray(frames[2]["people"]["body_pose"])[0, 3]  # joint 4 (left_knee) = pose rows 27..35
+    expected = (axis_angle_to_matrix(knee) - np.eye(3)).ravel()
+    got = [keys[f'key_blocks["Pose{27 + i:03d}"].value'].co[5] for i in range(9)]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    off = ScenePlanner(ImportOptions(expressions=False), tracks=tracks)
+    off.header(header)
+    assert off.frames(frames).new_people[0].shape_keys is None
+
+
+def test_a_track_id_twice_in_one_frame_is_keyed_once(job):
+    header, frames, _, _ = split(job)
+    doubled = []
+    for m in frames[:5]:
+        m = dict(m)
+        m["people"] = {k: np.concatenate([np.asarray(v), np.asarray(v)]) for k, v in m["people"].items()}
+        doubled.append(m)
+    planner = ScenePlanner(ImportOptions(point_mode="NONE"))
+    planner.header(header)
+    keys = merged_keys([planner.frames(doubled)])
+    np.testing.assert_array_equal(keys[(1, bone_path("spine1", "rotation_quaternion"), 0)][0::2], [1, 2, 3, 4, 5])

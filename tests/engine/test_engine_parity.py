@@ -19,13 +19,19 @@ def rel_err(ours, ref) -> float:
     return float(np.abs(np.asarray(ours, np.float64) - ref).max() / np.abs(ref).max())
 
 
+@pytest.fixture(scope="module")
+def fixture_engine(parity_fixture_dir):
+    """The fixture's checkpoint with the fixture's own (synthetic) SMPL-X file, as the reference ran."""
+    return Engine.from_paths(parity_fixture_dir / "checkpoint.pth", parity_fixture_dir / "SMPLX_NEUTRAL.npz", "cpu")
+
+
 @pytest.mark.parametrize("mode", ["ttt3r", "plain"])
-def test_engine_reproduces_postprocessed(mode, parity_fixture_dir, tmp_path):
+def test_engine_reproduces_postprocessed(mode, fixture_engine, parity_fixture_dir, tmp_path):
     inputs = np.load(parity_fixture_dir / "inputs.npz")
     ref = np.load(parity_fixture_dir / "postprocessed.npz")
     for i, rgb in enumerate(inputs["frames_rgb_uint8"]):  # the reference read the frames from PNG files
         PIL.Image.fromarray(rgb).save(tmp_path / f"{i:03d}.png")
-    engine = Engine.from_paths(parity_fixture_dir / "checkpoint.pth", parity_fixture_dir / "SMPLX_NEUTRAL.npz", "cpu")
+    engine = fixture_engine
     options = JobOptions(size=112, reset_interval=5, ttt3r=mode == "ttt3r", conf_threshold=0.0, point_stride=1,
                          max_points_per_frame=10**6, remove_humans_from_points=False)
     with open_source(tmp_path) as source:
