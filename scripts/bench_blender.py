@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         planner.header(dec[0])
         t, cpu = time.perf_counter(), time.process_time()
         planner.frames([m for m in dec if m["type"] == "frame"])
-        print(f"people: planner alone (numpy) {time.perf_counter() - t:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
+        print(f"people: planner alone (numpy) {time.perf_counter() - t:.2f} s wall, "
+              f"{time.process_time() - cpu:.2f} s CPU")
 
         # live: bounded work per timer tick at the end of a long stream
         bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         builder.on_header(msgs[0])
         t, cpu = time.perf_counter(), time.process_time()
         builder.on_end(msgs[1])
-        print(f"points: builder.on_end alone {time.perf_counter() - t:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
+        print(f"points: builder.on_end alone {time.perf_counter() - t:.2f} s wall, "
+              f"{time.process_time() - cpu:.2f} s CPU")
     return 0
 
 

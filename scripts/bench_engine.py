@@ -122,11 +122,13 @@ def bench_memory(engine, video: Path, options, short: int, long: int, out: Path)
     marks: dict[int, tuple[float, float]] = {}
     cuda = engine.device.type == "cuda"
     t0 = time.perf_counter()
-    frames = 0
+    frames = people = 0
     with ResultFileWriter(out) as writer:
         for msg in iter_job_messages(engine, str(video), options, "mem"):
             if msg["type"] != "progress":
                 writer.write(msg)
+            if msg["type"] == "done":
+                people = msg["people"]
             if msg["type"] == "frame":
                 frames += 1
                 if frames in (short, long) or frames % 500 == 0:
@@ -134,7 +136,8 @@ def bench_memory(engine, video: Path, options, short: int, long: int, out: Path)
                     if cuda:
                         marks[frames] += (torch.cuda.max_memory_allocated(engine.device) / 2**20,)
     elapsed = time.perf_counter() - t0
-    return {"frames": frames, "fps": frames / elapsed, "marks": marks, "file_mb": out.stat().st_size / 1e6}
+    return {"frames": frames, "fps": frames / elapsed, "marks": marks, "file_mb": out.stat().st_size / 1e6,
+            "people": people}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,15 +180,25 @@ def main(argv: list[str] | None = None) -> int:
               f"e2e {[round(x, 1) for x in tp['e2e_fps_runs']]}")
         if not args.skip_memory:
             video = make_long_video(Path(args.video), Path(tmp) / "long.mp4", args.long)
-            mem = bench_memory(engine, video, options, args.short, args.long, Path(tmp) / "long.h3r")
-            print(f"memory over {mem['frames']} frames ({mem['fps']:.1f} frames/s, result file "
-                  f"{mem['file_mb']:.0f} MB):")
-            for k, v in sorted(mem["marks"].items()):
-                extra = f", device peak {v[2]:.0f} MB" if len(v) > 2 else ""
-                print(f"  after {k:5d} frames: RSS {v[0]:.0f} MB, peak RSS {v[1]:.0f} MB{extra}")
-            a, b = mem["marks"].get(args.short), mem["marks"].get(args.long)
-            if a and b:
-                print(f"peak RSS growth {args.short} -> {args.long} frames: {b[1] - a[1]:+.1f} MB")
+            cases = {
+                # no detections: nothing may grow (points and the bounded scene cloud still flow)
+                "no people, all points": dataclasses.replace(options, detection_threshold=1.0, conf_threshold=0.0,
+                                                             remove_humans_from_points=False),
+                # defaults: the reference tracker keeps every id forever, so memory grows with the
+                # number of distinct people (with random weights: new ids on almost every frame)
+                "default options": options,
+            }
+            for name, opts in cases.items():
+                mem = bench_memory(engine, video, opts, args.short, args.long, Path(tmp) / "long.h3r")
+                print(f"memory, {name}: {mem['frames']} frames ({mem['fps']:.1f} frames/s), result file "
+                      f"{mem['file_mb']:.0f} MB, {mem['people']} people (track ids)")
+                for k, v in sorted(mem["marks"].items()):
+                    extra = f", device peak {v[2]:.0f} MB" if len(v) > 2 else ""
+                    print(f"  after {k:5d} frames: RSS {v[0]:.0f} MB, peak RSS {v[1]:.0f} MB{extra}")
+                a, b = mem["marks"].get(args.short), mem["marks"].get(args.long)
+                if a and b:
+                    print(f"  peak RSS growth {args.short} -> {args.long} frames: {b[1] - a[1]:+.1f} MB, "
+                          f"RSS growth {b[0] - a[0]:+.1f} MB")
     return 0
 
 

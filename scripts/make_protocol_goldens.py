@@ -1,6 +1,6 @@
-"""Write the golden protocol fixtures under tests/server/golden/ (run after any intended protocol change).
+"""Write the golden protocol fixtures under tests/fixtures/protocol/ (run after any intended protocol change).
 
-    python scripts/make_protocol_goldens.py [--out tests/server/golden]
+    python scripts/make_protocol_goldens.py [--out tests/fixtures/protocol]
 
 Writes one small encoded message per message type (`<type>.bin`: a msgpack list of the message's
 ZeroMQ frames, envelope first), a tiny result file (`tiny.h3r`: header, two frames, a track,
@@ -116,7 +116,7 @@ def describe(msg: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "tests" / "server" / "golden"))
+    parser.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "protocol"))
     out = Path(parser.parse_args(argv).out)
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"protocol_version": protocol.PROTOCOL_VERSION, "messages": {}, "files": {}}

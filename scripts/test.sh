@@ -6,10 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/python -m pytest "$@"
 if [ "${SKIP_BPY42:-0}" != 1 ]; then
-  if [ ! -x .venv42/bin/python ]; then
-    python3 -m venv .venv42
-    .venv42/bin/python -m pip install -q --upgrade pip
-    .venv42/bin/python -m pip install -q "bpy==4.2.0" pytest pytest-timeout msgpack pyzmq smplx
-  fi
-  .venv42/bin/python -m pytest -m bpy tests/blender tests/core -p no:cacheprovider
+  VENV=.venv42 BPY_SPEC=bpy==4.2.0 scripts/setup.sh
+  .venv42/bin/python -m pytest -m bpy tests/blender -p no:cacheprovider
 fi

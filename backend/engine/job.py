@@ -104,6 +104,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
     total = source.expected_frames
     started = time.perf_counter()
     last_progress = started
+    results = None
     try:
         yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, str(video)),
                   options=options.to_dict(), model={**engine.describe(), "dtype": options.precision}, smplx=engine.body.header_settings(),
@@ -144,7 +145,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                 eta = None if total is None else max(total - frames_done, 0) / max(fps, 1e-9)
                 yield msg(protocol.MessageType.PROGRESS, done=frames_done, total=total, fps=fps, eta_s=eta,
                           stage="inference")
-        results.close()
+        results.close()  # stops the decoding thread now, before the summaries
         for t in tracks.summaries():
             yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
                       last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
@@ -162,4 +163,6 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                   message=f"job failed: {type(exc).__name__}: {exc}", frame=next_index,
                   detail=traceback.format_exc(limit=8))
     finally:
+        if results is not None:
+            results.close()  # the prefetch thread must be gone before its source is closed
         source.close()

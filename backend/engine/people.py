@@ -58,9 +58,11 @@ def smplx_parameters(body: BodyModel, rot53: torch.Tensor, betas: torch.Tensor, 
         r_w = r_c2w @ r_g
         head = t_head @ r_c2w.T + t_c2w
     transl = head - (r_w @ (h0 - j0)[..., None])[..., 0] - j0
-    local = rotmat_to_rotvec(rot55[:, 1:])  # [n, 54, 3]: joints 1..54
+    # one conversion for all: [n, 55, 3] = world global orient, then local joints 1..54
+    rotvecs = rotmat_to_rotvec(torch.cat([r_w[:, None], rot55[:, 1:]], dim=1))
+    local = rotvecs[:, 1:]
     return {
-        "global_orient": rotmat_to_rotvec(r_w),
+        "global_orient": rotvecs[:, 0],
         "body_pose": local[:, 0:21],
         "jaw_pose": local[:, 21],
         "leye_pose": local[:, 22],

@@ -1,11 +1,15 @@
-"""Bounded accumulation of the scene point cloud: a voxel grid of running means.
+"""Bounded accumulation of the scene point cloud: a fixed-size voxel hash table of running sums.
 
 Every frame's (already filtered) world points are binned into cubic voxels; each voxel keeps the
 sum of its points' positions and colours and a count, so the result is one centroid point with the
-mean colour per voxel. Memory is bounded by `max_voxels` plus a small pending buffer: when the grid
-would exceed the cap, the voxel edge doubles and the existing voxels are re-binned by their
-centroids (coarser, never unbounded). Pure numpy; merges are batched so the per-frame cost is a
-copy into the buffer.
+mean colour per voxel.
+
+Memory is allocated **once**, at construction: an open-addressing hash table with
+2 x `max_voxels` slots (about 100 bytes per voxel of capacity: 48 MB for the default 500,000, touched up front so the process's
+resident memory does not creep up as the cloud fills). Insertion is vectorised numpy (linear
+probing, resolved batch-wise); per-frame temporaries are proportional to the frame's points only.
+When the table would exceed `max_voxels`, the voxel edge doubles and the voxels are re-binned by
+their centroids in place (coarser, never larger).
 """
 from __future__ import annotations
 
@@ -13,89 +17,107 @@ import numpy as np
 
 _BITS = 21  # per axis: voxel coordinates in [-2^20, 2^20)
 _OFFSET = 1 << (_BITS - 1)
-_MASK = (1 << _BITS) - 1
+_EMPTY = -1
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing of the packed key
 
 
 class VoxelCloud:
-    """Voxel-downsampled running cloud.
+    """Voxel-downsampled running cloud with constant memory.
 
     Args:
         voxel_size: initial voxel edge, world units (metres as predicted).
         max_voxels: cap on stored voxels; the edge doubles as often as needed to stay below it.
-        pending_points: points buffered between merges (bounds the extra memory).
     """
 
-    def __init__(self, voxel_size: float, max_voxels: int, pending_points: int = 262_144):
+    def __init__(self, voxel_size: float, max_voxels: int):
         if voxel_size <= 0 or max_voxels < 1:
             raise ValueError("voxel_size must be > 0 and max_voxels >= 1")
         self.voxel_size = float(voxel_size)
         self.max_voxels = int(max_voxels)
-        self._keys = np.zeros(0, np.int64)
-        self._sum_xyz = np.zeros((0, 3), np.float64)
-        self._sum_rgb = np.zeros((0, 3), np.float64)
-        self._count = np.zeros(0, np.int64)
-        self._pending_cap = int(pending_points)
-        self._pend_xyz = np.empty((self._pending_cap, 3), np.float32)
-        self._pend_rgb = np.empty((self._pending_cap, 3), np.uint8)
-        self._pend_n = 0
+        slots = 1 << max(4, int(2 * self.max_voxels - 1).bit_length())  # power of two >= 2 x cap
+        self._shift = np.uint64(64 - (slots.bit_length() - 1))
+        # np.full touches every page now: resident memory is constant from the first frame
+        self._keys = np.full(slots, _EMPTY, np.int64)
+        self._sum_xyz = np.full((slots, 3), 0.0, np.float64)
+        self._sum_rgb = np.full((slots, 3), 0.0, np.float32)  # exact integers up to 2^24
+        self._count = np.full(slots, 0, np.uint32)
+        self._used = 0
 
-    def add(self, xyz: np.ndarray, rgb: np.ndarray) -> None:
-        """Add points: xyz [m, 3] float (world), rgb [m, 3] uint8. Non-finite points are ignored."""
-        xyz = np.asarray(xyz, np.float32).reshape(-1, 3)
-        rgb = np.asarray(rgb, np.uint8).reshape(-1, 3)
-        finite = np.isfinite(xyz).all(1)
-        if not finite.all():
-            xyz, rgb = xyz[finite], rgb[finite]
-        pos = 0
-        while pos < len(xyz):
-            take = min(len(xyz) - pos, self._pending_cap - self._pend_n)
-            self._pend_xyz[self._pend_n:self._pend_n + take] = xyz[pos:pos + take]
-            self._pend_rgb[self._pend_n:self._pend_n + take] = rgb[pos:pos + take]
-            self._pend_n += take
-            pos += take
-            if self._pend_n == self._pending_cap:
-                self._flush()
+    def __len__(self) -> int:
+        return self._used
 
     def _key(self, xyz: np.ndarray) -> np.ndarray:
         cell = np.floor(xyz / self.voxel_size)
         cell = np.clip(cell, -_OFFSET, _OFFSET - 1).astype(np.int64) + _OFFSET
         return (cell[:, 0] << (2 * _BITS)) | (cell[:, 1] << _BITS) | cell[:, 2]
 
-    def _merge(self, keys, sum_xyz, sum_rgb, count) -> None:
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        n = len(uniq)
-        new_xyz = np.zeros((n, 3))
-        new_rgb = np.zeros((n, 3))
-        for c in range(3):
-            new_xyz[:, c] = np.bincount(inverse, sum_xyz[:, c], n)
-            new_rgb[:, c] = np.bincount(inverse, sum_rgb[:, c], n)
-        self._keys, self._sum_xyz, self._sum_rgb = uniq, new_xyz, new_rgb
-        self._count = np.bincount(inverse, count, n).astype(np.int64)
+    def _slots_of(self, keys: np.ndarray) -> np.ndarray:
+        """Table slot of each (unique, non-empty) key, inserting the missing ones (linear probing)."""
+        mask = len(self._keys) - 1
+        slot = ((keys.astype(np.uint64) * _HASH_MUL) >> self._shift).astype(np.int64)
+        result = np.empty(len(keys), np.int64)
+        todo = np.arange(len(keys))
+        while len(todo):
+            s = slot[todo]
+            k = keys[todo]
+            present = self._keys[s]
+            empty = present == _EMPTY
+            # claim empty slots; when several keys race for one slot, the last write wins this round
+            self._keys[s[empty]] = k[empty]
+            won = self._keys[s] == k
+            result[todo[won]] = s[won]
+            self._used += int(np.count_nonzero(won & empty))
+            todo = todo[~won]
+            slot[todo] = (slot[todo] + 1) & mask
+        return result
 
-    def _flush(self) -> None:
-        if self._pend_n == 0:
+    def _accumulate(self, keys: np.ndarray, sum_xyz: np.ndarray, sum_rgb: np.ndarray, count: np.ndarray) -> None:
+        """Add per-key sums (keys unique) into the table."""
+        slots = self._slots_of(keys)
+        self._sum_xyz[slots] += sum_xyz
+        self._sum_rgb[slots] += sum_rgb.astype(np.float32)
+        self._count[slots] += count.astype(np.uint32)
+
+    def add(self, xyz: np.ndarray, rgb: np.ndarray) -> None:
+        """Add points: xyz [m, 3] float (world), rgb [m, 3] uint8. Non-finite points are ignored."""
+        xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
+        rgb = np.asarray(rgb, np.uint8).reshape(-1, 3)
+        finite = np.isfinite(xyz).all(1)
+        if not finite.all():
+            xyz, rgb = xyz[finite], rgb[finite]
+        if not len(xyz):
             return
-        xyz = self._pend_xyz[:self._pend_n].astype(np.float64)
-        rgb = self._pend_rgb[:self._pend_n].astype(np.float64)
-        self._pend_n = 0
-        self._merge(np.concatenate([self._keys, self._key(xyz)]), np.concatenate([self._sum_xyz, xyz]),
-                    np.concatenate([self._sum_rgb, rgb]),
-                    np.concatenate([self._count, np.ones(len(xyz), np.int64)]))
-        while len(self._keys) > self.max_voxels:
-            self.voxel_size *= 2.0
-            centroids = self._sum_xyz / self._count[:, None]
-            self._merge(self._key(centroids), self._sum_xyz, self._sum_rgb, self._count)
+        keys, inverse = np.unique(self._key(xyz), return_inverse=True)
+        n = len(keys)
+        sum_xyz = np.stack([np.bincount(inverse, xyz[:, c], n) for c in range(3)], 1)
+        sum_rgb = np.stack([np.bincount(inverse, rgb[:, c], n) for c in range(3)], 1)
+        count = np.bincount(inverse, minlength=n)
+        while self._used + n > self.max_voxels and self._used:  # make room: coarser voxels
+            self._coarsen()
+        self._accumulate(keys, sum_xyz, sum_rgb, count)
+        while self._used > self.max_voxels:  # a single huge frame
+            self._coarsen()
 
-    def __len__(self) -> int:
-        self._flush()
-        return len(self._keys)
+    def _coarsen(self) -> None:
+        """Double the voxel edge and re-bin every stored voxel by its centroid."""
+        used = self._keys != _EMPTY
+        sum_xyz, sum_rgb, count = self._sum_xyz[used].copy(), self._sum_rgb[used].copy(), self._count[used].copy()
+        self._keys.fill(_EMPTY)
+        self._sum_xyz.fill(0.0)
+        self._sum_rgb.fill(0.0)
+        self._count.fill(0)
+        self._used = 0
+        self.voxel_size *= 2.0
+        keys, inverse = np.unique(self._key(sum_xyz / count[:, None]), return_inverse=True)
+        n = len(keys)
+        self._accumulate(keys, np.stack([np.bincount(inverse, sum_xyz[:, c], n) for c in range(3)], 1),
+                         np.stack([np.bincount(inverse, sum_rgb[:, c], n) for c in range(3)], 1),
+                         np.bincount(inverse, count, n))
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(xyz [k, 3] float32 voxel centroids, rgb [k, 3] uint8 mean colours), k <= max_voxels."""
-        self._flush()
-        if not len(self._keys):
-            return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
-        count = self._count[:, None]
-        xyz = (self._sum_xyz / count).astype(np.float32)
-        rgb = np.clip(np.rint(self._sum_rgb / count), 0, 255).astype(np.uint8)
+        used = self._keys != _EMPTY
+        count = self._count[used][:, None].astype(np.float64)
+        xyz = (self._sum_xyz[used] / count).astype(np.float32)
+        rgb = np.clip(np.rint(self._sum_rgb[used] / count), 0, 255).astype(np.uint8)
         return xyz, rgb

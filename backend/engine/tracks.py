@@ -22,12 +22,16 @@ class TrackSummary:
     first_frame: int
     last_frame: int
     n_frames: int = 0
-    _samples: np.ndarray = field(default_factory=lambda: np.zeros((RESERVOIR, 10), np.float32))
+    _samples: np.ndarray = field(default_factory=lambda: np.zeros((4, 10), np.float32))  # grows to RESERVOIR
     _rng: np.random.Generator | None = None
 
     def add(self, frame: int, betas: np.ndarray) -> None:
         self.last_frame = frame
         if self.n_frames < RESERVOIR:
+            if self.n_frames == len(self._samples):  # short tracks stay small
+                grown = np.zeros((min(2 * len(self._samples), RESERVOIR), 10), np.float32)
+                grown[:self.n_frames] = self._samples
+                self._samples = grown
             self._samples[self.n_frames] = betas
         else:  # reservoir sampling: every frame has the same chance to be in the sample
             if self._rng is None:

@@ -69,31 +69,38 @@ def _write_bones(arm: bpy.types.Object, rest, create: bool) -> None:
 class _edit_mode:
     """Edit mode on `arm` for the duration of the block, from any context (background, timer, UI).
 
-    Leaves another object's edit/pose mode first, makes the armature visible and active (with a
-    context override when a window exists, since timers run without one), and restores the
-    previous active object and the armature's visibility afterwards.
+    Edit mode only works in the active scene's view layer, so an armature that is not there (built for
+    another scene, or in an excluded collection) is linked to the active scene for the duration. Leaves
+    another object's edit/pose mode first, makes the armature visible and active (with a window override
+    when one exists, since timers run without one), and restores the previous active object, the
+    armature's visibility and links afterwards.
     """
 
     def __init__(self, arm: bpy.types.Object):
         self.arm = arm
         self._override = None
+        self._linked_to = None
 
     def __enter__(self):
         context = bpy.context
         view_layer = context.view_layer
         self.view_layer = view_layer
+        if self.arm.name not in view_layer.objects:
+            self._linked_to = context.scene.collection
+            self._linked_to.objects.link(self.arm)
         self.prev_active = view_layer.objects.active
         self.hidden = (self.arm.hide_viewport, self.arm.hide_get(view_layer=view_layer))
         self.arm.hide_viewport = False
         self.arm.hide_set(False, view_layer=view_layer)
+        members = {"object": self.arm, "active_object": self.arm}
         window = context.window or next(iter(context.window_manager.windows), None)
         if window is not None:
-            self._override = context.temp_override(window=window, view_layer=view_layer, object=self.arm,
-                                                   active_object=self.arm)
-            self._override.__enter__()
+            members["window"] = window
         if self.prev_active is not None and self.prev_active.mode != "OBJECT":
             with context.temp_override(object=self.prev_active, active_object=self.prev_active):
                 bpy.ops.object.mode_set(mode="OBJECT")
+        self._override = context.temp_override(**members)
+        self._override.__enter__()
         view_layer.objects.active = self.arm
         bpy.ops.object.mode_set(mode="EDIT")
         return self
@@ -102,12 +109,13 @@ class _edit_mode:
         try:
             bpy.ops.object.mode_set(mode="OBJECT")
         finally:
-            if self._override is not None:
-                self._override.__exit__(None, None, None)
+            self._override.__exit__(None, None, None)
             self.arm.hide_viewport = self.hidden[0]
             self.arm.hide_set(self.hidden[1], view_layer=self.view_layer)
             if self.prev_active is not None and self.prev_active.name in self.view_layer.objects:
                 self.view_layer.objects.active = self.prev_active
+            if self._linked_to is not None:
+                self._linked_to.objects.unlink(self.arm)
         return False
 
 

@@ -106,7 +106,8 @@ def _material() -> bpy.types.Material:
     bsdf = next((n for n in nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"), None)
     if bsdf is None:
         bsdf = nodes.new("ShaderNodeBsdfPrincipled")
-        out = next((n for n in nodes if n.bl_idname == "ShaderNodeOutputMaterial"), None) or nodes.new("ShaderNodeOutputMaterial")
+        out = next((n for n in nodes if n.bl_idname == "ShaderNodeOutputMaterial"), None)
+        out = out or nodes.new("ShaderNodeOutputMaterial")
         links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
     attr = nodes.new("ShaderNodeAttribute")
     attr.attribute_name = COLOR_ATTRIBUTE

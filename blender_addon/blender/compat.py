@@ -8,9 +8,9 @@
   `Action.fcurves`, so nothing here touches it on 4.4+.
 
 Keys are written in bulk: `keyframe_points.add(n)` + `foreach_set('co', float32 [f0, v0, f1, v1, ...])`
-(and the handles) + `foreach_set('interpolation', ...)`, never `keyframe_insert`. Appending a small batch to a long curve
-sets only the new points one by one (bounded work per call for live streaming); a batch at least a quarter
-of the curve's size rewrites the curve in bulk, which keeps the total cost linear.
+(and the handles) + `foreach_set('interpolation', ...)`, never `keyframe_insert`. Appending a small batch
+to a long curve sets only the new points one by one (bounded work per call for live streaming); a batch
+at least a quarter of the curve's size rewrites the curve in bulk, which keeps the total cost linear.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ API (used by the live timer and the import operator; every method runs on Blende
     import_result_file(path: str | os.PathLike, options: ImportOptions | dict | None = None, *,
                        scene: bpy.types.Scene | None = None, batch_frames: int = 4096) -> dict
 
-`options` is `core.scene_plan.ImportOptions` (or a dict of its fields): frame_start (Blender frame of
+`options` is `core.scene_plan.ImportOptions` (or a dict of its fields): scene_frame_start (Blender frame of
 video frame 0, default 1), import_camera, video_background, import_meshes, point_mode
 ('ACCUMULATED' | 'PER_FRAME' | 'BOTH' | 'NONE'), point_radius, max_points, set_scene, collection_name,
 expressions (expression shape keys, default on), pose_correctives (486 corrective shape keys, default off).
@@ -56,8 +56,11 @@ def _options(options) -> ImportOptions:
         return ImportOptions()
     if isinstance(options, ImportOptions):
         return options
+    options = dict(options)
+    if "frame_start" in options and "scene_frame_start" not in options:  # older name of the same option
+        options["scene_frame_start"] = options.pop("frame_start")
     known = {f.name for f in dataclasses.fields(ImportOptions)}
-    return ImportOptions(**{k: v for k, v in dict(options).items() if k in known})
+    return ImportOptions(**{k: v for k, v in options.items() if k in known})
 
 
 class SceneBuilder:

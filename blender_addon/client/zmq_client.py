@@ -34,7 +34,9 @@ _INTERNAL = {"hello", "pong", "heartbeat", "ping"}
 
 
 class Human3RClient:
-    """Talks to one `human3r serve` endpoint.
+    """Talks to one `human3r serve` endpoint. Not thread-safe: use it from one thread (Blender's main
+    thread via a timer). `state` is one of 'disconnected', 'connecting', 'ready', 'lost',
+    'incompatible', 'closed'; after 'lost', `connect()` again opens a fresh socket.
 
     Args:
         address: the server's ZeroMQ endpoint.

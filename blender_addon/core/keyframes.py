@@ -54,7 +54,8 @@ def bone_path(bone: str, prop: str) -> str:
     return f'pose.bones["{escaped}"].{prop}'
 
 
-def changes_only(frames: np.ndarray, values: np.ndarray, previous: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def changes_only(frames: np.ndarray, values: np.ndarray,
+                 previous: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Drop keys that repeat the previous value (for CONSTANT curves such as visibility).
 
     frames [n], values [n]; `previous` is the last value already keyed (None: keep the first key).

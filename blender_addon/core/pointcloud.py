@@ -45,8 +45,13 @@ def cloud_from_world(xyz: np.ndarray, rgb: np.ndarray | None, max_points: int = 
     xyz = np.asarray(xyz).reshape(-1, 3)
     n = xyz.shape[0]
     keep = slice(None)
+    finite = np.isfinite(xyz).all(axis=1)
+    if not finite.all():  # drop NaN/inf points
+        keep = np.flatnonzero(finite)
+        n = len(keep)
     if max_points and n > max_points:
-        keep = np.linspace(0, n - 1, max_points).round().astype(np.int64)
+        pick = np.linspace(0, n - 1, max_points).round().astype(np.int64)
+        keep = pick if isinstance(keep, slice) else keep[pick]
     co = world_points_to_blender(xyz[keep]).reshape(-1)
     m = co.size // 3
     color = np.empty((m, 4), dtype=np.float32)
@@ -81,7 +86,8 @@ class FrameCloudAccumulator:
             return
         rgb = points.get("rgb")
         self._xyz.append(np.array(xyz, dtype=np.float32))
-        self._rgb.append(np.full((len(xyz), 3), 200, np.uint8) if rgb is None else np.array(rgb, np.uint8).reshape(-1, 3))
+        grey = np.full((len(xyz), 3), 200, np.uint8)
+        self._rgb.append(grey if rgb is None else np.array(rgb, np.uint8).reshape(-1, 3))
         self._frame.append(np.full(len(xyz), blender_frame, dtype=np.int32))
         self.count += len(xyz)
 

@@ -23,9 +23,10 @@ survives FBX/glTF export, unlike keyed object visibility. Their pose holds betwe
 Shape keys on the body mesh (optional, keyed per frame like the bones): the 10 expression blend shapes
 (`Exp000`...; on by default) and the 486 SMPL-X pose correctives (`Pose000`..., weights (R_j - I); off by
 default: slow to key and to play back). The rig's joints come from the betas only, so an expression
-moves face vertices but not the jaw/eye joints (smplx re-regresses those; sub-millimetre on SMPL-X).
+moves face vertices but not the jaw/eye joints (smplx also re-regresses those from the expression; the
+difference is limited to the face and not measured on the real model).
 
-Time: video frame N (the message's `index`) is Blender frame `options.frame_start + N`.
+Time: video frame N (the message's `index`) is Blender frame `options.scene_frame_start + N`.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ _LENS_CHANNELS = ("lens", "shift_x", "shift_y")
 class ImportOptions:
     """What to build. Field names match the add-on's scene settings where they overlap."""
 
-    frame_start: int = 1  # Blender frame showing video frame 0
+    scene_frame_start: int = 1  # Blender frame showing video frame 0 (not the job's first source frame)
     import_camera: bool = True
     video_background: bool = True
     import_meshes: bool = True  # skinned SMPL-X mesh under each armature
@@ -177,7 +178,9 @@ class ScenePlanner:
             raise ValueError(f"point_mode must be one of {POINT_MODES}, not {self.options.point_mode!r}")
         self.track_betas: dict[int, np.ndarray] = {}
         for t in tracks or []:
-            self.track_betas[int(t["id"])] = np.asarray(t["betas"], dtype=np.float64).reshape(-1)
+            betas = np.asarray(t["betas"], dtype=np.float64).reshape(-1)
+            if np.isfinite(betas).all():
+                self.track_betas[int(t["id"])] = betas
         self.body: BodyModel | None = None
         self.setup: SetupPlan | None = None
         self.people: dict[int, _PersonState] = {}
@@ -193,6 +196,8 @@ class ScenePlanner:
         self.first_frame: int | None = None  # Blender frame of the first processed frame
         self.last_frame: int | None = None
         self.frames_planned = 0
+        self.bad_camera_frames = 0  # frames whose camera pose or intrinsics were invalid (held the previous)
+        self.bad_people_rows = 0  # person rows dropped for non-finite parameters
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------------------------------------ header
@@ -203,7 +208,7 @@ class ScenePlanner:
         name = self.options.collection_name or (os.path.splitext(os.path.basename(path))[0] if path else "Human3R")
         fps, fps_base = scene_fps(video.get("fps"), video.get("fps_fraction"))
         count = int(video.get("frame_count") or 0)
-        start = int(self.options.frame_start)
+        start = int(self.options.scene_frame_start)
         warnings = []
         try:
             self.body = BodyModel.from_header(msg)
@@ -251,7 +256,7 @@ class ScenePlanner:
         return plan
 
     def _blender_frame(self, msg: dict) -> int:
-        return int(self.options.frame_start) + int(msg["index"])
+        return int(self.options.scene_frame_start) + int(msg["index"])
 
     def _plan_camera(self, msgs: list[dict], frames: np.ndarray, plan: FramesPlan) -> None:
         c2w = np.stack([np.asarray(m["camera"]["cam_to_world"], dtype=np.float64) for m in msgs])
@@ -261,8 +266,12 @@ class ScenePlanner:
             w = int(cam.get("width") or self.setup.width)
             h = int(cam.get("height") or self.setup.height)
             if w <= 0 or h <= 0:  # fall back to the principal point
-                w, h = int(round(2 * K[0, 0, 2])), int(round(2 * K[0, 1, 2]))
+                cx, cy = K[0, 0, 2], K[0, 1, 2]
+                w, h = (int(round(2 * cx + 1)), int(round(2 * cy + 1))) if np.isfinite([cx, cy]).all() else (1920, 1080)
+            self._sanitize_camera(c2w, K, w, h)
             self._fit = camera_fit(w, h, K[0, 0, 0], K[0, 1, 1])
+        else:
+            self._sanitize_camera(c2w, K, self._fit.width, self._fit.height)
             if not self.setup.width or not self.setup.height:
                 self.setup.width, self.setup.height = w, h
         lens = lens_and_shift(K, self._fit)  # [n, 3]
@@ -292,6 +301,30 @@ class ScenePlanner:
         if all(self._lens_keyed):  # history no longer needed
             self._lens_frames, self._lens_values = [], []
 
+    def _sanitize_camera(self, c2w: np.ndarray, K: np.ndarray, width: int, height: int) -> None:
+        """Replace (in place) non-finite poses and non-positive/non-finite focal lengths by the last valid
+        frame's values (or identity / a 53° field of view), so one bad prediction cannot break the camera."""
+        bad_pose = ~np.isfinite(c2w).all(axis=(1, 2))
+        f = K[:, [0, 1], [0, 1]]
+        bad_k = ~(np.isfinite(K).all(axis=(1, 2)) & (f > 0).all(axis=1))
+        if not (bad_pose.any() or bad_k.any()):
+            self._last_good_camera = (c2w[-1].copy(), K[-1].copy())
+            return
+        last_pose, last_k = getattr(self, "_last_good_camera", (None, None))
+        if last_k is None:
+            focal = float(max(width, height))
+            last_k = np.array([[focal, 0, width / 2 - 0.5], [0, focal, height / 2 - 0.5], [0, 0, 1.0]])
+        last_pose = np.eye(4) if last_pose is None else last_pose
+        for i in range(len(K)):
+            if bad_pose[i]:
+                c2w[i] = last_pose
+            last_pose = c2w[i]
+            if bad_k[i]:
+                K[i] = last_k
+            last_k = K[i]
+        self._last_good_camera = (c2w[-1].copy(), K[-1].copy())
+        self.bad_camera_frames += int((bad_pose | bad_k).sum())
+
     def _plan_people(self, msgs: list[dict], frames: np.ndarray, plan: FramesPlan) -> None:
         body = self.body
         rows_per_frame = [np.asarray(m["people"].get("id", np.zeros(0, np.int32))).reshape(-1) for m in msgs]
@@ -306,10 +339,13 @@ class ScenePlanner:
             transl = np.asarray(people["transl"], dtype=np.float64).reshape(len(ids), 3)
             nb = min(betas.shape[1], body.J_dirs.shape[-1])
             pelvis = body.J_template[0] + betas[:, :nb] @ body.J_dirs[0][:, :nb].T + transl  # J_0(β_frame) + transl, W
+            finite = np.isfinite(poses).all(axis=(1, 2)) & np.isfinite(pelvis).all(axis=1)
+            self.bad_people_rows += int((~finite & unique).sum())
+            unique &= finite  # rows with NaN/inf parameters are treated as absent
         # new people first (their rigs must exist before their keys are applied)
-        for pid in dict.fromkeys(ids.tolist()):
+        for pid in dict.fromkeys(ids[unique].tolist()):
             if pid not in self.people:
-                first = int(np.flatnonzero(ids == pid)[0])
+                first = int(np.flatnonzero((ids == pid) & unique)[0])
                 b = self.track_betas.get(pid, betas[first])
                 rest = build_rig_rest(body, b)
                 self.people[pid] = _PersonState(rest=rest)
@@ -397,6 +433,9 @@ class ScenePlanner:
         """Record a track's robust betas; re-shape its rig if it already exists with other betas."""
         pid = int(msg["id"])
         betas = np.asarray(msg["betas"], dtype=np.float64).reshape(-1)
+        if not np.isfinite(betas).all():
+            self.warnings.append(f"track {pid}: non-finite betas ignored")
+            return None
         self.track_betas[pid] = betas
         state = self.people.get(pid)
         if state is None or self.body is None:
@@ -424,6 +463,10 @@ class ScenePlanner:
             if isinstance(sp, dict) and "xyz" in sp and len(np.asarray(sp["xyz"])):
                 scene_cloud = cloud_from_world(sp["xyz"], sp.get("rgb"), self.options.max_points)
         frame_cloud = self.frame_points.cloud() if self.options.frame_points else None
+        if self.bad_camera_frames:
+            self.warnings.append(f"{self.bad_camera_frames} frame(s) had an invalid camera; the previous one was held")
+        if self.bad_people_rows:
+            self.warnings.append(f"{self.bad_people_rows} person row(s) had non-finite parameters and were skipped")
         summary = {
             "status": (msg or {}).get("type", "incomplete"),
             "frames": self.frames_planned,

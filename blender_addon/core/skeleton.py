@@ -133,7 +133,8 @@ def _rest_rotations(directions: np.ndarray) -> np.ndarray:
     return np.stack([x, y, z], axis=-1)
 
 
-def pose_to_bone_channels(full_pose: np.ndarray, pelvis_world: np.ndarray, rest: RigRest) -> tuple[np.ndarray, np.ndarray]:
+def pose_to_bone_channels(full_pose: np.ndarray, pelvis_world: np.ndarray,
+                          rest: RigRest) -> tuple[np.ndarray, np.ndarray]:
     """SMPL-X poses -> pose-bone channels of a rig built by `build_rig_rest`.
 
     Args:

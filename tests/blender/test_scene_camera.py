@@ -107,7 +107,7 @@ def test_projection_matches_opencv(factory_scene, case):
 def test_scene_time_and_missing_video(factory_scene):
     msgs = decoded([header(640, 480, video="/nowhere/clip.mp4", frame_count=120),
                     frame(0, np.eye(4), np.array([[500, 0, 320], [0, 500, 240], [0, 0, 1.0]]), 640, 480)])
-    builder = SceneBuilder(None, ImportOptions(point_mode="NONE", frame_start=5))
+    builder = SceneBuilder(None, ImportOptions(point_mode="NONE", scene_frame_start=5))
     builder.on_header(msgs[0])
     builder.on_frames(msgs[1:])
     scene = factory_scene
@@ -124,7 +124,7 @@ def test_video_is_the_camera_background_from_the_first_frame(factory_scene):
         pytest.skip(f"no test video at {video}")
     msgs = decoded([header(640, 360, video=str(video), frame_count=50),
                     frame(0, np.eye(4), np.array([[500, 0, 320], [0, 500, 180], [0, 0, 1.0]]), 640, 360)])
-    builder = SceneBuilder(None, ImportOptions(point_mode="NONE", frame_start=1))
+    builder = SceneBuilder(None, ImportOptions(point_mode="NONE", scene_frame_start=1))
     builder.on_header(msgs[0])
     builder.on_frames(msgs[1:])
     data = builder.camera.data

@@ -218,3 +218,32 @@ def test_animation_goes_through_the_version_compat_layer(factory_scene, tmp_path
     offenders = [str(p) for p in addon.rglob("*.py") if p.name != "compat.py"
                  and re.search(r"\.fcurves\b|keyframe_insert\(", p.read_text(encoding="utf-8"))]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("batches", [[40], [1] * 40, [3, 1, 7, 2, 27], [10, 30]])
+def test_appending_keys_in_any_batches_equals_one_bulk_write(factory_scene, batches):
+    ob = bpy.data.objects.new("keyed", None)
+    factory_scene.collection.objects.link(ob)
+    target = compat.AnimationTarget(ob, "keyed action")
+    frames = np.arange(1, 41, dtype=np.float32)
+    values = np.sin(frames / 5).astype(np.float32)
+    co = np.stack([frames, values], 1).ravel()
+    start = 0
+    for n in batches:
+        compat.append_keys(target.fcurve("location", 0, "Object Transforms"), co[2 * start:2 * (start + n)], "LINEAR")
+        start += n
+    fc = compat.find_fcurve(ob, "location", 0)
+    np.testing.assert_array_equal(keys(ob, "location", 0), co.reshape(-1, 2))
+    assert {k.interpolation for k in fc.keyframe_points} == {"LINEAR"}
+    assert fc.group is not None and fc.group.name == "Object Transforms"
+    for f in (1.0, 7.5, 23.25, 40.0):  # evaluates as a linear curve through the keys
+        assert np.isclose(fc.evaluate(f), np.interp(f, frames, values), atol=1e-6)
+
+
+def test_import_into_a_scene_that_is_not_the_active_one(factory_scene, tmp_path):
+    other = bpy.data.scenes.new("other")
+    path = write_job(tmp_path / "clip.h3r", make_job(n_frames=3, people=((1, 0, 3),)))
+    summary = import_result_file(path, {"point_mode": "NONE"}, scene=other)
+    arm = bpy.data.objects[summary["armatures"][1]]
+    assert bpy.context.scene == factory_scene and arm.name in other.objects and arm.name not in factory_scene.objects
+    assert len(arm.data.bones) == 55 and other.camera is not None and factory_scene.camera is None

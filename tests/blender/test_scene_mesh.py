@@ -55,10 +55,12 @@ def frame_message(index, people, expression=None):
                 "global_orient": f4(poses[:, 0]), "body_pose": f4(poses[:, 1:22]), "jaw_pose": f4(poses[:, 22]),
                 "leye_pose": f4(poses[:, 23]), "reye_pose": f4(poses[:, 24]),
                 "left_hand_pose": f4(poses[:, 25:40]), "right_hand_pose": f4(poses[:, 40:55]),
-                "betas": f4([p[2] for p in people]), "expression": np.zeros((len(people), 10), np.float32) if expression is None
+                "betas": f4([p[2] for p in people]),
+                "expression": np.zeros((len(people), 10), np.float32) if expression is None
                 else np.repeat(f4(expression)[None], len(people), 0),
                 "transl": f4([p[3] for p in people]), "head_xy": np.zeros((len(people), 2), np.float32)},
-        points={"xyz": np.zeros((0, 3), np.float32), "rgb": np.zeros((0, 3), np.uint8), "conf": np.zeros(0, np.float32)})
+        points={"xyz": np.zeros((0, 3), np.float32), "rgb": np.zeros((0, 3), np.uint8),
+                "conf": np.zeros(0, np.float32)})
 
 
 def evaluated_vertices(obj):

@@ -13,7 +13,7 @@ import numpy as np
 
 from blender_addon.core import protocol
 from blender_addon.core.resultfile import ResultFileWriter
-from blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_quaternion
+from blender_addon.core.rotations import axis_angle_to_matrix
 from tests.support.synthetic_smplx import synthetic_smplx_arrays
 
 JOB = "job-synthetic"
@@ -71,7 +71,8 @@ def person_params(rng: np.random.Generator, n: int, base_pose: np.ndarray, t: np
                                                         np.zeros_like(t)], 1)
     return {
         "global_orient": go, "body_pose": body,
-        "left_hand_pose": np.repeat(base_pose[None, 25:40], n, 0), "right_hand_pose": np.repeat(base_pose[None, 40:55], n, 0),
+        "left_hand_pose": np.repeat(base_pose[None, 25:40], n, 0),
+        "right_hand_pose": np.repeat(base_pose[None, 40:55], n, 0),
         "jaw_pose": np.repeat(base_pose[None, 22], n, 0), "leye_pose": np.repeat(base_pose[None, 23], n, 0),
         "reye_pose": np.repeat(base_pose[None, 24], n, 0),
         "transl": place[None] + np.stack([0.02 * t, np.zeros_like(t), -0.01 * t], 1),
@@ -138,7 +139,8 @@ def make_job(n_frames: int = 30, people: tuple = ((1, 0, 30), (2, 10, 25)), widt
     sp = rng.uniform((-4, -2, 2), (4, 1.5, 10), (scene_points, 3)).astype(np.float32)
     msgs.append(protocol.make_message(protocol.MessageType.DONE, JOB, seq, frames=len(indices), people=len(people),
                                       elapsed_s=1.0, fps=30.0,
-                                      scene_points={"xyz": sp, "rgb": rng.integers(0, 256, (scene_points, 3), dtype=np.uint8)}))
+                                      scene_points={"xyz": sp,
+                                                    "rgb": rng.integers(0, 256, (scene_points, 3), dtype=np.uint8)}))
     return msgs
 
 

@@ -92,6 +92,7 @@ def test_lens_and_shift_follow_the_fit_axis(w, h, fx, fy, cx, cy):
     (29.97002997, None, (30, 1.001)), (29.97, None, (30, 1.001)), (23.976, None, (24, 1.001)),
     (59.94, None, (60, 1.001)), (25.0, None, (25, 1.0)), (30.0, [30, 1], (30, 1.0)),
     (None, [30000, 1001], (30, 1.001)), (12.5, None, (13, 1.04)), (None, None, (24, 1.0)), (0.0, None, (24, 1.0)),
+    (29.827092092209053, [14040000, 470713], (30, 1.0057970)),  # a variable-rate phone clip (tennis.mp4)
 ])
 def test_scene_fps(fps, fraction, expected):
     got = camera.scene_fps(fps, fraction)

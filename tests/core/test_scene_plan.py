@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from blender_addon.core.keyframes import bone_path
+from blender_addon.core.pointcloud import cloud_from_world
 from blender_addon.core.scene_plan import ImportOptions, ScenePlanner
 from tests.core.synthetic_job import decoded, header_message, make_job
 
@@ -168,3 +169,28 @@ def test_a_track_id_twice_in_one_frame_is_keyed_once(job):
     planner.header(header)
     keys = merged_keys([planner.frames(doubled)])
     np.testing.assert_array_equal(keys[(1, bone_path("spine1", "rotation_quaternion"), 0)][0::2], [1, 2, 3, 4, 5])
+
+
+def test_invalid_predictions_are_held_or_skipped(job):
+    header, frames, tracks, done = split(job)
+    frames = [dict(m, camera=dict(m["camera"]), people=dict(m["people"])) for m in frames[:6]]
+    frames[0]["camera"]["K"] = np.zeros((3, 3), np.float32)  # a collapsed focal length on the very first frame
+    frames[2]["camera"]["cam_to_world"] = np.full((4, 4), np.nan, np.float32)
+    frames[3]["camera"]["K"] = np.array([[np.inf, 0, 1], [0, 1, 1], [0, 0, 1]], np.float32)
+    transl = np.array(frames[4]["people"]["transl"])
+    transl[0] = np.nan
+    frames[4]["people"]["transl"] = transl
+    planner = ScenePlanner(ImportOptions(point_mode="NONE"))
+    planner.header(header)
+    keys = merged_keys([planner.frames(frames)])
+    lens = keys[("lens", "lens", 0)][1::2]
+    assert np.isfinite(lens).all() and lens[0] > 0 and lens[3] == lens[2]
+    loc = keys[("camera", "location", 0)]
+    assert np.isfinite(loc).all() and loc[5] == loc[3]  # frame 3 holds frame 2's pose
+    np.testing.assert_array_equal(keys[(1, bone_path("pelvis", "location"), 0)][0::2], [1, 2, 3, 4, 6])
+    assert planner.track({"id": 1, "betas": np.full(10, np.nan)}) is None
+    summary = planner.end(done).summary
+    assert any("invalid camera" in w for w in summary["warnings"]) and planner.bad_camera_frames == 3
+    assert planner.bad_people_rows == 1
+    cloud = cloud_from_world(np.array([[0, 0, 1], [np.nan, 0, 0], [1, 1, 1]], np.float32), np.zeros((3, 3), np.uint8))
+    assert cloud.count == 2

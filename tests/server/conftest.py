@@ -23,7 +23,7 @@ from blender_addon.core import protocol
 from blender_addon.core.resultfile import ResultFileReader
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = REPO / "tests" / "fixtures" / "protocol"  # written by scripts/make_protocol_goldens.py
 FAST_OPTIONS = {"size": 64, "max_points_per_frame": 300, "conf_threshold": 0.0}
 
 
