@@ -270,7 +270,7 @@ class Server:
         try:
             options = self.options_parser(options_dict)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"bad options: {exc}") from None
+            raise ProtocolError(ErrorCode.BAD_OPTIONS, f"bad options: {exc}") from None
         job_id = new_job_id()
         stream = OutboundStream(job_id, peer.identity, s.stream_queue_messages, self._waker,
                                 credits=min(credits, s.max_credit_grant))

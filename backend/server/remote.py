@@ -84,7 +84,7 @@ def options_from_args(args: argparse.Namespace) -> dict:
 
 
 # exit codes of `human3r infer` (backend.engine.infer_cli)
-_EXIT_FOR_CODE = {"bad_message": 2, "bad_video": 4, "not_found": 4, "path_not_allowed": 4}
+_EXIT_FOR_CODE = {"bad_message": 2, "bad_options": 2, "bad_video": 4, "not_found": 4, "path_not_allowed": 4}
 
 
 class _ProgressLine:

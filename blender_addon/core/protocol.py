@@ -31,10 +31,14 @@ that view the received bytes (no copy). No pickle, no msgpack-numpy.
 Message types (direction: C = client -> server, S = server -> client, F = also stored in .h3r files)
 ----------------------------------------------------------------------------------------------------
     hello      C,S  handshake: software (str), role ('client'|'server'); a server also sends device,
-                    model, limits. A version mismatch is answered by an `error` with code
+                    model, limits, heartbeat_s and timeout_s (its peer timeout). A version mismatch is answered by an `error` with code
                     'version_mismatch', never by silence.
-    submit     C    video (str, path on the server), options (map, see interfaces.md §4)
-    accepted   S    job (id), queue_position (int, 0 = running now), result_path (server-side .h3r)
+    submit     C    video (str, path on the server), options (map, see interfaces.md §4);
+                    optional request (str token echoed in the reply), credits (int, initial window)
+    accepted   S    job (id), queue_position (int, 0 = running now), result_path (server-side .h3r);
+                    also request, video, options (as the server will apply them, limits included).
+                    It is a reply with seq 0, outside the job's own numbering: the job's stream
+                    (header = seq 0, then +1 per message) is what result files store.
     header     S,F  first message of a job: video (path, width, height, fps, fps_fraction, frame_count,
                     rotation, duration), options, model (name, checkpoint_digest, config, device, dtype),
                     smplx (model settings incl. flat_hand_mean, joint_names), conventions, body_model
@@ -55,19 +59,22 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
     done       S,F  last message of a finished job: frames, people, elapsed_s, fps, scene_points
                     {xyz [k,3] f4, rgb [k,3] u1} (voxel-downsampled accumulated cloud)
     error      S,F  code (str, `ErrorCode`), message (str, for humans), frame (int|None: the job
-                    stopped before this source frame; earlier frames are valid)
+                    stopped before this source frame; earlier frames are valid); a reply to a
+                    request carries reply=True and the request's token in `request`; a client-side
+                    error (lost server) carries synthetic=True
     cancel     C    stop a job (job = its id)
     cancelled  S,F  the job stopped on request: frames (int, frames delivered)
     status     C,S  request (no fields) / reply: jobs (list of maps: job, state, video,
-                    queue_position, frames_done, frames_total, result_path)
-    fetch      C    re-stream a finished job's results from its server-side file (job = its id)
+                    queue_position, frames_done, frames_total, result_path, error_code), peers
+    fetch      C    re-stream a finished job's results from its server-side file (job = its id);
+                    optional credits (int)
     credit     C    credits (int): the client may receive that many more `frame` messages of `job`
     ping       C,S  liveness probe; answered by `pong`
     pong       C,S
     heartbeat  C,S  periodic keep-alive; either side treats silence longer than the agreed timeout
                     as a lost peer
 
-A job's stream is: accepted, header, (frame | track | progress)*, then exactly one of
+A job's stream is: accepted (reply), then header, (frame | track | progress)*, and exactly one of
 done / error / cancelled.
 
 World frame W: the OpenCV camera frame of the first processed frame (x right, y down, z forward),
@@ -119,6 +126,7 @@ class MessageType(str, enum.Enum):
 class ErrorCode(str, enum.Enum):
     VERSION_MISMATCH = "version_mismatch"
     BAD_MESSAGE = "bad_message"  # not msgpack, not a map, missing/ill-typed field
+    BAD_OPTIONS = "bad_options"  # submit options that the engine refuses (the message names the option)
     UNKNOWN_TYPE = "unknown_type"
     TOO_LARGE = "too_large"
     BAD_DTYPE = "bad_dtype"

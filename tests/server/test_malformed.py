@@ -114,9 +114,11 @@ def test_bad_video_paths_are_refused(raw, served, video, code):
 
 
 def test_bad_options_name_the_option(raw, served):
-    for options, name in (({"size": 13}, "size"), ({"sise": 512}, "sise"), ({"end": "x"}, "end")):
+    for options, name in (({"size": 13}, "size"), ({"sise": 512}, "sise"), ({"end": "x"}, "end"),
+                          ({"stride": 0}, "stride")):
         reply = raw.request(protocol.make_message("submit", video=str(served[1] / "clip.mp4"), options=options))
-        assert reply["code"] == "bad_message" and name in reply["message"], reply
+        assert reply["code"] == "bad_options" and name in reply["message"], reply
+    assert_serving(served[0])
 
 
 def test_unknown_jobs(raw):
