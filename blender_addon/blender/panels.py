@@ -93,6 +93,10 @@ class HUMAN3R_PT_scene(_SidebarPanel, bpy.types.Panel):
         sub.prop(settings, "point_conf_threshold")
         sub.prop(settings, "remove_humans_from_points")
         col.prop(settings, "import_meshes")
+        sub = col.column()
+        sub.active = settings.import_meshes
+        sub.prop(settings, "import_expressions")
+        sub.prop(settings, "pose_correctives")
         col.prop(settings, "import_camera")
         sub = col.column()
         sub.active = settings.import_camera

@@ -68,6 +68,11 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
                                    description="Blender frame that shows the video's frame 0")
     import_meshes: BoolProperty(name="Body Meshes", default=True,
                                 description="Skinned SMPL-X mesh under each armature")
+    import_expressions: BoolProperty(name="Expressions", default=True,
+                                     description="Facial expression shape keys, keyed per frame")
+    pose_correctives: BoolProperty(name="Pose Correctives", default=False,
+                                   description="SMPL-X pose-corrective shape keys, keyed per frame "
+                                               "(truer shapes at joints; heavier scene, slower playback)")
     import_camera: BoolProperty(name="Camera", default=True, description="Animated camera matching the footage")
     video_background: BoolProperty(name="Video Background", default=True,
                                    description="Show the video as the camera's background")
@@ -94,10 +99,12 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
     def import_options(self) -> dict:
         """Options for the scene builder (`core.scene_plan.ImportOptions` field names)."""
         return {
-            "frame_start": int(self.scene_frame_start),
+            "scene_frame_start": int(self.scene_frame_start),
             "import_camera": bool(self.import_camera),
             "video_background": bool(self.video_background),
             "import_meshes": bool(self.import_meshes),
+            "expressions": bool(self.import_expressions),
+            "pose_correctives": bool(self.pose_correctives),
             "point_mode": str(self.point_mode),
             "point_radius": float(self.point_radius),
         }

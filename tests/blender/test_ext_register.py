@@ -74,6 +74,17 @@ def test_job_options_match_the_servers_option_names(addon):
     assert JobOptions.from_dict(options).stride == 2  # every key is one the server knows
 
 
+def test_import_options_are_the_builders_option_names(addon):
+    import dataclasses
+
+    from blender_addon.core.scene_plan import ImportOptions
+
+    known = {f.name for f in dataclasses.fields(ImportOptions)}
+    options = bpy.context.scene.human3r.import_options()
+    assert set(options) <= known, f"unknown to the scene builder: {sorted(set(options) - known)}"
+    assert ImportOptions(**options).scene_frame_start == 1
+
+
 def test_preferences_through_the_addon_system(addon):
     prefs = bpy.context.preferences.addons["blender_addon"].preferences
     assert type(prefs).bl_idname == "blender_addon"
