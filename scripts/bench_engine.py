@@ -101,6 +101,15 @@ def bench_throughput(engine, video: Path, options, frames: int) -> dict:
                     t0 = time.perf_counter()  # the header (body model) is written once per job
         return n / (time.perf_counter() - t0)
 
+    def stage_means() -> dict:
+        """Mean ms per frame of each stage in Engine.run (decode/prepare run on the prefetch thread)."""
+        sums = {"decode": 0.0, "prepare": 0.0, "model": 0.0, "post": 0.0}
+        with open_source(video, end=frames) as source:
+            for res in engine.run(source, options):
+                for k in sums:
+                    sums[k] += getattr(res.timings, k)
+        return {k: 1000 * v / n for k, v in sums.items()}
+
     model_alone()  # warm-up (allocations, lazy init)
     with tempfile.TemporaryDirectory() as tmp:
         # interleave the two measurements so background load affects both alike
@@ -109,7 +118,7 @@ def bench_throughput(engine, video: Path, options, frames: int) -> dict:
             model_fps.append(model_alone())
             e2e_fps.append(end_to_end(Path(tmp) / f"bench{rep}.h3r"))
     m, e = max(model_fps), max(e2e_fps)
-    return {"frames": n, "model_fps": m, "e2e_fps": e, "ratio": e / m, "overhead": 1 - e / m,
+    return {"stages_ms": stage_means(), "frames": n, "model_fps": m, "e2e_fps": e, "ratio": e / m, "overhead": 1 - e / m,
             "model_fps_runs": model_fps, "e2e_fps_runs": e2e_fps}
 
 
@@ -178,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
               f"target <= 10 %)")
         print(f"  runs: model {[round(x, 1) for x in tp['model_fps_runs']]}, "
               f"e2e {[round(x, 1) for x in tp['e2e_fps_runs']]}")
+        print("  per-frame stages (ms; decode + prepare on the prefetch thread): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in tp["stages_ms"].items()))
         if not args.skip_memory:
             video = make_long_video(Path(args.video), Path(tmp) / "long.mp4", args.long)
             cases = {

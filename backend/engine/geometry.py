@@ -122,29 +122,53 @@ def unpad_square_map(square: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return resized[:, top:top + h, left:left + w]
 
 
+def _quat_candidate_maps() -> tuple[torch.Tensor, torch.Tensor]:
+    """The four (unnormalised) quaternion formulas of Shepperd's method are affine in the 9 matrix
+    entries: q_c = R.flatten() @ W[:, c] + b[c]. Returns W [9, 4 * 4] and b [4 * 4] (float64)."""
+    w = torch.zeros(9, 4, 4, dtype=torch.float64)
+    b = torch.zeros(4, 4, dtype=torch.float64)
+
+    def e(r: int, c: int) -> int:
+        return 3 * r + c
+
+    for i in range(3):  # pivot on the diagonal entry i
+        j, k = (i + 1) % 3, (i + 2) % 3
+        b[i, i] = 1.0  # q_i = 1 - trace + 2 m_ii = 1 + m_ii - m_jj - m_kk
+        w[e(i, i), i, i], w[e(j, j), i, i], w[e(k, k), i, i] = 1.0, -1.0, -1.0
+        w[e(j, i), i, j] = w[e(i, j), i, j] = 1.0  # q_j = m_ji + m_ij
+        w[e(k, i), i, k] = w[e(i, k), i, k] = 1.0  # q_k = m_ki + m_ik
+        w[e(k, j), i, 3], w[e(j, k), i, 3] = 1.0, -1.0  # q_w = m_kj - m_jk
+    # pivot on the trace: (m21 - m12, m02 - m20, m10 - m01, 1 + trace)
+    w[e(2, 1), 3, 0], w[e(1, 2), 3, 0] = 1.0, -1.0
+    w[e(0, 2), 3, 1], w[e(2, 0), 3, 1] = 1.0, -1.0
+    w[e(1, 0), 3, 2], w[e(0, 1), 3, 2] = 1.0, -1.0
+    b[3, 3] = 1.0
+    w[e(0, 0), 3, 3] = w[e(1, 1), 3, 3] = w[e(2, 2), 3, 3] = 1.0
+    return w.reshape(9, 16), b.reshape(16)
+
+
+_QUAT_W, _QUAT_B = _quat_candidate_maps()
+
+
+@functools.lru_cache(maxsize=8)
+def _quat_maps_on(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.inference_mode(False):  # normal tensors, usable in and out of inference mode
+        return _QUAT_W.to(device=device, dtype=dtype), _QUAT_B.to(device=device, dtype=dtype)
+
+
 def rotmat_to_quat_xyzw(rot: torch.Tensor) -> torch.Tensor:
     """Rotation matrices [..., 3, 3] -> unit quaternions [..., 4] (x, y, z, w).
 
     Largest-of(diagonal, trace) rule (Shepperd's method, as in scipy/roma): of the four algebraically
-    equal formulas the one with the largest pivot is used, which is the well-conditioned one.
+    equal formulas the one with the largest pivot is used, which is the well-conditioned one. All
+    four are affine in the matrix entries, so they come out of one small matmul.
     """
-    m = rot
-    diag = torch.diagonal(m, dim1=-2, dim2=-1)  # [..., 3]
-    trace = diag.sum(-1, keepdim=True)
-    choice = torch.cat([diag, trace], -1).argmax(-1)  # first maximum on ties
-    cands = []
-    for i in range(3):
-        j, k = (i + 1) % 3, (i + 2) % 3
-        q = [None] * 4
-        q[i] = 1 - trace[..., 0] + 2 * m[..., i, i]
-        q[j] = m[..., j, i] + m[..., i, j]
-        q[k] = m[..., k, i] + m[..., i, k]
-        q[3] = m[..., k, j] - m[..., j, k]
-        cands.append(torch.stack(q, -1))
-    cands.append(torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
-                              m[..., 1, 0] - m[..., 0, 1], 1 + trace[..., 0]], -1))
-    stacked = torch.stack(cands, -2)  # [..., 4 candidates, 4]
-    quat = torch.gather(stacked, -2, choice[..., None, None].expand(*choice.shape, 1, 4))[..., 0, :]
+    diag = torch.diagonal(rot, dim1=-2, dim2=-1)  # [..., 3]
+    choice = torch.cat([diag, diag.sum(-1, keepdim=True)], -1).argmax(-1)  # first maximum on ties
+    flat = rot.reshape(*rot.shape[:-2], 9)
+    w, b = _quat_maps_on(rot.device, rot.dtype)
+    cands = (flat @ w + b).reshape(*rot.shape[:-2], 4, 4)  # [..., candidate, xyzw]
+    quat = torch.gather(cands, -2, choice[..., None, None].expand(*choice.shape, 1, 4))[..., 0, :]
     return quat / quat.norm(dim=-1, keepdim=True)
 
 

@@ -25,6 +25,7 @@ from backend.engine.stream import Engine
 from backend.engine.tracks import TrackBook
 
 PROGRESS_INTERVAL_S = 0.5
+SCENE_POINTS_PER_FRAME = 4096  # points of each frame fed into the accumulated scene cloud (at most)
 
 CONVENTIONS: dict[str, Any] = {
     "world": "OpenCV camera frame of the first processed frame (x right, y down, z forward); units as "
@@ -134,8 +135,9 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
             frames_done += 1
             next_index = res.index + options.stride
             tracks.update(res.index, res.people["id"], res.people["betas"])
-            if len(res.points["xyz"]):
-                cloud.add(res.points["xyz"], res.points["rgb"])
+            if len(res.points["xyz"]):  # an even subset is plenty for a voxel-averaged cloud
+                step = -(-len(res.points["xyz"]) // SCENE_POINTS_PER_FRAME)
+                cloud.add(res.points["xyz"][::step], res.points["rgb"][::step])
             yield _frame_message(res, job_id, seq)
             seq += 1
             now = time.perf_counter()

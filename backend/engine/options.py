@@ -52,7 +52,7 @@ class JobOptions:
     precision: str = "fp32"
     jpeg_roundtrip: bool = False
     scene_voxel_size: float = 0.02
-    scene_max_points: int = 500_000
+    scene_max_points: int = 250_000
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:

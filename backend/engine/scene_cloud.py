@@ -5,9 +5,10 @@ sum of its points' positions and colours and a count, so the result is one centr
 mean colour per voxel.
 
 Memory is allocated **once**, at construction: an open-addressing hash table with
-2 x `max_voxels` slots (about 100 bytes per voxel of capacity: 48 MB for the default 500,000, touched up front so the process's
-resident memory does not creep up as the cloud fills). Insertion is vectorised numpy (linear
-probing, resolved batch-wise); per-frame temporaries are proportional to the frame's points only.
+2 x `max_voxels` slots plus a re-binning scratch (36 MB for the default cap of 250,000 voxels),
+touched up front so the process's resident memory does not creep up as the cloud fills.
+Insertion is vectorised numpy (linear probing, resolved batch-wise); per-frame temporaries are
+proportional to the frame's points only.
 When the table would exceed `max_voxels`, the voxel edge doubles and the voxels are re-binned by
 their centroids in place (coarser, never larger).
 """
@@ -18,6 +19,7 @@ import numpy as np
 _BITS = 21  # per axis: voxel coordinates in [-2^20, 2^20)
 _OFFSET = 1 << (_BITS - 1)
 _EMPTY = -1
+_REBIN_BLOCK = 65536
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing of the packed key
 
 
@@ -42,6 +44,10 @@ class VoxelCloud:
         self._sum_rgb = np.full((slots, 3), 0.0, np.float32)  # exact integers up to 2^24
         self._count = np.full(slots, 0, np.uint32)
         self._used = 0
+        # scratch for re-binning (also allocated now, so coarsening adds no resident memory)
+        self._scratch_xyz = np.full((self.max_voxels, 3), 0.0, np.float64)
+        self._scratch_rgb = np.full((self.max_voxels, 3), 0.0, np.float32)
+        self._scratch_count = np.full(self.max_voxels, 0, np.uint32)
 
     def __len__(self) -> int:
         return self._used
@@ -51,10 +57,28 @@ class VoxelCloud:
         cell = np.clip(cell, -_OFFSET, _OFFSET - 1).astype(np.int64) + _OFFSET
         return (cell[:, 0] << (2 * _BITS)) | (cell[:, 1] << _BITS) | cell[:, 2]
 
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys.astype(np.uint64) * _HASH_MUL) >> self._shift).astype(np.int64)
+
+    def _count_new(self, keys: np.ndarray) -> int:
+        """How many of the (unique) keys are not in the table yet (probing without inserting)."""
+        mask = len(self._keys) - 1
+        slot = self._home(keys)
+        todo = np.arange(len(keys))
+        new = 0
+        while len(todo):
+            present = self._keys[slot[todo]]
+            found = present == keys[todo]
+            empty = present == _EMPTY
+            new += int(np.count_nonzero(empty))
+            todo = todo[~(found | empty)]
+            slot[todo] = (slot[todo] + 1) & mask
+        return new
+
     def _slots_of(self, keys: np.ndarray) -> np.ndarray:
         """Table slot of each (unique, non-empty) key, inserting the missing ones (linear probing)."""
         mask = len(self._keys) - 1
-        slot = ((keys.astype(np.uint64) * _HASH_MUL) >> self._shift).astype(np.int64)
+        slot = self._home(keys)
         result = np.empty(len(keys), np.int64)
         todo = np.arange(len(keys))
         while len(todo):
@@ -87,32 +111,41 @@ class VoxelCloud:
             xyz, rgb = xyz[finite], rgb[finite]
         if not len(xyz):
             return
-        keys, inverse = np.unique(self._key(xyz), return_inverse=True)
+        while True:  # coarsen (table and batch) until the new voxels fit under the cap
+            keys, inverse = np.unique(self._key(xyz), return_inverse=True)
+            if self._used + self._count_new(keys) <= self.max_voxels:
+                break
+            self._coarsen()
         n = len(keys)
         sum_xyz = np.stack([np.bincount(inverse, xyz[:, c], n) for c in range(3)], 1)
         sum_rgb = np.stack([np.bincount(inverse, rgb[:, c], n) for c in range(3)], 1)
-        count = np.bincount(inverse, minlength=n)
-        while self._used + n > self.max_voxels and self._used:  # make room: coarser voxels
-            self._coarsen()
-        self._accumulate(keys, sum_xyz, sum_rgb, count)
-        while self._used > self.max_voxels:  # a single huge frame
-            self._coarsen()
+        self._accumulate(keys, sum_xyz, sum_rgb, np.bincount(inverse, minlength=n))
 
     def _coarsen(self) -> None:
-        """Double the voxel edge and re-bin every stored voxel by its centroid."""
-        used = self._keys != _EMPTY
-        sum_xyz, sum_rgb, count = self._sum_xyz[used].copy(), self._sum_rgb[used].copy(), self._count[used].copy()
+        """Double the voxel edge and re-bin every stored voxel by its centroid (in blocks, so the
+        temporaries stay small)."""
+        self.voxel_size *= 2.0
+        if not self._used:
+            return
+        used = np.flatnonzero(self._keys != _EMPTY)
+        m = len(used)
+        np.take(self._sum_xyz, used, axis=0, out=self._scratch_xyz[:m])
+        np.take(self._sum_rgb, used, axis=0, out=self._scratch_rgb[:m])
+        np.take(self._count, used, out=self._scratch_count[:m])
+        del used
         self._keys.fill(_EMPTY)
         self._sum_xyz.fill(0.0)
         self._sum_rgb.fill(0.0)
         self._count.fill(0)
         self._used = 0
-        self.voxel_size *= 2.0
-        keys, inverse = np.unique(self._key(sum_xyz / count[:, None]), return_inverse=True)
-        n = len(keys)
-        self._accumulate(keys, np.stack([np.bincount(inverse, sum_xyz[:, c], n) for c in range(3)], 1),
-                         np.stack([np.bincount(inverse, sum_rgb[:, c], n) for c in range(3)], 1),
-                         np.bincount(inverse, count, n))
+        for a in range(0, m, _REBIN_BLOCK):
+            b = min(a + _REBIN_BLOCK, m)
+            sum_xyz, sum_rgb, count = self._scratch_xyz[a:b], self._scratch_rgb[a:b], self._scratch_count[a:b]
+            keys, inverse = np.unique(self._key(sum_xyz / count[:, None]), return_inverse=True)
+            n = len(keys)
+            self._accumulate(keys, np.stack([np.bincount(inverse, sum_xyz[:, c], n) for c in range(3)], 1),
+                             np.stack([np.bincount(inverse, sum_rgb[:, c], n) for c in range(3)], 1),
+                             np.bincount(inverse, count, n))
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(xyz [k, 3] float32 voxel centroids, rgb [k, 3] uint8 mean colours), k <= max_voxels."""

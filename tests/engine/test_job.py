@@ -5,7 +5,6 @@ import threading
 
 import numpy as np
 import PIL.Image
-import pytest
 
 from backend.engine.job import iter_job_messages
 from blender_addon.core import protocol
