@@ -1,12 +1,14 @@
 """Check the Human3R reimplementation against a reference fixture folder.
 
-    python scripts/parity.py FIXTURE_DIR [--run ttt3r|plain|both]
+    python scripts/parity.py FIXTURE_DIR [--run ttt3r|plain|both] [--no-post]
     python scripts/parity.py --schema shared/spec/human3r-state-dict.tsv
 
 FIXTURE_DIR is laid out like shared/fixtures/parity-small (config.json, checkpoint.safetensors,
-inputs.npz, outputs_ttt3r.npz, outputs_plain.npz). Every view (overlap views included) is fed with
-the fixture's exact preprocessed inputs; for each output name the worst max|a-b|, max|ref| and
-their ratio are printed. Exit status 1 if any array exceeds max|a-b| <= 5e-5 * max|ref| or any
+inputs.npz, outputs_ttt3r.npz, outputs_plain.npz, optional postprocessed.npz + SMPLX_NEUTRAL.npz).
+Every view (overlap views included) is fed with the fixture's exact preprocessed inputs; for each
+output name the worst max|a-b|, max|ref| and their ratio are printed. When the folder has
+postprocessed.npz, the engine's post-processing (chunk alignment, world points, focal, SMPL-X in the
+world frame) is compared with it too. Exit status 1 if any array exceeds max|a-b| <= 5e-5 * max|ref| or any
 detection count, detection set or track id differs; 2 on a usage/load error.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("fixture", nargs="?", help="fixture folder")
     parser.add_argument("--run", choices=("ttt3r", "plain", "both"), default="both")
+    parser.add_argument("--no-post", action="store_true", help="skip the postprocessed.npz comparison")
     parser.add_argument("--schema", metavar="TSV",
                         help="check the full-size model's state-dict keys/shapes against a TSV")
     args = parser.parse_args(argv)
@@ -52,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     for report in reports:
         print(format_report(report))
     ok = all(r.ok for r in reports)
+    if not args.no_post and (folder / "postprocessed.npz").is_file():
+        from backend.engine.parity_post import compare_postprocessed, format_rows
+
+        rows = compare_postprocessed(folder)
+        print("== post-processing (postprocessed.npz)")
+        print(format_rows(rows))
+        ok = ok and all(r.ok for r in rows)
     print("PARITY OK" if ok else "PARITY FAILED")
     return 0 if ok else 1
 

@@ -12,26 +12,16 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from backend.model.heads.camera import pose_to_matrix
+
 
 def pose_encoding_to_c2w(camera_pose: torch.Tensor) -> torch.Tensor:
     """Model `camera_pose` [..., 7] = (tx, ty, tz, qw, qx, qy, qz) -> camera-to-world [..., 4, 4].
 
-    The quaternion is used as given (the model already normalised it); s = 2 / |q|^2 as in the
-    reference's `quaternion_to_matrix`.
+    The one definition of the pose encoding lives with the camera head; the quaternion is used as
+    given (s = 2 / |q|^2, as the reference's `quaternion_to_matrix`).
     """
-    t, q = camera_pose[..., :3], camera_pose[..., 3:]
-    w, x, y, z = q.unbind(-1)
-    s = 2.0 / (q * q).sum(-1)
-    rot = torch.stack([
-        1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w),
-        s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w),
-        s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y),
-    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
-    out = torch.zeros(*q.shape[:-1], 4, 4, dtype=camera_pose.dtype, device=camera_pose.device)
-    out[..., :3, :3] = rot
-    out[..., :3, 3] = t
-    out[..., 3, 3] = 1.0
-    return out
+    return pose_to_matrix(camera_pose)
 
 
 class ChunkAligner:
