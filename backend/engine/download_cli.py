@@ -1,7 +1,9 @@
 """`human3r download`: fetch the official Human3R checkpoint and explain how to get SMPL-X.
 
-The checkpoint comes from the Human3R release on Hugging Face (`faneggg/human3r`, file
-`human3r.pth`, about 4.5 GB). The download goes to `<dest>.part` and resumes from there (HTTP
+The checkpoints come from the Human3R release on Hugging Face (`faneggg/human3r`): the released
+model `human3r_896L.pth` (DINOv2 ViT-L at 896 px, about 4.7 GB; the first release called it
+`human3r.pth`) and the faster variants `human3r_672S.pth` / `_672B` / `_672L` (`--variant`). All load
+with the same code: sizes are read from the checkpoint. The download goes to `<dest>.part` and resumes from there (HTTP
 Range) if interrupted; only a complete file is renamed into place, and its sha256 is printed.
 Without network access it fails within a few seconds with a clear message.
 
@@ -20,8 +22,16 @@ import urllib.request
 from pathlib import Path
 
 HF_REPO = "faneggg/human3r"
-HF_FILE = "human3r.pth"
-CHECKPOINT_URL = f"https://huggingface.co/{HF_REPO}/resolve/main/{HF_FILE}"
+VARIANTS = {"896L": "human3r_896L.pth", "672L": "human3r_672L.pth", "672B": "human3r_672B.pth",
+            "672S": "human3r_672S.pth"}
+DEFAULT_VARIANT = "896L"
+
+
+def checkpoint_url(variant: str = DEFAULT_VARIANT) -> str:
+    return f"https://huggingface.co/{HF_REPO}/resolve/main/{VARIANTS[variant]}"
+
+
+CHECKPOINT_URL = checkpoint_url()
 CONNECT_TIMEOUT_S = 5.0
 CHUNK = 1 << 20
 
@@ -29,7 +39,9 @@ CHUNK = 1 << 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dest", default=None,
                         help="where to save the checkpoint (default: $HUMAN3R_CHECKPOINT or ~/.cache/human3r/human3r.pth)")
-    parser.add_argument("--url", default=CHECKPOINT_URL, help=f"download URL (default: {CHECKPOINT_URL})")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default=DEFAULT_VARIANT,
+                        help="which released model (default 896L, the paper's main model; 672S is the fast one)")
+    parser.add_argument("--url", default=None, help=f"download URL (default: the variant's file, {CHECKPOINT_URL})")
     parser.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT_S,
                         help="network timeout in seconds (default 5)")
     parser.add_argument("--force", action="store_true", help="download even if the file already exists")
@@ -84,18 +96,20 @@ def run(args: argparse.Namespace) -> int:
     from backend.smplx_model import how_to_get_smplx, resolve_smplx_path, SmplxNotFoundError
 
     dest = Path(args.dest or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT).expanduser()
+    url = args.url or checkpoint_url(args.variant)
     status = 0
     if dest.is_file() and not args.force:
         print(f"checkpoint already present: {dest} (use --force to download again)")
     else:
-        print(f"downloading {args.url}\n        -> {dest}")
+        print(f"downloading {url}\n        -> {dest}")
         try:
-            digest = download(args.url, dest, timeout=args.timeout)
+            digest = download(url, dest, timeout=args.timeout)
             print(f"saved {dest} ({dest.stat().st_size / 1e9:.2f} GB), sha256 {digest}")
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             print(f"human3r download: could not download the checkpoint: {reason}", file=sys.stderr)
-            print(f"  No network access? Fetch {HF_FILE} on another machine from https://huggingface.co/{HF_REPO} "
+            print(f"  No network access? Fetch {VARIANTS[args.variant]} on another machine from "
+                  f"https://huggingface.co/{HF_REPO} "
                   f"and copy it to {dest} (or pass --checkpoint PATH / set {CHECKPOINT_ENV}).", file=sys.stderr)
             status = 1
     try:
