@@ -21,6 +21,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint, --smplx and --device, shared by the commands that run the model."""
+    parser.add_argument("--checkpoint", default=None,
+                        help="official human3r.pth or converted .safetensors (default: $HUMAN3R_CHECKPOINT or "
+                             "~/.cache/human3r/human3r.pth)")
+    parser.add_argument("--smplx", default=None,
+                        help="SMPLX_NEUTRAL.npz or a folder holding it (default: $HUMAN3R_SMPLX or "
+                             "~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="human3r", description="Human3R for Blender: video -> cameras, "
                                      "SMPL-X people and scene points")

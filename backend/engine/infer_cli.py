@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+from backend.cli import add_model_file_arguments
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_VIDEO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 # stored in .h3r files (protocol.py: types marked F)
@@ -69,13 +71,7 @@ def options_from_args(args: argparse.Namespace) -> dict:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file (or folder of images)")
     parser.add_argument("-o", "--output", required=True, help="result file to write (.h3r)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="official human3r.pth or converted .safetensors (default: $HUMAN3R_CHECKPOINT or "
-                             "~/.cache/human3r/human3r.pth)")
-    parser.add_argument("--smplx", default=None,
-                        help="SMPLX_NEUTRAL.npz or a folder holding it (default: $HUMAN3R_SMPLX or "
-                             "~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz)")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    add_model_file_arguments(parser)
     parser.add_argument("--server", default=None, metavar="ADDR",
                         help="run on a human3r server (e.g. tcp://127.0.0.1:5555) instead of locally")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

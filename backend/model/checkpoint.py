@@ -1,17 +1,9 @@
 """Reading, checking, converting and loading Human3R checkpoints.
 
-Supported inputs (chosen by extension):
-
-- ``.pth`` / ``.pt`` / ``.ckpt``: the official training layout ``{'model': state_dict, 'args': cfg, ...}``
-  (torch zip archive, or the legacy non-zip format), read by a restricted unpickler
-  (`checkpoint_pickle`) that never imports or calls anything from the file beyond torch's tensor
-  rebuild functions; the OmegaConf ``args`` object becomes plain dicts.
-- ``.safetensors`` with a sibling ``.json`` written by `convert_checkpoint` (format ``human3r-converted``).
-- ``.safetensors`` alone, with the model string in its metadata key ``model`` (the parity fixture).
-- ``.json`` written by `convert_checkpoint`: the ``.safetensors`` beside it is read.
-
-Key conventions: the reference's ``module.`` rule (strip 7 chars only if *all* keys start with
-``module``) and the 12 DPT alias keys (either name accepted; both names are returned, sharing one tensor).
+Supported inputs: the official ``.pth`` training layout (restricted unpickler, no pickled code runs),
+converted ``.safetensors`` + ``.json``, and a ``.safetensors`` carrying the model string in its
+metadata; see `checkpoint_read` for the details and the key conventions (``module.`` prefixes, the 12
+DPT alias keys).
 
 Public API (this module re-exports the pieces, which live in ``checkpoint_*.py``):
 

@@ -13,6 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
+from backend.cli import add_model_file_arguments
+
 from .settings import DEFAULT_BIND, ServerSettings
 
 
@@ -20,13 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ServerSettings.__dataclass_fields__
     parser.add_argument("--bind", default=DEFAULT_BIND,
                         help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; port 0 picks a free one)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="model checkpoint, .pth or converted .safetensors (default: $HUMAN3R_CHECKPOINT or "
-                             "~/.cache/human3r/human3r.pth)")
-    parser.add_argument("--smplx", default=None,
-                        help="SMPL-X model file (SMPLX_NEUTRAL.npz) or its folder (default: $HUMAN3R_SMPLX or "
-                             "~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz)")
-    parser.add_argument("--device", default="auto", help="torch device: auto, cuda, cuda:1, mps, cpu")
+    add_model_file_arguments(parser)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--media-root", action="append", default=None, metavar="DIR",
                         help="directory videos may come from (repeatable; default: your home directory)")
