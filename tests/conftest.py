@@ -32,8 +32,5 @@ def tennis_video(shared_dir: Path) -> Path:
     return shared_dir / "videos" / "tennis.mp4"
 
 
-try:  # fixtures of the engine's test support (synthetic SMPL-X model etc.)
-    from tests.support.fixtures import *  # noqa: F401,F403
-except ImportError as exc:  # pragma: no cover - only while the support package is being written
-    if "tests.support" not in str(exc):
-        raise
+# fixtures of the engine's test support (synthetic SMPL-X model etc.); an import error here must stop the run
+from tests.support.fixtures import *  # noqa: E402,F401,F403

@@ -149,8 +149,8 @@ def test_live_job_streams_into_the_scene(live, live_server):
     coll = bpy.data.collections["clip"]
     types = [o.type for o in coll.all_objects]
     assert types.count("CAMERA") == 1
-    people = session.summary["people"]
-    assert types.count("ARMATURE") == people
+    people = session.summary["people"]  # the `done` message's count of tracked people
+    assert people > 0 and types.count("ARMATURE") == people  # (the tiny model finds people on this clip)
     cam = next(o for o in coll.all_objects if o.type == "CAMERA")
     assert cam.animation_data.action is not None
     assert bpy.context.scene.frame_end >= bpy.context.scene.frame_start + 5

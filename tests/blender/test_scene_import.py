@@ -9,6 +9,7 @@ bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import compat  # noqa: E402
 from blender_addon.blender.scene_builder import SceneBuilder, import_result_file  # noqa: E402
+from blender_addon.core.coords import M  # noqa: E402
 from blender_addon.core.keyframes import bone_path  # noqa: E402
 from blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_quaternion  # noqa: E402
 from blender_addon.core.scene_plan import ImportOptions  # noqa: E402
@@ -130,9 +131,22 @@ def test_quaternion_keys_stay_continuous_through_half_turns(factory_scene, tmp_p
         q = np.stack([keys(id_data, path, i)[:, 1] for i in range(4)], 1)
         dots = np.sum(q[1:] * q[:-1], axis=1)
         assert np.all(dots > 0.9), f"{id_data.name}: sign flip between keys"
-    # and the pose is still right after the half turns: pelvis Z axis follows the spin
-    factory_scene.frame_set(40)
-    assert np.isfinite(np.array(arm.pose.bones["pelvis"].matrix)).all()
+    # and the pose is still right after the half turns: relative to frame 1, the pelvis bone and the camera
+    # have turned by exactly the spin (the rest orientation is a constant factor on the right, it cancels)
+    def world_rotation(ob, bone=None):
+        m = np.array(ob.matrix_world) @ (np.array(ob.pose.bones[bone].matrix) if bone else np.eye(4))
+        return m[:3, :3]
+
+    factory_scene.frame_set(1)
+    pelvis_1, cam_1 = world_rotation(arm, "pelvis"), world_rotation(cam)
+    for f in (10, 14, 27, 33, 40):  # about 0.7, 1, 2, 2.5 and 3 half turns of the person
+        factory_scene.frame_set(f)
+        spin = axis_angle_to_matrix(np.array([0.0, 3 * np.pi * (f - 1) / 39, 0.0]))
+        turn = axis_angle_to_matrix(np.array([0.0, 2 * np.pi * (f - 1) / 39, 0.0]))
+        np.testing.assert_allclose(world_rotation(arm, "pelvis") @ pelvis_1.T, M @ spin @ M.T, atol=1e-4,
+                                   err_msg=f"pelvis at frame {f}")
+        np.testing.assert_allclose(world_rotation(cam) @ cam_1.T, M @ turn @ M.T, atol=1e-4,
+                                   err_msg=f"camera at frame {f}")
 
 
 def test_live_stream_in_small_batches_equals_file_import(factory_scene, tmp_path, job):

@@ -163,6 +163,7 @@ def test_mutated_pickles_only_raise_checkpoint_errors():
         return _StorageRef(torch.UntypedStorage(64), torch.float32)
 
     rng = random.Random(1234)
+    loaded = refused = 0
     for _ in range(2000):
         data = bytearray(original)
         for _ in range(rng.randint(1, 3)):
@@ -171,8 +172,11 @@ def test_mutated_pickles_only_raise_checkpoint_errors():
             data = data[: rng.randrange(len(data))]
         try:
             to_plain(restricted_loads(bytes(data), load_storage))
+            loaded += 1
         except CheckpointError:
-            pass
+            refused += 1
+    # both outcomes occur: the damage reaches past the first opcode, and harmless damage still loads
+    assert loaded > 0 and refused > 0, (loaded, refused)
 
 
 def test_forged_memo_index_is_refused_before_allocation():

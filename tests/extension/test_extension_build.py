@@ -52,7 +52,9 @@ def test_zip_root_holds_init_and_manifest(built_zip):
     with zipfile.ZipFile(built_zip) as zf:
         names = zf.namelist()
     assert "__init__.py" in names and "blender_manifest.toml" in names
-    assert "core/protocol.py" in names and "client/zmq_client.py" in names or "client/__init__.py" in names
+    # each required file on its own (no `a and b or c` chain that lets one file excuse the others)
+    for required in ("core/protocol.py", "core/resultfile.py", "client/__init__.py", "client/zmq_client.py"):
+        assert required in names, required
     assert "blender/operators.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert not any(n.startswith(("backend/", "tests/", "scripts/")) for n in names)

@@ -11,6 +11,24 @@ import pytest
 from blender_addon.core.local_server import LocalServer, ServerCommand, resolve_executable
 
 
+def wait_until(predicate, timeout_s: float = 20.0) -> bool:
+    """Poll `predicate` every 50 ms until it holds or `timeout_s` passes (a slow, shared CI box)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def server():
+    """A LocalServer killed at teardown, so a failed assertion never leaves a TERM-proof script running."""
+    local = LocalServer()
+    yield local
+    local.kill_if_running()
+
+
 def test_argv_for_console_script_and_python(tmp_path):
     exe = tmp_path / "human3r"
     exe.write_text("#!/bin/sh\n")
@@ -29,37 +47,30 @@ def test_missing_executable_explains_what_to_do():
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses a POSIX shell script as the executable")
-def test_start_state_log_and_stop(tmp_path):
+def test_start_state_log_and_stop(tmp_path, server):
     exe = tmp_path / "human3r"
     exe.write_text("#!/bin/sh\necho \"serving $*\"\nexec sleep 30\n")
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    server = LocalServer()
     t0 = time.monotonic()
     server.start(ServerCommand(executable=str(exe), bind="tcp://127.0.0.1:6001"))
     assert time.monotonic() - t0 < 1.0  # spawning does not wait for the server
     assert server.running and server.state().startswith("running (pid")
     with pytest.raises(RuntimeError):
         server.start(ServerCommand(executable=str(exe)))
-    for _ in range(50):
-        if "serving" in server.log_tail():
-            break
-        time.sleep(0.05)
+    assert wait_until(lambda: "serving" in server.log_tail()), server.log_tail()
     assert "serve --bind tcp://127.0.0.1:6001" in server.log_tail()
     server.stop()
     assert not server.running and server.state() == "stopped"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses a POSIX shell script as the executable")
-def test_terminate_returns_at_once_and_kill_finishes(tmp_path):
+def test_terminate_returns_at_once_and_kill_finishes(tmp_path, server):
     exe = tmp_path / "human3r"
     exe.write_text("#!/bin/sh\ntrap '' TERM\necho ready\nwhile true; do sleep 0.1; done\n")  # ignores SIGTERM
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    server = LocalServer()
     server.start(ServerCommand(executable=str(exe)))
-    for _ in range(50):
-        if "ready" in server.log_tail():
-            break
-        time.sleep(0.05)
+    # the script prints "ready" only after its trap is set: terminating earlier would really stop it
+    assert wait_until(lambda: "ready" in server.log_tail()), server.log_tail()
     t0 = time.monotonic()
     server.terminate()
     assert time.monotonic() - t0 < 0.5 and server.running
@@ -68,16 +79,12 @@ def test_terminate_returns_at_once_and_kill_finishes(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses a POSIX shell script as the executable")
-def test_early_exit_is_reported_with_the_last_log_line(tmp_path):
+def test_early_exit_is_reported_with_the_last_log_line(tmp_path, server):
     exe = tmp_path / "human3r"
     exe.write_text("#!/bin/sh\necho 'error: checkpoint not found' >&2\nexit 3\n")
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    server = LocalServer()
     server.start(ServerCommand(executable=str(exe)))
-    for _ in range(100):
-        if not server.running:
-            break
-        time.sleep(0.05)
+    assert wait_until(lambda: not server.running), server.state()
     assert server.state() == "exited with code 3: error: checkpoint not found"
     server.stop()
     assert os.path.exists(server.log_path)

@@ -16,8 +16,8 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     folder = shared_dir() / "fixtures" / "parity-small"
-    if not (folder / "config.json").is_file():
-        pytest.skip(f"parity fixture not found at {folder} (set HUMAN3R_SHARED)")
+    if not (folder / "config.json").is_file():  # fail like tests/conftest.py: a skip would hide a broken CI setup
+        pytest.fail(f"parity fixture not found at {folder} (set HUMAN3R_SHARED)")
     return folder
 
 
@@ -25,7 +25,7 @@ def parity_dir() -> Path:
 def state_dict_tsv() -> Path:
     path = shared_dir() / "spec" / "human3r-state-dict.tsv"
     if not path.is_file():
-        pytest.skip(f"state-dict schema not found at {path} (set HUMAN3R_SHARED)")
+        pytest.fail(f"state-dict schema not found at {path} (set HUMAN3R_SHARED)")
     return path
 
 

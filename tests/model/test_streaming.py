@@ -116,5 +116,9 @@ def test_constructor_signature_and_meta_device():
     from backend.config import preset
 
     with torch.device("meta"):
-        model = Human3R(preset("tiny"))
+        model = Human3R(preset("tiny"))  # the config is the one positional argument
+    params = list(model.parameters()) + list(model.buffers())
+    assert len(params) > 100 and all(t.is_meta for t in params)  # nothing was allocated
     assert model.config == preset("tiny")
+    with pytest.raises(TypeError):
+        Human3R()  # no hidden default model size

@@ -78,7 +78,9 @@ def test_handshake_heartbeats_and_bounded_poll(start_server, make_client, short_
     # a long job read 3 messages at a time: poll never returns more than asked
     token = client.submit(str(short_video), {})
     total_frames = 0
+    deadline = time.monotonic() + 30
     while True:
+        assert time.monotonic() < deadline, f"no done after {total_frames} frames (state {client.state})"
         batch = client.poll(max_messages=3, timeout_ms=100)
         assert len(batch) <= 3
         total_frames += sum(m["type"] == "frame" for m in batch)

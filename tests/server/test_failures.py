@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -35,17 +36,32 @@ CLIENT_SCRIPT = textwrap.dedent("""
 
 
 def _wait_line(proc: subprocess.Popen, prefix: str, timeout: float = 60.0) -> str:
-    """Read proc's stdout until a line starts with `prefix` (the pipe is line-buffered by the child)."""
+    """Read proc's stdout until a line starts with `prefix`, giving up after `timeout` seconds.
+
+    A bare `readline()` blocks for as long as the child stays silent, so the deadline would never be
+    checked: wait on the pipe's descriptor with select first and read only what is there.
+    """
+    buffered = proc.__dict__.setdefault("_unread_stdout", [b""])  # bytes read past the last returned line
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                raise AssertionError(f"process exited with {proc.returncode}")
+    while True:
+        head, sep, rest = buffered[0].partition(b"\n")
+        if sep:
+            buffered[0] = rest
+            line = head.decode(errors="replace")
+            if line.startswith(prefix):
+                return line.strip()
             continue
-        if line.startswith(prefix):
-            return line.strip()
-    raise AssertionError(f"no line starting with {prefix!r} in {timeout} s")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no line starting with {prefix!r} in {timeout} s")
+        ready, _, _ = select.select([proc.stdout], [], [], min(remaining, 0.5))
+        if not ready:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:  # EOF: the child closed its stdout
+            proc.wait(10)
+            raise AssertionError(f"process exited with {proc.returncode} before printing {prefix!r}")
+        buffered[0] += chunk
 
 
 def test_client_killed_mid_stream_cancels_its_job_and_the_next_runs(start_server, make_client, engine, engine_runner,

@@ -105,8 +105,8 @@ def test_cancel_mid_job_then_the_next_job_runs(start_server, make_client, engine
         msg = wait_for(client, lambda m: m["type"] in ("done", "cancelled", "error"))
         ends[msg["job"]] = msg
     assert ends[client.job_for_request(busy)]["type"] == "done"
-    assert ends[client.job_for_request(queued)] == {**ends[client.job_for_request(queued)], "type": "cancelled",
-                                                    "frames": 0}
+    never_ran = ends[client.job_for_request(queued)]
+    assert (never_ran["type"], never_ran["frames"]) == ("cancelled", 0)
 
 
 def test_client_granting_no_credits_gets_no_frames_and_the_queue_stays_bounded(
