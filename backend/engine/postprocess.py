@@ -14,11 +14,11 @@ mask, on a `point_stride` pixel grid, evenly thinned to at most `max_points_per_
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from backend.engine.geometry import estimate_focal_weiszfeld, transform_points, unpad_square_map
 from backend.engine.options import JobOptions
@@ -88,27 +88,48 @@ def people_result(out, c2w: torch.Tensor, body: BodyModel, geometry, detection_t
 def point_selection(conf: torch.Tensor, msk: torch.Tensor | None, options: JobOptions) -> torch.Tensor:
     """Flat pixel indices (long, row-major over [H, W]) of the points to keep for one frame.
 
-    conf [H, W]; msk [1, R, R, 1] human mask probability (or None).
+    conf [H, W]; msk [1, R, R, 1] human mask probability (or None). The masks are small boolean
+    images, built with numpy (comparisons and ORs: the same result as torch, a fraction of the cost).
     """
     h, w = conf.shape
     if options.max_points_per_frame == 0:
         return torch.zeros(0, dtype=torch.long, device=conf.device)
-    keep = conf > options.conf_threshold
+    keep = conf.cpu().numpy() > options.conf_threshold
     if options.point_stride > 1:
-        grid = torch.zeros_like(keep)
-        grid[::options.point_stride, ::options.point_stride] = True
-        keep &= grid
+        keep &= _stride_grid(h, w, options.point_stride)
     if options.remove_humans_from_points and msk is not None:
-        human = unpad_square_map(msk[..., 0].float(), h, w) > HUMAN_MASK_THRESHOLD  # [1, h, w]
+        human = (unpad_square_map(msk[..., 0].float(), h, w) > HUMAN_MASK_THRESHOLD)[0].cpu().numpy()  # [h, w]
         radius = max(1, round(HUMAN_MASK_DILATION_AT_512 * max(h, w) / 512))
-        # square dilation (separable max-pool): a slightly larger margin than the viewer's disk
-        human = F.max_pool2d(human[None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
-        keep &= ~human
-    index = keep.reshape(-1).nonzero()[:, 0]
+        # square dilation: a slightly larger margin than the viewer's disk
+        keep &= ~_dilate_square(human, radius)
+    index = torch.from_numpy(np.flatnonzero(keep)).to(conf.device)
     if index.numel() > options.max_points_per_frame:
         pick = torch.linspace(0, index.numel() - 1, options.max_points_per_frame, device=index.device)
         index = index[pick.round().long()]
     return index
+
+
+@functools.lru_cache(maxsize=8)
+def _stride_grid(h: int, w: int, stride: int) -> np.ndarray:
+    """bool [h, w], True on every `stride`-th row and column from (0, 0) (read-only, cached)."""
+    grid = np.zeros((h, w), bool)
+    grid[::stride, ::stride] = True
+    grid.flags.writeable = False
+    return grid
+
+
+def _dilate_square(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of bool [h, w] by a (2 radius + 1)^2 square (separable: rows, then columns)."""
+    h, w = mask.shape
+    padded = np.zeros((h + 2 * radius, w + 2 * radius), bool)
+    padded[radius:radius + h, radius:radius + w] = mask
+    rows = padded[:, 0:w].copy()
+    for k in range(1, 2 * radius + 1):
+        rows |= padded[:, k:k + w]
+    out = rows[0:h].copy()
+    for k in range(1, 2 * radius + 1):
+        out |= rows[k:k + h]
+    return out
 
 
 def points_result(out, c2w: torch.Tensor, colors: np.ndarray, options: JobOptions) -> dict[str, np.ndarray]:
