@@ -101,7 +101,9 @@ def test_sigkill_leaves_a_readable_file(tmp_path, tennis_video, parity_fixture_d
     out = tmp_path / "killed.h3r"
     cmd = [sys.executable, "-m", "backend", *infer_args(tennis_video, out, parity_fixture_dir / "checkpoint.pth",
                                                          synthetic_smplx_path, "--end", "300")]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err_path = tmp_path / "infer.stderr"
+    err_file = open(err_path, "wb")  # a file, not a pipe: an unread pipe could fill up and block the child
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err_file)
     try:
         deadline = time.monotonic() + 150
         frames = 0
@@ -111,7 +113,7 @@ def test_sigkill_leaves_a_readable_file(tmp_path, tennis_video, parity_fixture_d
                 if frames >= 3:
                     break
             time.sleep(0.05)
-        assert proc.poll() is None, f"infer ended early: {proc.stderr.read().decode()[-2000:]}"
+        assert proc.poll() is None, f"infer ended early: {err_path.read_text(errors='replace')[-2000:]}"
         assert frames >= 3
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -119,6 +121,7 @@ def test_sigkill_leaves_a_readable_file(tmp_path, tennis_video, parity_fixture_d
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        err_file.close()
     res = read_result(out)
     assert res.header is not None and res.end is None
     assert len(res.frames) >= frames
