@@ -2,8 +2,8 @@
 
 Every server binds tcp://127.0.0.1 on a free port and is stopped at teardown; every client and raw
 socket is closed with linger 0 and its context terminated. Transport-only tests may use
-`replay_runner`, which replays a .h3r file written by the real engine (allowed by TEAM.md: it is
-not a mock of the core, just recorded engine output).
+`replay_runner`, which replays a .h3r file written by the real engine (not a mock of the core, just
+recorded engine output); the job tests run the real tiny engine.
 """
 from __future__ import annotations
 

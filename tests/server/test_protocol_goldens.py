@@ -2,6 +2,7 @@
 version, and protocol.py needs nothing beyond stdlib + numpy + msgpack."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -18,18 +19,15 @@ from .conftest import GOLDEN, REPO
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 
 
-def _describe(msg: dict) -> dict:
-    arrays: dict = {}
+def _load_goldens_script():
+    """The script that writes the goldens (its `describe` is the manifest's definition)."""
+    spec = importlib.util.spec_from_file_location("make_protocol_goldens", REPO / "scripts" / "make_protocol_goldens.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def walk(value, path):
-        if isinstance(value, np.ndarray):
-            arrays[path] = [value.dtype.str, list(value.shape)]
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{path}.{k}" if path else k)
 
-    walk(msg, "")
-    return {"type": msg["type"], "job": msg["job"], "seq": msg["seq"], "arrays": arrays}
+_describe = _load_goldens_script().describe
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST["messages"]))
