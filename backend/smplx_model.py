@@ -105,7 +105,7 @@ class BodyModel:
         file = resolve_smplx_path(path)
         settings = {k: v for k, v in SMPLX_SETTINGS.items() if k != "model_type"}
         try:
-            layer = smplx.SMPLX(str(file), **settings).to(device).eval()
+            layer = smplx.SMPLX(str(file), **settings).to(device).train(False)
         except Exception as exc:  # a corrupt or foreign file: say which and why
             raise ValueError(f"{file}: not a usable SMPL-X model file ({type(exc).__name__}: {exc})") from exc
         regressor = layer.J_regressor  # [55, V]

@@ -89,7 +89,7 @@ def build_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     load_weights(model, state_dict, assign=True)
     _materialize_leftovers(model, device, dtype)
     loaded.state_dict = {}
-    model.eval()
+    model.train(False)
     return model, loaded
 
 

@@ -46,21 +46,31 @@ def to_plain(obj: Any, _memo: dict[int, Any] | None = None, _depth: int = 0) -> 
     if isinstance(obj, StorageType):
         return f"torch.{obj.name}"
     if isinstance(obj, dict):  # dict, OrderedDict
-        out: dict[Any, Any] = type(obj)() if isinstance(obj, OrderedDict) else {}
-        memo[id(obj)] = out
-        for key, value in obj.items():
-            out[recurse(key) if not isinstance(key, str) else key] = recurse(value)
-        return out
+        return _plain_dict(obj, id(obj), memo, recurse, OrderedDict() if isinstance(obj, OrderedDict) else {})
     if isinstance(obj, list):
-        out_list: list[Any] = []
-        memo[id(obj)] = out_list
-        out_list.extend(recurse(v) for v in obj)
-        return out_list
+        return _plain_list(obj, id(obj), memo, recurse)
     if isinstance(obj, (tuple, set, frozenset)):
         return type(obj)(recurse(v) for v in obj)
     if isinstance(obj, Inert):
         return _inert_to_plain(obj, memo, recurse)
     return obj
+
+
+def _plain_dict(src: dict, memo_key: int, memo: dict[int, Any], recurse: Callable[[Any], Any],
+                out: dict[Any, Any]) -> dict[Any, Any]:
+    """Plain copy of a mapping; registered in `memo` under the id of the object it stands for first,
+    so self-references resolve to the copy."""
+    memo[memo_key] = out
+    for key, value in src.items():
+        out[key if isinstance(key, str) else recurse(key)] = recurse(value)
+    return out
+
+
+def _plain_list(src: list, memo_key: int, memo: dict[int, Any], recurse: Callable[[Any], Any]) -> list[Any]:
+    out: list[Any] = []
+    memo[memo_key] = out
+    out.extend(recurse(v) for v in src)
+    return out
 
 
 def _inert_to_plain(obj: Inert, memo: dict[int, Any], recurse: Callable[[Any], Any]) -> Any:
@@ -69,16 +79,9 @@ def _inert_to_plain(obj: Inert, memo: dict[int, Any], recurse: Callable[[Any], A
     if name in _OMEGA_CONTAINERS:
         content = state.get("_content")
         if isinstance(content, dict):
-            out: dict[Any, Any] = {}
-            memo[id(obj)] = out
-            for key, value in content.items():
-                out[key if isinstance(key, str) else recurse(key)] = recurse(value)
-            return out
+            return _plain_dict(content, id(obj), memo, recurse, {})
         if isinstance(content, list):
-            out_list: list[Any] = []
-            memo[id(obj)] = out_list
-            out_list.extend(recurse(v) for v in content)
-            return out_list
+            return _plain_list(content, id(obj), memo, recurse)
         return recurse(content)  # None, '???' (missing) or an interpolation string
     if name.startswith("omegaconf.") and "_val" in state:
         return recurse(state["_val"])

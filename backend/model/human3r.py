@@ -2,7 +2,7 @@
 
 Streaming API (what the engine uses)::
 
-    model = Human3R(config).eval()            # then load weights (backend.model.checkpoint)
+    model = Human3R(config).train(False)      # inference mode of the layers; then load weights (backend.model.checkpoint)
     state = model.init_stream()               # StreamState for a new video
     for spec in view_schedule(num_frames, reset_interval):
         img, img_mhmr = frames[spec.frame_index]          # preprocessed tensors, see below

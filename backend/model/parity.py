@@ -92,7 +92,7 @@ def load_fixture_model(folder: str | Path) -> Human3R:
         raise ValueError(f"checkpoint/model key mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
     # both alias names load into the one shared conv (their values are equal)
     model.load_state_dict(weights, strict=True)
-    return model.eval()
+    return model.train(False)
 
 
 def run_views(model: Human3R, inputs: dict[str, np.ndarray], use_ttt3r: bool) -> list[FrameOutputs]:
