@@ -75,6 +75,15 @@ def resolve_smplx_path(path: str | os.PathLike | None = None) -> Path:
     raise SmplxNotFoundError(how_to_get_smplx(candidate))
 
 
+def _shaped(template: "torch.Tensor", shapedirs: "torch.Tensor", exprdirs: "torch.Tensor", betas: "torch.Tensor",
+            expression: "torch.Tensor | None") -> "torch.Tensor":
+    """template [J, 3] + shapedirs [J, 3, 10] · betas [n, 10] (+ exprdirs · expression) -> [n, J, 3]."""
+    rest = template + (shapedirs @ betas.T).permute(2, 0, 1)
+    if expression is not None:
+        rest = rest + (exprdirs @ expression.T).permute(2, 0, 1)
+    return rest
+
+
 @dataclass
 class BodyModel:
     """A loaded SMPL-X layer plus precomputed joint bases (all tensors float32 on `device`).
@@ -95,6 +104,7 @@ class BodyModel:
     joint_exprdirs: "torch.Tensor"
     path: Path
     _head_chain: tuple[int, ...]
+    _chain_bases: tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]  # the three bases at the chain joints
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: "torch.device | str" = "cpu") -> "BodyModel":
@@ -117,7 +127,9 @@ class BodyModel:
         chain = [HEAD]
         while chain[-1] != PELVIS:
             chain.append(int(parents[chain[-1]]))
-        return cls(layer, parents, joint_template, joint_shapedirs, joint_exprdirs, file, tuple(reversed(chain)))
+        chain = tuple(reversed(chain))
+        bases = tuple(b[list(chain)] for b in (joint_template, joint_shapedirs, joint_exprdirs))
+        return cls(layer, parents, joint_template, joint_shapedirs, joint_exprdirs, file, chain, bases)
 
     @property
     def device(self) -> "torch.device":
@@ -129,10 +141,7 @@ class BodyModel:
         Equal to the joint regressor applied to the shaped template (SMPL-X regresses joints from
         the shape- *and* expression-blended vertices).
         """
-        joints = self.joint_template + (self.joint_shapedirs @ betas.T).permute(2, 0, 1)
-        if expression is not None:
-            joints = joints + (self.joint_exprdirs @ expression.T).permute(2, 0, 1)
-        return joints
+        return _shaped(self.joint_template, self.joint_shapedirs, self.joint_exprdirs, betas, expression)
 
     def pelvis_and_head(self, local_rotmats: "torch.Tensor", betas: "torch.Tensor",
                         expression: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -146,16 +155,17 @@ class BodyModel:
             (j0, h0), each [n, 3], body frame, zero translation — what the SMPL-X layer's joints 0 and
             15 are for that pose with global_orient = 0 and transl = 0.
         """
-        joints = self.rest_joints(betas, expression)
         chain = self._head_chain  # (0, 3, 6, 9, 12, 15)
-        pos = joints[:, chain[0]]
-        rot = None  # accumulated rotation; identity at the root (zero global orient)
-        for parent, child in zip(chain[:-1], chain[1:]):
-            if parent != chain[0]:
-                rot = local_rotmats[:, parent] if rot is None else rot @ local_rotmats[:, parent]
-            offset = joints[:, child] - joints[:, parent]
-            pos = pos + (offset if rot is None else (rot @ offset[..., None])[..., 0])
-        return joints[:, PELVIS], pos
+        joints = _shaped(*self._chain_bases, betas, expression)  # rest joints of the chain only, [n, 6, 3]
+        offsets = joints[:, 1:] - joints[:, :-1]  # bone vectors along the chain
+        # bone k is rotated by the product of the local rotations of the chain joints 1..k (the root's
+        # rotation is the zero global orient): 1, R3, R3 R6, R3 R6 R9, R3 R6 R9 R12
+        pos = joints[:, 0] + offsets[:, 0]
+        rot = None
+        for k, joint in enumerate(chain[1:-1], start=1):
+            rot = local_rotmats[:, joint] if rot is None else rot @ local_rotmats[:, joint]
+            pos = pos + (rot @ offsets[:, k, :, None])[..., 0]
+        return joints[:, 0], pos
 
     def forward(self, params: dict[str, "torch.Tensor"]) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Run the SMPL-X layer: params as in interfaces.md §1 (axis-angle, [n, ...] tensors).

@@ -13,6 +13,8 @@ model's device; rotations out are axis-angle (`geometry.rotmat_to_rotvec`).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from backend.engine.geometry import rotmat_to_rotvec
@@ -29,8 +31,13 @@ def to_smplx_order(rot53: torch.Tensor) -> torch.Tensor:
     n = rot53.shape[0]
     eye = torch.eye(3, dtype=rot53.dtype, device=rot53.device).expand(n, 1, 3, 3)
     padded = torch.cat([rot53, eye], dim=1)  # index 53 = identity
-    index = torch.tensor([i if i >= 0 else 53 for i in MODEL_TO_SMPLX], device=rot53.device)
-    return padded[:, index]
+    return padded[:, _smplx_index(rot53.device)]
+
+
+@functools.lru_cache(maxsize=4)
+def _smplx_index(device: torch.device) -> torch.Tensor:
+    with torch.inference_mode(False):  # a normal tensor: usable in and out of inference mode
+        return torch.tensor([i if i >= 0 else 53 for i in MODEL_TO_SMPLX], device=device)
 
 
 def smplx_parameters(body: BodyModel, rot53: torch.Tensor, betas: torch.Tensor, expression: torch.Tensor,

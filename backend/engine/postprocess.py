@@ -76,9 +76,9 @@ def people_result(out, c2w: torch.Tensor, body: BodyModel, geometry, detection_t
         return {**empty, **{k: np.zeros((0, *s), "<f4") for k, s in shapes.items()}}
     params = smplx_parameters(body, out.smpl_rotmat[0].float(), out.smpl_shape[0].float(),
                               out.smpl_expression[0].float(), out.smpl_transl[0].float(), c2w.float())
-    result = {k: params[k].cpu().numpy().astype("<f4") for k in PEOPLE_KEYS}
-    result["id"] = out.smpl_id[0].cpu().numpy().astype("<i4")
-    result["score"] = person_scores(out.smpl_scores, detection_threshold, n).float().cpu().numpy().astype("<f4")
+    result = {k: np.ascontiguousarray(params[k].cpu().numpy(), "<f4") for k in PEOPLE_KEYS}  # copies only slices
+    result["id"] = np.asarray(out.smpl_id[0].cpu().numpy(), "<i4")
+    result["score"] = np.asarray(person_scores(out.smpl_scores, detection_threshold, n).float().cpu().numpy(), "<f4")
     loc = out.smpl_loc[0].float().cpu().numpy().astype(np.float64)  # square px, corner convention
     model_xy = geometry.mhmr_to_model_xy(loc, pixel_center=0.5)
     result["head_xy"] = (geometry.model_to_original_xy(model_xy, pixel_center=0.5) - 0.5).astype("<f4")

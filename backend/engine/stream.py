@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,8 @@ import torch
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
+from backend.engine.prefetch import ready_frames, warm_up
+from backend.engine.prefetch_worker import PrepareSettings
 from backend.smplx_model import BodyModel
 
 CHECKPOINT_ENV = "HUMAN3R_CHECKPOINT"
@@ -154,6 +154,7 @@ class Engine:
         dev = resolve_device(device)
         body = BodyModel.load(smplx, dev)  # cheap and most likely to be missing: fail first
         path = resolve_checkpoint_path(checkpoint)
+        warm_up()  # the decoding processes' parent starts while the weights load
         model, loaded = build_model(path, dev, torch.float32)  # bf16 runs under autocast (see _step)
         return cls(model, body, loaded, path, dev, precision)
 
@@ -192,11 +193,22 @@ class Engine:
             out, run.stream = self.model.step(run.stream, img, img_mhmr, **kwargs)
         return out
 
+    @property
+    def decode_threads(self) -> int:
+        """FFmpeg decoder threads for this engine's jobs: one when the model runs on the CPU (more
+        would pre-empt the model's threads), FFmpeg's choice otherwise."""
+        return 1 if self.device.type == "cpu" else 0
+
+    def prepare_settings(self, options: JobOptions) -> PrepareSettings:
+        return PrepareSettings(size=options.size, mhmr_res=self.mhmr_res, jpeg_roundtrip=options.jpeg_roundtrip)
+
     def prepare(self, rgb: np.ndarray, options: JobOptions):
         """Model inputs of one upright uint8 RGB frame (`backend.video.preprocess.PreparedFrame`)."""
         from backend.video.preprocess import prepare_frame
 
-        return prepare_frame(rgb, size=options.size, mhmr_res=self.mhmr_res, jpeg_roundtrip=options.jpeg_roundtrip)
+        settings = self.prepare_settings(options)
+        return prepare_frame(rgb, size=settings.size, mhmr_res=settings.mhmr_res,
+                             jpeg_roundtrip=settings.jpeg_roundtrip)
 
     @torch.inference_mode()
     def init_run(self) -> RunState:
@@ -238,7 +250,7 @@ class Engine:
         return FrameResult(index, float(time_s), camera, people, points, run.chunk, reset, timings)
 
     def run(self, source, options: JobOptions, state: RunState | None = None,
-            prefetch: bool = True) -> Iterator[FrameResult]:
+            prefetch: str = "process") -> Iterator[FrameResult]:
         """Process every frame of `source` (a `backend.video.reader.FrameSource`), yielding results.
 
         Args:
@@ -246,77 +258,15 @@ class Engine:
                 (`VideoError`) after the frames before them were yielded.
             options: the job's options (reset interval, TTT3R, thresholds, point subsampling, size).
             state: resume from an explicit `RunState` (default: a fresh one).
-            prefetch: decode and preprocess the next frames in a background thread while the model
-                runs (at most `PREFETCH_DEPTH` frames ahead: memory stays bounded).
+            prefetch: where frames are decoded and preprocessed while the model runs: "process"
+                (default), "thread" or "off" (see `backend.engine.prefetch`); memory stays bounded.
         """
         self._set_detection_threshold(options.detection_threshold)
         run = state or self.init_run()
-        frames = _prefetched(self, source, options) if prefetch else _inline(self, source, options)
+        frames = ready_frames(source, self.prepare_settings(options), prefetch, self.decode_threads)
         try:  # inference mode is entered per frame, never held across a yield
-            for frame, prepared, timings in frames:
-                yield self.process_frame(run, frame.index, frame.time, None, options, timings, prepared)
+            for frame in frames:
+                timings = FrameTimings(decode=frame.decode_s, prepare=frame.prepare_s)
+                yield self.process_frame(run, frame.index, frame.time, None, options, timings, frame.prepared)
         finally:
             frames.close()
-
-
-PREFETCH_DEPTH = 2
-_END = object()
-
-
-def _inline(engine: Engine, source, options: JobOptions):
-    """(SourceFrame, PreparedFrame, FrameTimings) per frame, decoded and prepared on the calling thread."""
-    frames = iter(source)
-    while True:
-        t0 = time.perf_counter()
-        frame = next(frames, None)
-        if frame is None:
-            return
-        t1 = time.perf_counter()
-        prepared = engine.prepare(frame.rgb, options)
-        yield frame, prepared, FrameTimings(decode=t1 - t0, prepare=time.perf_counter() - t1)
-
-
-def _prefetched(engine: Engine, source, options: JobOptions):
-    """Like `_inline`, but a worker thread decodes and prepares up to `PREFETCH_DEPTH` frames ahead.
-
-    A decoding error is re-raised here after the frames before it; closing this generator stops the
-    worker (and closes its decoder) before returning.
-    """
-    slots: queue.Queue = queue.Queue(maxsize=PREFETCH_DEPTH)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def worker() -> None:
-        gen = _inline(engine, source, options)
-        try:
-            with torch.inference_mode():
-                for item in gen:
-                    if not put(item):
-                        return
-            put(_END)
-        except BaseException as exc:  # handed to the consumer, raised in order
-            put(exc)
-        finally:
-            gen.close()
-
-    thread = threading.Thread(target=worker, name="human3r-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()

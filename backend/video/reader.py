@@ -31,6 +31,7 @@ indices exact for any codec and container.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import operator
 import os
@@ -268,6 +269,13 @@ class FrameSource:
     """Iterable over the selected `SourceFrame`s of one source; re-iterable (each pass decodes anew).
 
     Use as a context manager, or call `close`, to release decoders of unfinished iterations.
+    A source pickles as its description (path, range, settings), so another process can iterate a
+    copy of it; live iterations stay with the original.
+
+    Attributes:
+        decode_threads: FFmpeg decoder threads for video files: 0 = FFmpeg's choice (frame + slice
+            threads, one per core), n >= 1 = exactly n. A decoder that shares the CPU with the model
+            should use 1: extra decoder threads pre-empt the model's thread.
     """
 
     def __init__(self, path: Path, info: VideoInfo, start: int, end: int | None, stride: int):
@@ -276,7 +284,26 @@ class FrameSource:
         self.start = start
         self.end = end
         self.stride = stride
+        self.decode_threads = 0
         self._live: weakref.WeakSet = weakref.WeakSet()
+
+    def with_decode_threads(self, threads: int) -> "FrameSource":
+        """A copy of this source (no live iterations) that decodes with `threads` decoder threads."""
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"decode threads must be an integer >= 0, got {threads!r}")
+        clone = copy.copy(self)
+        clone._live = weakref.WeakSet()
+        clone.decode_threads = threads
+        return clone
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_live", None)  # generators do not travel
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._live = weakref.WeakSet()
 
     @property
     def expected_frames(self) -> int | None:
@@ -430,6 +457,9 @@ class _VideoFileSource(FrameSource):
     def _frames(self) -> Iterator[SourceFrame]:
         path = self.path
         container, stream = _open_container(path)
+        if self.decode_threads:
+            stream.thread_type = "SLICE" if self.decode_threads == 1 else "AUTO"
+            stream.codec_context.thread_count = self.decode_threads
         index = -1
         last_time = None
         try:

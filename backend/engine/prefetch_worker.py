@@ -1,0 +1,182 @@
+"""The decoding process behind `prefetch.process_prefetch`: decode and preprocess frames ahead of the model.
+
+Why a process: on a CPU the model's Python-heavy loop and a decoding *thread* fight over the GIL
+(every torch op hands it over), which costs the model far more than the decoding itself. A child
+process has its own interpreter; only small messages and one memory copy per frame cross over.
+
+Wire (one duplex `multiprocessing.Connection`; tensors go through a shared-memory ring of slots):
+
+    child -> parent  ("frame", index, time, slot, layout, geometry, decode_s, prepare_s)
+                     ("frame_inline", index, time, PreparedFrame, decode_s, prepare_s)   # too big for a slot
+                     ("video_error", code, message, path, frame_index)
+                     ("bad_frame", message)        # preprocessing refused a frame (ValueError)
+                     ("error", description)        # anything else, with its traceback
+                     ("end",)
+    parent -> child  ("free", slot) | ("stop",)
+
+The child fills a slot only after the parent has freed it, so the parent may read a slot until it
+sends ("free", slot). The child stops at ("stop",), at the end of the source, or when the parent
+is gone (its end of the connection closes).
+"""
+from __future__ import annotations
+
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing import shared_memory
+
+import numpy as np
+import torch
+
+from backend.video.preprocess import PreparedFrame, crop_box, prepare_frame, resized_size
+from backend.video.reader import FrameSource, VideoError
+
+_FLOAT = np.dtype(np.float32)
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """Arguments of `preprocess.prepare_frame` besides the frame (picklable)."""
+
+    size: int
+    mhmr_res: int
+    jpeg_roundtrip: bool = False
+
+
+@dataclass(frozen=True)
+class SlotLayout:
+    """Shapes of one prepared frame in a slot: img float32, img_mhmr float32, colors uint8 (in this order)."""
+
+    img_shape: tuple[int, ...]
+    mhmr_shape: tuple[int, ...]
+    colors_shape: tuple[int, ...]
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """Bytes of img, img_mhmr and colors."""
+        return (4 * int(np.prod(self.img_shape)), 4 * int(np.prod(self.mhmr_shape)),
+                int(np.prod(self.colors_shape)))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.sizes)
+
+    @classmethod
+    def of(cls, prepared: PreparedFrame) -> "SlotLayout":
+        return cls(tuple(prepared.img.shape), tuple(prepared.img_mhmr.shape), tuple(prepared.colors.shape))
+
+    @classmethod
+    def expected(cls, width: int, height: int, settings: PrepareSettings) -> "SlotLayout":
+        """Layout for an upright width x height frame (what `prepare_frame` will produce)."""
+        new_w, new_h = resized_size(width, height, settings.size)
+        left, top, right, bottom = crop_box(new_w, new_h)
+        w, h = max(1, right - left), max(1, bottom - top)
+        r = settings.mhmr_res
+        return cls((1, 3, h, w), (1, 3, r, r), (h, w, 3))
+
+
+def write_slot(buf: memoryview, offset: int, prepared: PreparedFrame) -> SlotLayout:
+    """Copy a prepared frame's arrays into `buf` at `offset`; returns their layout."""
+    layout = SlotLayout.of(prepared)
+    n_img, n_mhmr, n_colors = layout.sizes
+    parts = ((prepared.img.numpy(), n_img), (prepared.img_mhmr.numpy(), n_mhmr), (prepared.colors, n_colors))
+    for array, nbytes in parts:
+        target = np.ndarray(array.shape, array.dtype, buffer=buf, offset=offset)
+        np.copyto(target, array)
+        del target  # no exported pointers may outlive the segment
+        offset += nbytes
+    return layout
+
+
+def read_slot(buf: memoryview, offset: int, layout: SlotLayout) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Copies (img, img_mhmr, colors) out of `buf` at `offset`; the slot may be reused afterwards."""
+    n_img, n_mhmr, _ = layout.sizes
+    img = np.ndarray(layout.img_shape, _FLOAT, buffer=buf, offset=offset).copy()
+    mhmr = np.ndarray(layout.mhmr_shape, _FLOAT, buffer=buf, offset=offset + n_img).copy()
+    colors = np.ndarray(layout.colors_shape, np.uint8, buffer=buf, offset=offset + n_img + n_mhmr).copy()
+    return torch.from_numpy(img), torch.from_numpy(mhmr), colors
+
+
+def run_worker(conn: Connection, source: FrameSource, settings: PrepareSettings, shm_name: str | None,
+               slot_bytes: int, n_slots: int, torch_threads: int) -> None:
+    """Child process entry point (see the module docstring).
+
+    `torch_threads` must be the parent's intra-op thread count: torch's bilinear resize rounds
+    differently on one thread than on several, and the parent's own preprocessing (the reference's
+    too) is what this must reproduce bit for bit.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    torch.set_num_threads(torch_threads)
+    shm = _attach(shm_name) if shm_name else None
+    free = list(range(n_slots)) if shm is not None else []
+    try:
+        _serve(conn, source, settings, shm, slot_bytes, free)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the parent is gone or stopped listening: nothing left to do
+    finally:
+        source.close()
+        if shm is not None:
+            shm.close()
+
+
+def _serve(conn: Connection, source: FrameSource, settings: PrepareSettings, shm, slot_bytes: int,
+           free: list[int]) -> None:
+    frames = iter(source)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            frame = next(frames, None)
+        except VideoError as exc:
+            conn.send(("video_error", exc.code, str(exc), exc.path, exc.frame_index))
+            return
+        except Exception as exc:
+            conn.send(("error", _describe(exc)))
+            return
+        if frame is None:
+            conn.send(("end",))
+            return
+        t1 = time.perf_counter()
+        try:
+            prepared = prepare_frame(frame.rgb, settings.size, settings.mhmr_res, settings.jpeg_roundtrip)
+        except ValueError as exc:  # e.g. a frame too small for the crop
+            conn.send(("bad_frame", str(exc)))
+            return
+        except Exception as exc:
+            conn.send(("error", _describe(exc)))
+            return
+        t2 = time.perf_counter()
+        if shm is None or SlotLayout.of(prepared).nbytes > slot_bytes:
+            conn.send(("frame_inline", frame.index, frame.time, prepared, t1 - t0, t2 - t1))
+            if not _drain(conn, free, block=False):
+                return
+            continue
+        if not free and not _drain(conn, free, block=True):
+            return
+        slot = free.pop(0)
+        layout = write_slot(shm.buf, slot * slot_bytes, prepared)
+        conn.send(("frame", frame.index, frame.time, slot, layout, prepared.geometry, t1 - t0, t2 - t1))
+        if not _drain(conn, free, block=False):
+            return
+
+
+def _drain(conn: Connection, free: list[int], block: bool) -> bool:
+    """Read the parent's messages (all waiting ones; at least one if `block`). False = stop."""
+    while block or conn.poll():
+        message = conn.recv()
+        if message[0] == "stop":
+            return False
+        free.append(message[1])
+        block = False
+    return True
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    # the parent created the segment and unlinks it; attaching registers the same name with the same
+    # resource tracker (a set), which the parent's unlink clears again
+    return shared_memory.SharedMemory(name=name)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc, limit=6))}"
