@@ -147,7 +147,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                 eta = None if total is None else max(total - frames_done, 0) / max(fps, 1e-9)
                 yield msg(protocol.MessageType.PROGRESS, done=frames_done, total=total, fps=fps, eta_s=eta,
                           stage="inference")
-        results.close()  # stops the decoding thread now, before the summaries
+        results.close()  # stops the decoding process now, before the summaries
         for t in tracks.summaries():
             yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
                       last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
@@ -166,5 +166,5 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                   detail=traceback.format_exc(limit=8))
     finally:
         if results is not None:
-            results.close()  # the prefetch thread must be gone before its source is closed
+            results.close()  # the decoder (process or thread) must be gone before its source is closed
         source.close()

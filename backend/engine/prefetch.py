@@ -209,7 +209,7 @@ def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> I
     while True:
         try:
             message = conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, ConnectionError):
             process.join(timeout=1.0)
             raise PrefetchError(f"the decoding process died (exit code {process.exitcode})") from None
         kind = message[0]
@@ -220,12 +220,10 @@ def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> I
                 conn.send(("free", slot))
             except OSError:
                 pass  # the child has sent everything and left; a death shows at the next recv
-            h, w = img.shape[-2:]
-            prepared = PreparedFrame(img=img, img_mhmr=img_mhmr, true_shape=(h, w), orig_size=geometry.orig_size,
-                                     geometry=geometry, colors=colors)
-            yield ReadyFrame(index, time_s, prepared, decode_s, prepare_s)
+            yield ReadyFrame(index, time_s, _prepared(geometry, img, img_mhmr, colors), decode_s, prepare_s)
         elif kind == "frame_inline":
-            _, index, time_s, prepared, decode_s, prepare_s = message
+            _, index, time_s, geometry, img, img_mhmr, colors, decode_s, prepare_s = message
+            prepared = _prepared(geometry, torch.from_numpy(img), torch.from_numpy(img_mhmr), colors)
             yield ReadyFrame(index, time_s, prepared, decode_s, prepare_s)
         elif kind == "video_error":
             _, code, text, path, frame_index = message
@@ -238,6 +236,11 @@ def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> I
             return
         else:  # pragma: no cover - both ends are this package
             raise PrefetchError(f"unexpected message from the decoding process: {kind!r}")
+
+
+def _prepared(geometry, img: torch.Tensor, img_mhmr: torch.Tensor, colors) -> PreparedFrame:
+    return PreparedFrame(img=img, img_mhmr=img_mhmr, true_shape=tuple(img.shape[-2:]), orig_size=geometry.orig_size,
+                         geometry=geometry, colors=colors)
 
 
 def _stop(conn, process) -> None:

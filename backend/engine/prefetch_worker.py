@@ -7,7 +7,9 @@ process has its own interpreter; only small messages and one memory copy per fra
 Wire (one duplex `multiprocessing.Connection`; tensors go through a shared-memory ring of slots):
 
     child -> parent  ("frame", index, time, slot, layout, geometry, decode_s, prepare_s)
-                     ("frame_inline", index, time, PreparedFrame, decode_s, prepare_s)   # too big for a slot
+                     ("frame_inline", index, time, geometry, img, img_mhmr, colors, decode_s, prepare_s)
+                         # too big for a slot: numpy arrays in the message (tensors would pickle as
+                         # file descriptors fetched from this process, which may be gone by then)
                      ("video_error", code, message, path, frame_index)
                      ("bad_frame", message)        # preprocessing refused a frame (ValueError)
                      ("error", description)        # anything else, with its traceback
@@ -148,7 +150,8 @@ def _serve(conn: Connection, source: FrameSource, settings: PrepareSettings, shm
             return
         t2 = time.perf_counter()
         if shm is None or SlotLayout.of(prepared).nbytes > slot_bytes:
-            conn.send(("frame_inline", frame.index, frame.time, prepared, t1 - t0, t2 - t1))
+            conn.send(("frame_inline", frame.index, frame.time, prepared.geometry, prepared.img.numpy(),
+                       prepared.img_mhmr.numpy(), prepared.colors, t1 - t0, t2 - t1))
             if not _drain(conn, free, block=False):
                 return
             continue

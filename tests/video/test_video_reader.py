@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from fractions import Fraction
@@ -351,3 +352,32 @@ def test_frame_source_repr_and_expected_count(tennis_video: Path):
     source = open_source(tennis_video, start=np.int64(300), stride=5)  # numpy integers are fine
     assert source.expected_frames == 3
     assert "tennis.mp4" in repr(source)
+
+
+def test_decoder_threads_change_speed_not_pixels(tennis_video: Path):
+    with open_source(tennis_video, end=12) as source:
+        auto = list(source)
+        single = list(source.with_decode_threads(1))
+    assert source.decode_threads == 0  # the copy carries the setting, the original is untouched
+    assert [f.index for f in single] == [f.index for f in auto] == list(range(12))
+    assert all(np.array_equal(a.rgb, b.rgb) and a.time == b.time for a, b in zip(auto, single))
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="decode threads"):
+            source.with_decode_threads(bad)
+
+
+def test_a_source_pickles_as_its_description(tennis_video: Path, tmp_path: Path):
+    # the decoding process receives the source this way; a live iteration must not travel along
+    source = open_source(tennis_video, start=2, end=8, stride=3).with_decode_threads(1)
+    live = iter(source)
+    next(live)
+    copy = pickle.loads(pickle.dumps(source))
+    assert (copy.start, copy.end, copy.stride, copy.decode_threads, copy.info) == (2, 8, 3, 1, source.info)
+    assert [f.index for f in copy] == [2, 5]
+    source.close()
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        PIL.Image.fromarray(np.full((20, 30, 3), 60 * i, np.uint8)).save(folder / f"{i}.png")
+    images = pickle.loads(pickle.dumps(open_source(folder)))
+    assert [int(f.rgb[0, 0, 0]) for f in images] == [0, 60]
