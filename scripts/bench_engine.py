@@ -47,11 +47,12 @@ def rss_mb(pid: int | str = "self") -> tuple[float, float]:
 
 
 def decoder_rss_mb() -> tuple[float, float]:
-    """(RSS, peak RSS) in MB of the job's decoding process(es), 0 when decoding runs in this process."""
+    """(RSS, peak RSS) in MB of the job's decoding process; NaN when there is none (decoding in this
+    process, or the decoder already finished the video)."""
     import multiprocessing
 
     marks = [rss_mb(p.pid) for p in multiprocessing.active_children() if p.name == "human3r-decode"]
-    return sum(m[0] for m in marks), sum(m[1] for m in marks)
+    return (marks[0][0], marks[0][1]) if marks else (float("nan"), float("nan"))
 
 
 def make_long_video(src: Path, out: Path, frames: int, width: int = 320) -> Path:
@@ -241,12 +242,17 @@ def main(argv: list[str] | None = None) -> int:
                       f"{mem['file_mb']:.0f} MB, {mem['people']} people (track ids)")
                 for k, v in sorted(mem["marks"].items()):
                     extra = f", device peak {v[4]:.0f} MB" if len(v) > 4 else ""
-                    print(f"  after {k:5d} frames: RSS {v[0]:.0f} MB, peak RSS {v[1]:.0f} MB; decoding process "
-                          f"RSS {v[2]:.0f} MB, peak {v[3]:.0f} MB{extra}")
+                    decoder = (f"decoding process RSS {v[2]:.0f} MB, peak {v[3]:.0f} MB" if v[2] == v[2]
+                               else "no decoding process (finished, or decoding in this process)")
+                    print(f"  after {k:5d} frames: RSS {v[0]:.0f} MB, peak RSS {v[1]:.0f} MB; {decoder}{extra}")
                 a, b = mem["marks"].get(args.short), mem["marks"].get(args.long)
                 if a and b:
                     print(f"  peak RSS growth {args.short} -> {args.long} frames: {b[1] - a[1]:+.1f} MB, "
-                          f"RSS growth {b[0] - a[0]:+.1f} MB; decoding process peak {b[3] - a[3]:+.1f} MB")
+                          f"RSS growth {b[0] - a[0]:+.1f} MB")
+                seen = [(k, v[3]) for k, v in sorted(mem["marks"].items()) if v[3] == v[3]]  # decoder alive
+                if len(seen) > 1:
+                    print(f"  decoding process peak RSS growth {seen[0][0]} -> {seen[-1][0]} frames: "
+                          f"{seen[-1][1] - seen[0][1]:+.1f} MB (it exits once the video is read)")
     return 0
 
 

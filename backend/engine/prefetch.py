@@ -81,6 +81,8 @@ def ready_frames(source, settings: PrepareSettings, mode: str = "process",
 def warm_up() -> None:
     """Start the process that forks the decoding processes (imports torch once, ~1-2 s), so the first
     job does not wait for it. Safe to call more than once; failures are left to the first job."""
+    if os.environ.get(PREFETCH_ENV, "process") != "process":
+        return
     try:
         context = _context()
         if context.get_start_method() == "forkserver":
@@ -262,4 +264,5 @@ def _stop(conn, process) -> None:
         process.kill()
         process.join(timeout=STOP_TIMEOUT_S)
     conn.close()
-    process.close()
+    if not process.is_alive():  # else its handle stays open rather than raise here
+        process.close()
