@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint, --smplx and --device, shared by the commands that run the model."""
+    """--checkpoint, --smplx, --device and --threads, shared by the commands that run the model."""
     parser.add_argument("--checkpoint", default=None,
                         help="official human3r.pth or converted .safetensors (default: $HUMAN3R_CHECKPOINT or "
                              "~/.cache/human3r/human3r.pth)")
@@ -30,6 +30,8 @@ def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SMPLX_NEUTRAL.npz or a folder holding it (default: $HUMAN3R_SMPLX or "
                              "~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for a model on the CPU (default: all cores but one, which decodes the video)")
 
 
 def build_parser() -> argparse.ArgumentParser:

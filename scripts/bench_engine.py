@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="interleaved runs of each side (model alone, end to end)")
     parser.add_argument("--short", type=int, default=200)
     parser.add_argument("--long", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for a CPU model (default: what `human3r infer` uses, all cores but one)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--prefetch", choices=("process", "thread", "off"), default=None,
                         help="where the job decodes and preprocesses (default: the engine's default, process)")
@@ -200,8 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     from backend.engine.options import JobOptions
     from backend.engine.stream import Engine
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.prefetch:
         os.environ["HUMAN3R_PREFETCH"] = args.prefetch
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
             smplx = write_synthetic_smplx(Path(tmp) / "SMPLX_NEUTRAL.npz")
         engine = Engine.from_paths(args.checkpoint, smplx, device=args.device)
+        engine.use_cpu_threads(args.threads)
         print(f"device {engine.device} ({engine.describe()['device_name']}), torch {torch.__version__}, "
               f"{torch.get_num_threads()} CPU threads, model input {args.size} px")
         options = JobOptions(size=args.size)

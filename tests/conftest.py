@@ -32,5 +32,19 @@ def tennis_video(shared_dir: Path) -> Path:
     return shared_dir / "videos" / "tennis.mp4"
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """Commands under test set torch's thread count for the whole process (`Engine.use_cpu_threads`);
+    put it back so that later tests (bit-exact parity at the fixture's thread count) are unaffected."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 # fixtures of the engine's test support (synthetic SMPL-X model etc.); an import error here must stop the run
 from tests.support.fixtures import *  # noqa: E402,F401,F403

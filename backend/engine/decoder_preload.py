@@ -9,11 +9,17 @@ decoding it.
 from __future__ import annotations
 
 import gc
+import os
+
+# before torch loads OpenMP: idle worker threads sleep instead of spinning on the model's core
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
+import torch
 
 from backend.engine.prefetch_worker import PrepareSettings, run_worker  # noqa: F401  (loaded for the children)
 from backend.video.preprocess import prepare_frame
 
+torch.set_num_threads(1)  # no OpenMP thread team here: forked children must build their own
 prepare_frame(np.zeros((64, 96, 3), np.uint8), size=64, mhmr_res=56)
 gc.freeze()

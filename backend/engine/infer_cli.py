@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(str(exc))
         return EXIT_USAGE
+    if args.threads is not None and args.threads < 1:
+        _err(f"--threads must be >= 1, got {args.threads}")
+        return EXIT_USAGE
     out_path = Path(args.output)
     if out_path.exists() and out_path.is_dir():
         _err(f"output {out_path} is a folder; give a file name like result.h3r")
@@ -163,8 +166,10 @@ def run(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_SETUP
     load_s = time.perf_counter() - t_load
+    threads = engine.use_cpu_threads(args.threads)
     if not args.quiet:
-        print(f"loaded {engine.checkpoint_path.name} on {engine.device} ({options.precision}) in {load_s:.1f} s",
+        on_cpu = f", {threads} CPU threads" if engine.device.type == "cpu" else ""
+        print(f"loaded {engine.checkpoint_path.name} on {engine.device} ({options.precision}{on_cpu}) in {load_s:.1f} s",
               file=sys.stderr)
 
     job_id = uuid.uuid4().hex[:12]

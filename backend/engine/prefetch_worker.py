@@ -105,12 +105,13 @@ def run_worker(conn: Connection, source: FrameSource, settings: PrepareSettings,
                slot_bytes: int, n_slots: int, torch_threads: int) -> None:
     """Child process entry point (see the module docstring).
 
-    `torch_threads` must be the parent's intra-op thread count: torch's bilinear resize rounds
-    differently on one thread than on several, and the parent's own preprocessing (the reference's
-    too) is what this must reproduce bit for bit.
+    `torch_threads`: the parent's intra-op thread count. At least two are used here: torch's bilinear
+    resize (the Multi-HMR input) rounds differently on one thread than on several, and several is
+    what the reference ran with. The parent's model often runs on a single thread to leave this
+    process a core; its preprocessing still matches the reference bit for bit.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    torch.set_num_threads(torch_threads)
+    torch.set_num_threads(max(2, torch_threads))
     shm = _attach(shm_name) if shm_name else None
     free = list(range(n_slots)) if shm is not None else []
     try:

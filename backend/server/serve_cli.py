@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     except security.SecurityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
 
     from backend.engine.job import iter_job_messages
     from backend.engine.options import JobOptions
@@ -100,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot load the model: {exc}\n(`human3r doctor` says what is missing)", file=sys.stderr)
         return 3
+    threads = engine.use_cpu_threads(args.threads)
+    log.info("model on %s with %d CPU threads", engine.device, threads)
     info = {"device": str(getattr(engine, "device", args.device)), "precision": args.precision,
             "model": engine.describe()}
     server = Server(settings, iter_job_messages, engine, options_parser=JobOptions.from_dict, info=info)

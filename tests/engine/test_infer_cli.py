@@ -69,6 +69,11 @@ def test_infer_end_to_end(tmp_path, tennis_video, parity_fixture_dir, synthetic_
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "6 frames" in printed.out and str(out) in printed.out
+    import torch
+
+    from backend.engine.stream import available_cores
+
+    assert torch.get_num_threads() == max(1, available_cores() - 1)  # one core left to the decoder
     res = read_result(out)
     assert not res.truncated and res.end["type"] == "done"
     head = res.header
@@ -160,6 +165,12 @@ def test_missing_smplx(tmp_path, tennis_video, parity_fixture_dir, capsys):
     code, err = run_cli(infer_args(tennis_video, tmp_path / "o.h3r", parity_fixture_dir / "checkpoint.pth",
                                    tmp_path / "nowhere"), capsys)
     assert code == 3 and "https://smpl-x.is.tue.mpg.de" in err and "SMPLX_NEUTRAL.npz" in err
+
+
+def test_bad_thread_count_is_refused_before_loading(tmp_path, tennis_video, capsys):
+    code, err = run_cli(infer_args(tennis_video, tmp_path / "o.h3r", tmp_path / "no.pth", tmp_path / "no.npz",
+                                   "--threads", "0"), capsys)
+    assert code == 2 and "--threads must be >= 1, got 0" in err
 
 
 def test_bad_option(tmp_path, tennis_video, parity_fixture_dir, synthetic_smplx_path, capsys):

@@ -41,6 +41,15 @@ def test_non_loopback_bind_without_keys_is_refused(tmp_path):
     assert serve_cli.run(args) == 2  # refused before any model loads
 
 
+def test_serve_refuses_a_bad_thread_count_before_loading(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    serve_cli.add_arguments(parser)
+    args = parser.parse_args(["--threads", "0", "--checkpoint", str(tmp_path / "x"), "--smplx", str(tmp_path / "y"),
+                              "--results-dir", str(tmp_path / "results")])
+    assert serve_cli.run(args) == 2
+    assert "--threads must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_keys_command_writes_private_files(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     keys_cli.add_arguments(parser)
