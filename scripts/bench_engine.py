@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--frames", type=int, default=100, help="frames for the throughput comparison")
-    parser.add_argument("--reps", type=int, default=5, help="interleaved runs of each side (model alone, end to end)")
+    parser.add_argument("--reps", type=int, default=9, help="interleaved runs of each side (model alone, end to end)")
     parser.add_argument("--short", type=int, default=200)
     parser.add_argument("--long", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None,
