@@ -15,6 +15,7 @@ mask, on a `point_stride` pixel grid, evenly thinned to at most `max_points_per_
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,13 +77,28 @@ def people_result(out, c2w: torch.Tensor, body: BodyModel, geometry, detection_t
         return {**empty, **{k: np.zeros((0, *s), "<f4") for k, s in shapes.items()}}
     params = smplx_parameters(body, out.smpl_rotmat[0].float(), out.smpl_shape[0].float(),
                               out.smpl_expression[0].float(), out.smpl_transl[0].float(), c2w.float())
-    result = {k: np.ascontiguousarray(params[k].cpu().numpy(), "<f4") for k in PEOPLE_KEYS}  # copies only slices
+    params["score"] = person_scores(out.smpl_scores, detection_threshold, n).float()
+    params["loc"] = out.smpl_loc[0].float()
+    arrays = _to_host(params, n)  # one device -> host copy for all of them
+    result = {k: np.ascontiguousarray(arrays[k], "<f4") for k in PEOPLE_KEYS}
     result["id"] = np.asarray(out.smpl_id[0].cpu().numpy(), "<i4")
-    result["score"] = np.asarray(person_scores(out.smpl_scores, detection_threshold, n).float().cpu().numpy(), "<f4")
-    loc = out.smpl_loc[0].float().cpu().numpy().astype(np.float64)  # square px, corner convention
+    result["score"] = np.ascontiguousarray(arrays["score"], "<f4")
+    loc = arrays["loc"].astype(np.float64)  # square px, corner convention
     model_xy = geometry.mhmr_to_model_xy(loc, pixel_center=0.5)
     result["head_xy"] = (geometry.model_to_original_xy(model_xy, pixel_center=0.5) - 0.5).astype("<f4")
     return result
+
+
+def _to_host(tensors: dict[str, torch.Tensor], n: int) -> dict[str, np.ndarray]:
+    """float32 tensors [n, ...] -> numpy arrays of the same shapes, through a single host copy (each
+    separate `.cpu().numpy()` costs several dispatched ops; a frame has a dozen of them)."""
+    flat = torch.cat([t.reshape(n, -1) for t in tensors.values()], dim=1).cpu().numpy()
+    arrays, start = {}, 0
+    for key, t in tensors.items():
+        width = math.prod(t.shape[1:])
+        arrays[key] = flat[:, start:start + width].reshape(t.shape)
+        start += width
+    return arrays
 
 
 def point_selection(conf: torch.Tensor, msk: torch.Tensor | None, options: JobOptions) -> torch.Tensor:
@@ -143,7 +159,7 @@ def points_result(out, c2w: torch.Tensor, colors: np.ndarray, options: JobOption
     xyz = transform_points(c2w.float(), pts.reshape(-1, 3)[index])
     index_np = index.cpu().numpy()
     return {
-        "xyz": xyz.cpu().numpy().astype("<f4"),
+        "xyz": np.asarray(xyz.cpu().numpy(), "<f4"),
         "rgb": np.ascontiguousarray(colors.reshape(-1, 3)[index_np]),
-        "conf": conf.reshape(-1)[index].cpu().numpy().astype("<f4"),
+        "conf": np.asarray(conf.reshape(-1)[index].cpu().numpy(), "<f4"),
     }
