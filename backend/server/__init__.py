@@ -5,6 +5,7 @@ Modules, one job each:
 - `security`  — bind policy, CurveZMQ keys and ZAP allow-list, video path checks;
 - `streams`   — bounded, credit-aware per-job outbound queues and the socket-thread waker;
 - `jobs`      — job table, FIFO queue, the worker thread (runs the engine, writes .h3r), fetch threads;
+- `retention` — deletes old result files (age limit, then oldest first over a size budget);
 - `app`       — `Server`: the socket thread (requests, heartbeats, peers, sending);
 - `serve_cli`, `keys_cli` — the `human3r serve` / `human3r keys` commands;
 - `remote`    — `human3r infer --server`: run a job remotely, write the .h3r locally.

@@ -30,6 +30,7 @@ from blender_addon.core.protocol import ErrorCode, MessageType, ProtocolError
 
 from . import security
 from .jobs import FINISHED_STATES, Job, JobBoard, JobRunner, Worker, FetchThread, new_job_id, write_cancelled_file
+from .retention import prune_results
 from .settings import ServerSettings
 from .streams import Outgoing, OutboundStream, Waker
 
@@ -76,7 +77,7 @@ class Server:
         security.check_bind(settings.bind, settings.curve_enabled)
         self.settings = settings
         self.board = JobBoard(settings.finished_jobs_kept)
-        self.worker = Worker(self.board, job_runner, engine)
+        self.worker = Worker(self.board, job_runner, engine, after_job=self.prune_results)
         self.options_parser = options_parser or (lambda d: d)
         self.info = dict(info or {})
         self.endpoint: str | None = None
@@ -88,6 +89,7 @@ class Server:
         self._startup_error: BaseException | None = None
         self._fetch_threads: list[threading.Thread] = []
         Path(settings.results_dir).mkdir(parents=True, exist_ok=True)
+        self.prune_results()
 
     # lifecycle -----------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> str:
@@ -341,6 +343,15 @@ class Server:
                  "heartbeat": _on_heartbeat}
 
     # jobs ------------------------------------------------------------------------------------------
+    def prune_results(self) -> list[Path]:
+        """Delete result files past the settings' age and size limits (never those of queued,
+        running or currently fetched jobs); see `retention.py`."""
+        s = self.settings
+        protected = [job.result_path for job in self.board.active_jobs()]
+        protected += [t.path for t in list(self._fetch_threads) if t.is_alive()]
+        return prune_results(Path(s.results_dir), s.results_keep_days * 86400.0, int(s.results_max_gb * 1e9),
+                             protected)
+
     def _result_path(self, job_id: str) -> Path:
         if not _JOB_ID.match(job_id):
             raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"{job_id!r} is not a job id")

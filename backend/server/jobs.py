@@ -166,9 +166,11 @@ def _deliver(stream: OutboundStream | None, item: Outgoing) -> OutboundStream | 
 class Worker(threading.Thread):
     """Runs queued jobs one at a time on the device with `job_runner`."""
 
-    def __init__(self, board: JobBoard, job_runner: JobRunner, engine: Any):
+    def __init__(self, board: JobBoard, job_runner: JobRunner, engine: Any,
+                 after_job: Callable[[], None] | None = None):
         super().__init__(name="human3r-worker", daemon=True)
         self.board, self.job_runner, self.engine = board, job_runner, engine
+        self.after_job = after_job  # housekeeping between jobs (deleting old result files)
 
     def run(self) -> None:
         while True:
@@ -181,6 +183,11 @@ class Worker(threading.Thread):
                 log.exception("job %s: unexpected failure in the worker", job.id)
                 if job.state == RUNNING:
                     self.board.finish(job, ERROR, ErrorCode.INTERNAL.value)
+            if self.after_job is not None:
+                try:
+                    self.after_job()
+                except Exception:
+                    log.exception("housekeeping after job %s failed", job.id)
 
     def run_job(self, job: Job) -> None:
         log.info("job %s: started (%s)", job.id, job.video)

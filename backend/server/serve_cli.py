@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--media-root", action="append", default=None, metavar="DIR",
                         help="directory videos may come from (repeatable; default: your home directory)")
     parser.add_argument("--results-dir", default=None, help="where job result files go (default ~/.human3r/results)")
+    parser.add_argument("--keep-results-days", type=float, default=d["results_keep_days"].default,
+                        help="delete result files older than this (days; 0 = keep; default %(default)s)")
+    parser.add_argument("--max-results-gb", type=float, default=d["results_max_gb"].default,
+                        help="delete the oldest result files above this total (GB; 0 = no limit; default %(default)s)")
     sec = parser.add_argument_group("CurveZMQ (required to bind beyond loopback)")
     sec.add_argument("--curve-secret", metavar="FILE", help="the server's NAME.key_secret from `human3r keys`")
     sec.add_argument("--curve-public", metavar="FILE", help="the server's NAME.key (optional; read from the secret)")
@@ -48,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
-    """Build and security-check the settings (raises SecurityError before anything heavy loads)."""
+    """Build and security-check the settings (raises SecurityError or ValueError before anything heavy loads)."""
     from . import security
 
     kwargs: dict = {}
@@ -56,6 +60,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         kwargs["media_roots"] = tuple(Path(p).expanduser().resolve() for p in args.media_root)
     if args.results_dir:
         kwargs["results_dir"] = Path(args.results_dir).expanduser()
+    for name, value in (("--keep-results-days", args.keep_results_days), ("--max-results-gb", args.max_results_gb)):
+        if not value >= 0:  # also refuses NaN
+            raise ValueError(f"{name} must be >= 0 (0 = no limit), got {value}")
+    kwargs["results_keep_days"] = args.keep_results_days
+    kwargs["results_max_gb"] = args.max_results_gb
     if args.curve_secret:
         public, secret = security.load_keypair(args.curve_secret)
         if args.curve_public:
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("human3r.serve")
     try:
         settings = settings_from_args(args)
-    except security.SecurityError as exc:
+    except (security.SecurityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.threads is not None and args.threads < 1:

@@ -55,6 +55,10 @@ class ServerSettings:
     stream_queue_messages: int = 64  # per-job outbound buffer; the producer blocks when it is full
     max_credit_grant: int = 100_000  # credits a client may hold per job
     finished_jobs_kept: int = 1000  # finished jobs listed by `status` (their files stay on disk)
+    # result files (see retention.py): deleted after this many days, and oldest first above this
+    # total size; 0 = no limit
+    results_keep_days: float = 30.0
+    results_max_gb: float = 50.0
 
     @property
     def curve_enabled(self) -> bool:

@@ -50,6 +50,15 @@ def test_serve_refuses_a_bad_thread_count_before_loading(tmp_path, capsys):
     assert "--threads must be >= 1, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--keep-results-days", "--max-results-gb"])
+def test_serve_refuses_negative_result_limits(tmp_path, capsys, flag):
+    parser = argparse.ArgumentParser()
+    serve_cli.add_arguments(parser)
+    args = parser.parse_args([flag, "-1", "--checkpoint", str(tmp_path / "x"), "--smplx", str(tmp_path / "y")])
+    assert serve_cli.run(args) == 2
+    assert f"{flag} must be >= 0 (0 = no limit), got -1.0" in capsys.readouterr().err
+
+
 def test_keys_command_writes_private_files(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     keys_cli.add_arguments(parser)
