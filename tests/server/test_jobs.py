@@ -1,6 +1,7 @@
 """Jobs through a real server with the real tiny engine: streaming, queueing, cancel, fetch, credits."""
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 import numpy as np
@@ -96,6 +97,8 @@ def test_cancel_mid_job_then_the_next_job_runs(start_server, make_client, engine
     assert 1 <= end["frames"] < 8
     stored = read_result(accepted["result_path"])
     assert stored.end["type"] == "cancelled" and len(stored.frames) == end["frames"]
+    # the cancelled job's decoding process is gone with it (the server runs in this process here)
+    assert not [p for p in multiprocessing.active_children() if p.name == "human3r-decode"]
     # cancelling a queued job: it never runs
     busy = client.submit(str(short_video), {**FAST_OPTIONS, "end": 2})
     queued = client.submit(str(short_video), {**FAST_OPTIONS, "end": 2})
