@@ -196,8 +196,17 @@ def _process_frames(source: FrameSource, settings: PrepareSettings) -> Iterator[
                     type(exc).__name__, exc)
         return (yield from _thread_frames(source, settings))
     child_conn.close()  # only the child holds it now: its death reads as EOF here
+    started = True
     try:
-        yield from _relay(parent_conn, process, shm, slot_bytes)
+        try:
+            started = parent_conn.recv() == ("ready",)
+        except (EOFError, ConnectionError):  # died before running any of our code: the platform, not the video
+            process.join(timeout=1.0)
+            log.warning("the decoding process exited at start-up (exit code %s); decoding on a thread instead",
+                        process.exitcode)
+            started = False
+        if started:
+            yield from _relay(parent_conn, process, shm, slot_bytes)
     finally:
         _stop(parent_conn, process)
         shm.close()
@@ -205,9 +214,12 @@ def _process_frames(source: FrameSource, settings: PrepareSettings) -> Iterator[
             shm.unlink()
         except FileNotFoundError:
             pass
+    if not started:  # nothing was yielded yet, so the thread can start from the first frame
+        yield from _thread_frames(source, settings)
 
 
 def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> Iterator[ReadyFrame]:
+    """Turn the child's messages into `ReadyFrame`s."""
     while True:
         try:
             message = conn.recv()

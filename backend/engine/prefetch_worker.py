@@ -6,7 +6,8 @@ process has its own interpreter; only small messages and one memory copy per fra
 
 Wire (one duplex `multiprocessing.Connection`; tensors go through a shared-memory ring of slots):
 
-    child -> parent  ("frame", index, time, slot, layout, geometry, decode_s, prepare_s)
+    child -> parent  ("ready",)                     # started: a death before this is the platform's
+                     ("frame", index, time, slot, layout, geometry, decode_s, prepare_s)
                      ("frame_inline", index, time, geometry, img, img_mhmr, colors, decode_s, prepare_s)
                          # too big for a slot: numpy arrays in the message (tensors would pickle as
                          # file descriptors fetched from this process, which may be gone by then)
@@ -115,6 +116,7 @@ def run_worker(conn: Connection, source: FrameSource, settings: PrepareSettings,
     shm = _attach(shm_name) if shm_name else None
     free = list(range(n_slots)) if shm is not None else []
     try:
+        conn.send(("ready",))
         _serve(conn, source, settings, shm, slot_bytes, free)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the parent is gone or stopped listening: nothing left to do

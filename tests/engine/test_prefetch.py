@@ -179,6 +179,38 @@ def test_falls_back_to_a_thread_when_no_process_can_start(tennis_video, monkeypa
     assert_same_items(got, collect(open_source(tennis_video, end=3), "off"))
 
 
+class _FailsToStartElsewhere:
+    """Pickled into the decoding process, it ends that process while it is still starting up (as a
+    platform that cannot run it would); in this process it is an ordinary source."""
+
+    def __init__(self, source):
+        self.source, self.pid = source, os.getpid()
+
+    def __setstate__(self, state):
+        if state["pid"] != os.getpid():
+            os._exit(3)
+        self.__dict__.update(state)
+
+
+def test_a_decoding_process_that_cannot_start_falls_back_to_a_thread(tennis_video, monkeypatch, caplog):
+    from backend.video.reader import FrameSource
+
+    source = open_source(tennis_video, end=3)
+    failing = _FailsToStartElsewhere(source)
+    # the source travels as `failing`, which ends the child while it unpickles its arguments
+    monkeypatch.setattr(FrameSource, "__reduce__", lambda self: (_identity, (failing,)))
+    with caplog.at_level(logging.WARNING, logger="backend.engine.prefetch"):
+        got = list(ready_frames(source, SETTINGS, "process"))
+    monkeypatch.undo()
+    assert "exited at start-up (exit code 3)" in caplog.text and "on a thread instead" in caplog.text
+    assert_same_items(got, collect(open_source(tennis_video, end=3), "off"))
+    assert decoders() == []
+
+
+def _identity(x):
+    return x
+
+
 def test_environment_overrides_the_mode(tennis_video, monkeypatch):
     monkeypatch.setenv(prefetch.PREFETCH_ENV, "off")
     with open_source(tennis_video, end=2) as source:
