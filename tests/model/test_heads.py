@@ -1,6 +1,7 @@
 """Human-branch helpers: NMS ties, threshold, unpad_uv, 6D rotations, mask pixel shuffle, activations."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from backend.model.heads.activations import exp_points
@@ -65,3 +66,25 @@ def test_exp_maps_and_pose_decoding():
     pose = decode_pose(torch.tensor([[0.0, 0, 0, -2, 0, 0, 0]]))  # negative real part is flipped
     torch.testing.assert_close(pose, torch.tensor([[0.0, 0, 0, 1, 0, 0, 0]]))
     torch.testing.assert_close(pose_to_matrix(pose)[0], torch.eye(4))
+
+
+def _reference_quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """The reference's nine formulas, written out (real part first)."""
+    r, i, j, k = torch.unbind(q, -1)
+    two_s = 2.0 / (q * q).sum(-1)
+    o = torch.stack((
+        1 - two_s * (j * j + k * k), two_s * (i * j - k * r), two_s * (i * k + j * r),
+        two_s * (i * j + k * r), 1 - two_s * (i * i + k * k), two_s * (j * k - i * r),
+        two_s * (i * k - j * r), two_s * (j * k + i * r), 1 - two_s * (i * i + j * j),
+    ), -1)
+    return o.reshape(q.shape[:-1] + (3, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pose_to_matrix_is_bit_identical_to_the_reference_formulas(dtype):
+    pose = torch.randn(5000, 7, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    pose[:2500, 3:] = torch.nn.functional.normalize(pose[:2500, 3:], dim=-1)  # unit and non-unit quaternions
+    m = pose_to_matrix(pose)
+    assert torch.equal(m[:, :3, :3], _reference_quaternion_to_matrix(pose[:, 3:]))
+    assert torch.equal(m[:, :3, 3], pose[:, :3])
+    assert torch.equal(m[:, 3], torch.tensor([0, 0, 0, 1], dtype=dtype).expand(5000, 4))

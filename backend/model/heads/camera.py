@@ -7,6 +7,8 @@ Camera axes are OpenCV (x right, y down, z forward); the world is the chunk's fi
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,17 +37,39 @@ def decode_pose(raw: torch.Tensor) -> torch.Tensor:
 
 
 def pose_to_matrix(camera_pose: torch.Tensor) -> torch.Tensor:
-    """camera_pose [B, 7] -> 4x4 camera-to-world matrices [B, 4, 4]."""
+    """camera_pose [B, 7] -> 4x4 camera-to-world matrices [B, 4, 4].
+
+    The reference's quaternion_to_matrix, entry by entry: R_e = 1 - 2s (a + b) on the diagonal and
+    2s (a ± b) off it, a and b products of two quaternion components, 2s = 2 / |q|^2. The products come
+    from one outer product and are combined with the same operations in the same order, so the
+    result is bit-identical to the 9-formula version with a fifth of the ops (this runs every frame).
+    """
     t, q = camera_pose[..., :3], camera_pose[..., 3:]
-    w, x, y, z = q.unbind(-1)
-    s = 2.0 / (q * q).sum(-1)
-    rot = torch.stack([
-        1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w),
-        s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w),
-        s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y),
-    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
+    two_s = 2.0 / (q * q).sum(-1)
+    products = (q[..., :, None] * q[..., None, :]).flatten(-2)  # [..., 16]: q_a * q_b at 4 a + b
+    first, second, sign, diagonal = _rotation_terms(q.device, q.dtype)
+    scaled = two_s[..., None] * (products[..., first] + products[..., second] * sign)
+    rot = torch.where(diagonal, 1 - scaled, scaled).reshape(*q.shape[:-1], 3, 3)
     out = torch.zeros(*q.shape[:-1], 4, 4, dtype=q.dtype, device=q.device)
     out[..., :3, :3] = rot
     out[..., :3, 3] = t
     out[..., 3, 3] = 1
     return out
+
+
+# (w, x, y, z) = components 0..3. Entry e of R (row-major) is [1 -] 2s (q_a q_b +/- q_c q_d).
+_ROTATION_TERMS = (  # (a, b), (c, d), sign, diagonal
+    ((2, 2), (3, 3), 1, True), ((1, 2), (3, 0), -1, False), ((1, 3), (2, 0), 1, False),
+    ((1, 2), (3, 0), 1, False), ((1, 1), (3, 3), 1, True), ((2, 3), (1, 0), -1, False),
+    ((1, 3), (2, 0), -1, False), ((2, 3), (1, 0), 1, False), ((1, 1), (2, 2), 1, True),
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _rotation_terms(device: torch.device, dtype: torch.dtype):
+    with torch.inference_mode(False):  # normal tensors: usable in and out of inference mode
+        first = torch.tensor([4 * a + b for (a, b), _, _, _ in _ROTATION_TERMS], device=device)
+        second = torch.tensor([4 * c + d for _, (c, d), _, _ in _ROTATION_TERMS], device=device)
+        sign = torch.tensor([s for _, _, s, _ in _ROTATION_TERMS], dtype=dtype, device=device)
+        diagonal = torch.tensor([d for _, _, _, d in _ROTATION_TERMS], device=device)
+    return first, second, sign, diagonal
