@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from backend.engine.prefetch_worker import PrepareSettings, run_worker  # noqa: F401  (loaded for the children)
-from backend.video.preprocess import prepare_frame
 
 torch.set_num_threads(1)  # no OpenMP thread team here: forked children must build their own
-prepare_frame(np.zeros((64, 96, 3), np.uint8), size=64, mhmr_res=56)
+PrepareSettings(size=64, mhmr_res=56).apply(np.zeros((64, 96, 3), np.uint8))
 gc.freeze()

@@ -27,7 +27,7 @@ from typing import Iterator, NamedTuple
 import torch
 
 from backend.engine.prefetch_worker import PrepareSettings, SlotLayout, read_slot, run_worker
-from backend.video.preprocess import PreparedFrame, prepare_frame
+from backend.video.preprocess import PreparedFrame
 from backend.video.reader import FrameSource, VideoError
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def _inline_frames(source, settings: PrepareSettings) -> Iterator[ReadyFrame]:
             if frame is None:
                 return
             t1 = time.perf_counter()
-            prepared = prepare_frame(frame.rgb, settings.size, settings.mhmr_res, settings.jpeg_roundtrip)
+            prepared = settings.apply(frame.rgb)
             yield ReadyFrame(frame.index, frame.time, prepared, t1 - t0, time.perf_counter() - t1)
     finally:
         close = getattr(frames, "close", None)

@@ -47,6 +47,10 @@ class PrepareSettings:
     mhmr_res: int
     jpeg_roundtrip: bool = False
 
+    def apply(self, rgb: np.ndarray) -> PreparedFrame:
+        """`prepare_frame` of one upright uint8 RGB frame with these settings."""
+        return prepare_frame(rgb, self.size, self.mhmr_res, self.jpeg_roundtrip)
+
 
 @dataclass(frozen=True)
 class SlotLayout:
@@ -144,7 +148,7 @@ def _serve(conn: Connection, source: FrameSource, settings: PrepareSettings, shm
             return
         t1 = time.perf_counter()
         try:
-            prepared = prepare_frame(frame.rgb, settings.size, settings.mhmr_res, settings.jpeg_roundtrip)
+            prepared = settings.apply(frame.rgb)
         except ValueError as exc:  # e.g. a frame too small for the crop
             conn.send(("bad_frame", str(exc)))
             return

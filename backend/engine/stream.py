@@ -227,11 +227,7 @@ class Engine:
 
     def prepare(self, rgb: np.ndarray, options: JobOptions):
         """Model inputs of one upright uint8 RGB frame (`backend.video.preprocess.PreparedFrame`)."""
-        from backend.video.preprocess import prepare_frame
-
-        settings = self.prepare_settings(options)
-        return prepare_frame(rgb, size=settings.size, mhmr_res=settings.mhmr_res,
-                             jpeg_roundtrip=settings.jpeg_roundtrip)
+        return self.prepare_settings(options).apply(rgb)
 
     @torch.inference_mode()
     def init_run(self) -> RunState:
