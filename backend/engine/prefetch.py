@@ -177,6 +177,11 @@ def _process_frames(source: FrameSource, settings: PrepareSettings) -> Iterator[
     n_slots = PREFETCH_DEPTH + 1
     info = source.info
     slot_bytes = SlotLayout.expected(info.width, info.height, settings).nbytes
+    room = shared_memory_room()
+    if room is not None and room < 2 * slot_bytes * n_slots:  # a full tmpfs kills the writer with SIGBUS
+        log.warning("only %.0f MB of shared memory free (/dev/shm), the decoding process needs %.0f MB; "
+                    "decoding on a thread instead", room / 1e6, slot_bytes * n_slots / 1e6)
+        return (yield from _thread_frames(source, settings))
     try:
         shm = shared_memory.SharedMemory(create=True, size=slot_bytes * n_slots)
     except OSError as exc:
@@ -216,6 +221,16 @@ def _process_frames(source: FrameSource, settings: PrepareSettings) -> Iterator[
             pass
     if not started:  # nothing was yielded yet, so the thread can start from the first frame
         yield from _thread_frames(source, settings)
+
+
+def shared_memory_room() -> int | None:
+    """Free bytes where POSIX shared memory lives (/dev/shm; small in containers: Docker gives 64 MB),
+    None where that cannot be known."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except (AttributeError, OSError):
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> Iterator[ReadyFrame]:

@@ -211,6 +211,15 @@ def _identity(x):
     return x
 
 
+def test_too_little_shared_memory_falls_back_to_a_thread(tennis_video, monkeypatch, caplog):
+    monkeypatch.setattr(prefetch, "shared_memory_room", lambda: 1_000_000)  # 1 MB free: less than the ring
+    before = shm_names()
+    with caplog.at_level(logging.WARNING, logger="backend.engine.prefetch"):
+        got = collect(open_source(tennis_video, end=2), "process")
+    assert "only 1 MB of shared memory free" in caplog.text and "on a thread instead" in caplog.text
+    assert len(got) == 2 and shm_names() == before and decoders() == []
+
+
 def test_environment_overrides_the_mode(tennis_video, monkeypatch):
     monkeypatch.setenv(prefetch.PREFETCH_ENV, "off")
     with open_source(tennis_video, end=2) as source:
