@@ -38,9 +38,36 @@ def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene
         scene.camera = cam
     if plan.video_path:
         warning = attach_video(data, plan.video_path, frame_start, scene)
+        if warning is None and (plan.video_rotation or plan.video_mirrored):
+            warning = orientation_warning(data.background_images[-1].clip, plan.video_rotation, plan.video_mirrored,
+                                          (fit.width, fit.height))
         if warning:
             warnings.append(warning)
     return cam, warnings
+
+
+# Blender 5.0.1 shows videos with their rotation metadata applied, 4.2 LTS shows the stored picture
+# (both checked with a 90-degree test clip); between them it is not known here.
+ORIENTATION_APPLIED_FROM = (5, 0, 0)
+
+
+def orientation_warning(clip: bpy.types.MovieClip, rotation: int, mirrored: bool,
+                        upright_size: tuple[int, int]) -> str | None:
+    """A warning when the background clip shows the video as stored while the results are upright.
+
+    A quarter turn shows in the clip's size (upright or swapped); a half turn or a mirror does not,
+    so there the Blender version decides.
+    """
+    width, height = upright_size
+    if rotation in (90, 270) and width != height and not mirrored:
+        applied = tuple(clip.size) == (width, height)
+    else:
+        applied = tuple(bpy.app.version) >= ORIENTATION_APPLIED_FROM
+    if applied:
+        return None
+    turn = f"rotated {rotation}°" + (" and mirrored" if mirrored else "") if rotation else "mirrored"
+    return (f"Blender {bpy.app.version_string} shows this video as stored ({turn}); the camera and the "
+            "results are upright, so the camera background does not match them (Blender 5.0 shows it upright)")
 
 
 def attach_video(data: bpy.types.Camera, path: str, frame_start: int, scene: bpy.types.Scene) -> str | None:

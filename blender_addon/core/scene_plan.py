@@ -99,6 +99,8 @@ class CameraPlan:
     video_path: str | None
     clip_start: float = 0.01
     clip_end: float = 1000.0
+    video_rotation: int = 0  # counter-clockwise degrees the reader applied to make frames upright
+    video_mirrored: bool = False
 
 
 @dataclass
@@ -188,6 +190,7 @@ class ScenePlanner:
         self._weights: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._shape_set: ShapeKeySet | None | bool = False  # False: not computed yet
         self._camera_made = False
+        self._video_orientation = (0, False)  # (rotation, mirrored) of the source, from the header
         self._cam_last_quat: np.ndarray | None = None
         self._lens_frames: list[np.ndarray] = []
         self._lens_values: list[np.ndarray] = []  # [n, 3] lens, shift_x, shift_y
@@ -218,9 +221,7 @@ class ScenePlanner:
         smplx = msg.get("smplx") or {}
         if self.body is not None and smplx.get("flat_hand_mean", True) is False and self.body.left_hand_mean is None:
             warnings.append("header says flat_hand_mean=False but carries no hand means; hands use the flat mean")
-        if int(video.get("rotation") or 0) % 360 or video.get("mirrored"):
-            warnings.append(f"the video is stored rotated ({video.get('rotation')}°) or mirrored; the results are "
-                            "upright, the camera background may show the stored (unrotated) picture")
+        self._video_orientation = (int(video.get("rotation") or 0) % 360, bool(video.get("mirrored")))
         self.warnings.extend(warnings)
         self.setup = SetupPlan(collection_name=name, fps=fps, fps_base=fps_base, frame_start=start,
                                frame_end=start + count - 1 if count > 0 else None,
@@ -279,7 +280,9 @@ class ScenePlanner:
             lens0 = lens[0]
             plan.camera = CameraPlan(name=f"{self.setup.collection_name} camera", fit=self._fit,
                                      lens=float(lens0[0]), shift_x=float(lens0[1]), shift_y=float(lens0[2]),
-                                     video_path=self.setup.video_path if self.options.video_background else None)
+                                     video_path=self.setup.video_path if self.options.video_background else None,
+                                     video_rotation=self._video_orientation[0],
+                                     video_mirrored=self._video_orientation[1])
             self._camera_made = True
         mw = camera_matrix_world(c2w)
         quat = quaternion_continuity(matrix_to_quaternion(mw[:, :3, :3]), self._cam_last_quat)
