@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - t_load
     threads = engine.use_cpu_threads(args.threads)
     if not args.quiet:
-        on_cpu = f", {threads} CPU threads" if engine.device.type == "cpu" else ""
+        on_cpu = f", {threads} CPU thread{'s' if threads != 1 else ''}" if engine.device.type == "cpu" else ""
         print(f"loaded {engine.checkpoint_path.name} on {engine.device} ({options.precision}{on_cpu}) in {load_s:.1f} s",
               file=sys.stderr)
 
