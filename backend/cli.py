@@ -34,6 +34,14 @@ def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for a model on the CPU (default: all cores but one, which decodes the video)")
 
 
+def model_file_argument_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments of `add_model_file_arguments` that can be told before loading
+    anything, or None."""
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be >= 1, got {args.threads}"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="human3r", description="Human3R for Blender: video -> cameras, "
                                      "SMPL-X people and scene points")

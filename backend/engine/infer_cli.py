@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from backend.cli import add_model_file_arguments
+from backend.cli import add_model_file_arguments, model_file_argument_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_VIDEO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -126,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    if args.threads is not None and args.threads < 1:
-        _err(f"--threads must be >= 1, got {args.threads}")
+    if (problem := model_file_argument_error(args)) is not None:
+        _err(problem)
         return EXIT_USAGE
     out_path = Path(args.output)
     if out_path.exists() and out_path.is_dir():

@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from backend.cli import add_model_file_arguments
+from backend.cli import add_model_file_arguments, model_file_argument_error
 
 from .settings import DEFAULT_BIND, ServerSettings
 
@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     except (security.SecurityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.threads is not None and args.threads < 1:
-        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+    if (problem := model_file_argument_error(args)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
 
     from backend.engine.job import iter_job_messages
