@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from backend.model.parity import check_fixture, format_report
+    from backend.parity.model import check_fixture, format_report
 
     torch.set_grad_enabled(False)
     folder = Path(args.fixture)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(report))
     ok = all(r.ok for r in reports)
     if not args.no_post and (folder / "postprocessed.npz").is_file():
-        from backend.engine.parity_post import compare_postprocessed, format_rows
+        from backend.parity.post import compare_postprocessed, format_rows
 
         rows = compare_postprocessed(folder)
         print("== post-processing (postprocessed.npz)")

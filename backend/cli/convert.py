@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     """Convert `args.input` to `args.output`; prints a summary. Returns 0 on success, 1 on a checkpoint error,
     2 when the outputs exist and ``--force`` was not given. Torch is imported here, not at module import,
     so `human3r --help` stays fast."""
-    from backend.model.checkpoint_convert import convert_checkpoint
-    from backend.model.checkpoint_errors import CheckpointError
-    from backend.model.checkpoint_read import converted_paths
+    from backend.model.checkpoint.convert import convert_checkpoint
+    from backend.model.checkpoint.errors import CheckpointError
+    from backend.model.checkpoint.read import converted_paths
 
     weights, sidecar = converted_paths(args.output)
     existing = [str(p) for p in (weights, sidecar) if p.exists()]

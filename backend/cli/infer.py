@@ -6,7 +6,7 @@ before N and records where it stopped (`error.frame`); the exit status is non-ze
 
 Exit status: 0 done; 1 processing failed; 2 bad option; 3 checkpoint or SMPL-X model missing or
 unusable; 4 unreadable video; 130 interrupted (Ctrl-C; the file ends with `cancelled`).
-`--server ADDR` runs the job on a `human3r serve` instance instead (backend.server.remote).
+`--server ADDR` runs the job on a `human3r serve` instance instead (backend.cli.remote).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from backend.cli import add_model_file_arguments, model_file_argument_error
+from backend.cli.main import add_model_file_arguments, model_file_argument_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_VIDEO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -115,7 +115,7 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "server", None):
-        from backend.server.remote import run_remote  # the server team's client side
+        from backend.cli.remote import run_remote  # the server team's client side
 
         return int(run_remote(args) or 0)
 

@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .security import write_keypair
+    from backend.server.security import write_keypair
 
     try:
         public_path, secret_path = write_keypair(args.output, args.name)

@@ -11,13 +11,13 @@ import sys
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "infer": ("backend.engine.infer_cli", "run a video (or image folder) to a .h3r result file"),
-    "serve": ("backend.server.serve_cli", "start the ZeroMQ inference server"),
-    "convert-checkpoint": ("backend.model.checkpoint_cli",
+    "infer": ("backend.cli.infer", "run a video (or image folder) to a .h3r result file"),
+    "serve": ("backend.cli.serve", "start the ZeroMQ inference server"),
+    "convert-checkpoint": ("backend.cli.convert",
                            "turn an official human3r.pth into safetensors + JSON without running pickled code"),
-    "doctor": ("backend.engine.doctor_cli", "check torch/device, checkpoint, SMPL-X file and port"),
-    "download": ("backend.engine.download_cli", "fetch the official checkpoint; explain the SMPL-X registration"),
-    "keys": ("backend.server.keys_cli", "make a CurveZMQ key pair for binding beyond loopback"),
+    "doctor": ("backend.cli.doctor", "check torch/device, checkpoint, SMPL-X file and port"),
+    "download": ("backend.cli.download", "fetch the official checkpoint; explain the SMPL-X registration"),
+    "keys": ("backend.cli.keys", "make a CurveZMQ key pair for binding beyond loopback"),
 }
 
 

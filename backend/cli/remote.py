@@ -36,7 +36,7 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
     from blender_addon.client import Human3RClient
     from blender_addon.core.resultfile import ResultFileWriter
 
-    from .security import SecurityError, load_keypair, load_public_key
+    from backend.server.security import SecurityError, load_keypair, load_public_key
 
     if options is None:
         options = options_from_args(args)
@@ -78,12 +78,12 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
 
 def options_from_args(args: argparse.Namespace) -> dict:
     """The job options given by `human3r infer`'s flags (its `options_from_args`)."""
-    from backend.engine.infer_cli import options_from_args as from_infer_flags
+    from backend.cli.infer import options_from_args as from_infer_flags
 
     return from_infer_flags(args)
 
 
-# exit codes of `human3r infer` (backend.engine.infer_cli)
+# exit codes of `human3r infer` (backend.cli.infer)
 _EXIT_FOR_CODE = {"bad_message": 2, "bad_options": 2, "bad_video": 4, "not_found": 4, "path_not_allowed": 4}
 
 

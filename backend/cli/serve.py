@@ -13,9 +13,9 @@ import sys
 import threading
 from pathlib import Path
 
-from backend.cli import add_model_file_arguments, model_file_argument_error
+from backend.cli.main import add_model_file_arguments, model_file_argument_error
 
-from .settings import DEFAULT_BIND, ServerSettings
+from backend.server.settings import DEFAULT_BIND, ServerSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     """Build and security-check the settings (raises SecurityError or ValueError before anything heavy loads)."""
-    from . import security
+    from backend.server import security
 
     kwargs: dict = {}
     if args.media_root:
@@ -86,7 +86,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import security
+    from backend.server import security
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from backend.engine.options import JobOptions
     from backend.engine.stream import Engine
 
-    from .app import Server
+    from backend.server.app import Server
 
     log.info("loading the model (%s) on %s", args.checkpoint or "default checkpoint", args.device)
     try:

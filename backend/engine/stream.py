@@ -28,8 +28,8 @@ import torch
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
-from backend.engine.prefetch import ready_frames, warm_up
-from backend.engine.prefetch_worker import PrepareSettings
+from backend.video.ready_frames import ready_frames, warm_up
+from backend.video.decoding_process import PrepareSettings
 from backend.smplx_model import BodyModel
 
 CHECKPOINT_ENV = "HUMAN3R_CHECKPOINT"
@@ -278,7 +278,7 @@ class Engine:
             options: the job's options (reset interval, TTT3R, thresholds, point subsampling, size).
             state: resume from an explicit `RunState` (default: a fresh one).
             prefetch: where frames are decoded and preprocessed while the model runs: "process"
-                (default), "thread" or "off" (see `backend.engine.prefetch`); memory stays bounded.
+                (default), "thread" or "off" (see `backend.video.ready_frames`); memory stays bounded.
         """
         self._set_detection_threshold(options.detection_threshold)
         run = state or self.init_run()

@@ -6,7 +6,7 @@ stays importable without building the network):
 - `backend.model.human3r.Human3R(config)`: the module; `init_stream()` and `step(...)` (streaming).
 - `backend.model.human3r.view_schedule(num_frames, reset_interval)`: the reference view order.
 - `backend.model.state.StreamState` / `FrameOutputs`: typed state and per-view outputs.
-- `backend.model.parity`: fixture comparison used by `scripts/parity.py` and the tests.
+- `backend.parity.model`: fixture comparison used by `scripts/parity.py` and the tests.
 
 Layout: `layers/` (RoPE, attention, MLPs, blocks), `encoder.py` (CroCo), `dinov2.py`,
 `decoder.py` (paired state/image decoder), `pose_retriever.py`, `heads/` (DPT, camera, human,

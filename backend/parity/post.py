@@ -9,7 +9,7 @@ reference's `smpl_joints_cam`, `smpl_joints_world` and `smpl_verts_world`.
 
 Usable from tests, `scripts/parity.py` and the command line:
 
-    python -m backend.engine.parity_post FIXTURE_DIR [--smplx PATH]
+    python -m backend.parity.post FIXTURE_DIR [--smplx PATH]
 
 Tolerance per array: max|a − b| ≤ 5e-5 · max|ref| (exact for integer and boolean arrays).
 """

@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
-from backend.engine.prefetch_worker import PrepareSettings, run_worker  # noqa: F401  (loaded for the children)
+from backend.video.decoding_process import PrepareSettings, run_worker  # noqa: F401  (loaded for the children)
 
 torch.set_num_threads(1)  # no OpenMP thread team here: forked children must build their own
 PrepareSettings(size=64, mhmr_res=56).apply(np.zeros((64, 96, 3), np.uint8))

@@ -26,7 +26,7 @@ from typing import Iterator, NamedTuple
 
 import torch
 
-from backend.engine.prefetch_worker import PrepareSettings, SlotLayout, read_slot, run_worker
+from backend.video.decoding_process import PrepareSettings, SlotLayout, read_slot, run_worker
 from backend.video.preprocess import PreparedFrame
 from backend.video.reader import FrameSource, VideoError
 
@@ -167,7 +167,7 @@ def _context():
     when this process has threads or a CUDA context), else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["backend.engine.decoder_preload"])
+        context.set_forkserver_preload(["backend.video.decoding_preload"])
         return context
     return multiprocessing.get_context("spawn")
 

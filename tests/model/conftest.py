@@ -1,4 +1,5 @@
-"""Shared fixtures of the model tests: the parity fixture folder and its (tiny) loaded model."""
+"""Shared fixtures of the model tests: the parity fixture folder and the state-dict schema (the tiny loaded
+model and its inputs are in tests/support/fixtures.py, shared with tests/parity)."""
 from __future__ import annotations
 
 import os
@@ -27,17 +28,3 @@ def state_dict_tsv() -> Path:
     if not path.is_file():
         pytest.fail(f"state-dict schema not found at {path} (set HUMAN3R_SHARED)")
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_model(parity_dir):
-    from backend.model.parity import load_fixture_model
-
-    return load_fixture_model(parity_dir)
-
-
-@pytest.fixture(scope="session")
-def fixture_inputs(parity_dir):
-    import numpy as np
-
-    return dict(np.load(parity_dir / "inputs.npz"))

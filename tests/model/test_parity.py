@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.model.parity import RUNS, compare_run, format_report, run_views
+from backend.parity.model import RUNS, compare_run, format_report, run_views
 
 
 @pytest.mark.parametrize("run", ["ttt3r", "plain"])

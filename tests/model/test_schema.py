@@ -6,7 +6,7 @@ from safetensors import safe_open
 
 from backend.config import preset
 from backend.model.human3r import Human3R
-from backend.model.parity import config_from_fixture
+from backend.parity.model import config_from_fixture
 
 
 def _tsv_shapes(path) -> dict[str, tuple[int, ...]]:

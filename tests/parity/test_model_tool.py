@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from backend.model.parity import RUNS, check_fixture, compare_run, run_views
+from backend.parity.model import RUNS, check_fixture, compare_run, run_views
 
 
 def _write_outputs(path, outs):
@@ -22,11 +22,11 @@ def _write_outputs(path, outs):
 
 
 @pytest.fixture(scope="module")
-def portrait_fixture(tmp_path_factory, parity_dir, tiny_model, fixture_inputs):
+def portrait_fixture(tmp_path_factory, parity_fixture_dir, tiny_model, fixture_inputs):
     """A fixture folder with portrait views and resets every 2 frames, outputs from this model."""
     folder = tmp_path_factory.mktemp("portrait")
-    shutil.copy(parity_dir / "config.json", folder)
-    shutil.copy(parity_dir / "checkpoint.safetensors", folder)
+    shutil.copy(parity_fixture_dir / "config.json", folder)
+    shutil.copy(parity_fixture_dir / "checkpoint.safetensors", folder)
     img = np.ascontiguousarray(fixture_inputs["img"][:4].swapaxes(-1, -2))
     mhmr = np.ascontiguousarray(fixture_inputs["img_mhmr"][:4].swapaxes(-1, -2))
     reset = np.array([[False], [True], [False], [False]])

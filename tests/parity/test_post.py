@@ -1,7 +1,7 @@
 """The engine's post-processing reproduces the reference's `prepare_output` (postprocessed.npz)."""
 from __future__ import annotations
 
-from backend.engine.parity_post import compare_postprocessed, format_rows
+from backend.parity.post import compare_postprocessed, format_rows
 
 
 def test_postprocessed_parity(parity_fixture_dir):

@@ -127,7 +127,7 @@ def test_silent_client_is_dropped_and_its_jobs_cancelled(start_server, raw_deale
 
 def _start_server_process(tmp_path: Path, parity_fixture_dir: Path, smplx: Path, media: Path,
                           bind: str = "tcp://127.0.0.1:0") -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "backend.server", "--bind", bind, "--device", "cpu",
+    cmd = [sys.executable, "-m", "backend", "serve", "--bind", bind, "--device", "cpu",
            "--checkpoint", str(parity_fixture_dir / "checkpoint.pth"), "--smplx", str(smplx),
            "--media-root", str(media), "--results-dir", str(tmp_path / "results"), "--heartbeat", "0.5",
            "--stream-queue", "2", "--log-level", "WARNING"]

@@ -177,7 +177,7 @@ def test_infer_with_server_writes_the_same_result_file_locally(start_server, eng
                                                                 short_video, tmp_path, capsys):
     import argparse
 
-    from backend.engine import infer_cli
+    from backend.cli import infer as infer_cli
 
     server = start_server(engine_runner, engine, options_parser)
     parser = argparse.ArgumentParser()

@@ -11,7 +11,8 @@ import pytest
 import zmq
 import zmq.auth
 
-from backend.server import keys_cli, security, serve_cli
+from backend.cli import keys as keys_cli, serve as serve_cli
+from backend.server import security
 from backend.server.app import Server
 from backend.server.settings import ServerSettings
 from blender_addon.core.protocol import ErrorCode, ProtocolError

@@ -4,6 +4,7 @@
   the real file's layout; written once per test session.
 - `synthetic_smplx_no_correctives_path`: the same body with zero pose correctives, for checks that
   compare linear blend skinning with the SMPL-X layer.
+- `tiny_model` / `fixture_inputs`: the parity fixture's tiny network and its recorded inputs.
 - `tiny_engine`: an `Engine` (CPU) with the parity fixture's tiny checkpoint and the synthetic
   SMPL-X model; `tiny_job_options(**overrides)` gives matching `JobOptions` (size 112).
 """
@@ -36,6 +37,22 @@ def tiny_engine(parity_fixture_dir: Path, synthetic_smplx_path: Path):
     from backend.engine.stream import Engine
 
     return Engine.from_paths(parity_fixture_dir / "checkpoint.pth", synthetic_smplx_path, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(parity_fixture_dir: Path):
+    """The parity fixture's tiny `Human3R` on the CPU, weights loaded strictly (eval mode)."""
+    from backend.parity.model import load_fixture_model
+
+    return load_fixture_model(parity_fixture_dir)
+
+
+@pytest.fixture(scope="session")
+def fixture_inputs(parity_fixture_dir: Path) -> dict:
+    """The parity fixture's `inputs.npz`: preprocessed `img` / `img_mhmr` / `reset` per view."""
+    import numpy as np
+
+    return dict(np.load(parity_fixture_dir / "inputs.npz"))
 
 
 def tiny_job_options(**overrides):

@@ -1,4 +1,4 @@
-"""Decoding ahead of the model (`backend.engine.prefetch`): the decoding process must hand over exactly
+"""Decoding ahead of the model (`backend.video.ready_frames`): the decoding process must hand over exactly
 what in-process preprocessing makes, keep the source's error order, stop when told or orphaned, and
 leave nothing behind (processes, shared memory)."""
 from __future__ import annotations
@@ -18,9 +18,9 @@ import PIL.Image
 import pytest
 import torch
 
-from backend.engine import prefetch
-from backend.engine.prefetch import PrefetchError, ready_frames
-from backend.engine.prefetch_worker import PrepareSettings, SlotLayout
+from backend.video import ready_frames as prefetch
+from backend.video.ready_frames import PrefetchError, ready_frames
+from backend.video.decoding_process import PrepareSettings, SlotLayout
 from backend.video.reader import VideoError, open_source
 from tests.video.media import noise_frame, write_video
 
@@ -131,8 +131,8 @@ def test_the_decoding_process_exits_when_its_parent_is_killed(tennis_video, tmp_
     script = textwrap.dedent(f"""
         import multiprocessing, sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from backend.engine.prefetch import ready_frames
-        from backend.engine.prefetch_worker import PrepareSettings
+        from backend.video.ready_frames import ready_frames
+        from backend.video.decoding_process import PrepareSettings
         from backend.video.reader import open_source
         if __name__ == "__main__":
             frames = ready_frames(open_source({str(tennis_video)!r}), PrepareSettings(112, 168), "process", 1)
@@ -173,7 +173,7 @@ def test_falls_back_to_a_thread_when_no_process_can_start(tennis_video, monkeypa
         raise OSError("process creation is not allowed here")
 
     monkeypatch.setattr(prefetch, "_context", refuse)
-    with caplog.at_level(logging.WARNING, logger="backend.engine.prefetch"):
+    with caplog.at_level(logging.WARNING, logger="backend.video.ready_frames"):
         got = collect(open_source(tennis_video, end=3), "process")
     assert "decoding on a thread instead" in caplog.text and "not allowed" in caplog.text
     assert_same_items(got, collect(open_source(tennis_video, end=3), "off"))
@@ -199,7 +199,7 @@ def test_a_decoding_process_that_cannot_start_falls_back_to_a_thread(tennis_vide
     failing = _FailsToStartElsewhere(source)
     # the source travels as `failing`, which ends the child while it unpickles its arguments
     monkeypatch.setattr(FrameSource, "__reduce__", lambda self: (_identity, (failing,)))
-    with caplog.at_level(logging.WARNING, logger="backend.engine.prefetch"):
+    with caplog.at_level(logging.WARNING, logger="backend.video.ready_frames"):
         got = list(ready_frames(source, SETTINGS, "process"))
     monkeypatch.undo()
     assert "exited at start-up (exit code 3)" in caplog.text and "on a thread instead" in caplog.text
@@ -214,7 +214,7 @@ def _identity(x):
 def test_too_little_shared_memory_falls_back_to_a_thread(tennis_video, monkeypatch, caplog):
     monkeypatch.setattr(prefetch, "shared_memory_room", lambda: 1_000_000)  # 1 MB free: less than the ring
     before = shm_names()
-    with caplog.at_level(logging.WARNING, logger="backend.engine.prefetch"):
+    with caplog.at_level(logging.WARNING, logger="backend.video.ready_frames"):
         got = collect(open_source(tennis_video, end=2), "process")
     assert "only 1 MB of shared memory free" in caplog.text and "on a thread instead" in caplog.text
     assert len(got) == 2 and shm_names() == before and decoders() == []

@@ -17,17 +17,17 @@ Public API (this module re-exports the pieces, which live in ``checkpoint_*.py``
 """
 from __future__ import annotations
 
-from backend.model.checkpoint_config import check_config_against_shapes, infer_config, parse_model_string
-from backend.model.checkpoint_convert import convert_checkpoint
-from backend.model.checkpoint_errors import (
+from backend.model.checkpoint.model_string import check_config_against_shapes, infer_config, parse_model_string
+from backend.model.checkpoint.convert import convert_checkpoint
+from backend.model.checkpoint.errors import (
     CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, ConfigMismatchError, CorruptCheckpointError,
     ModelStringError, UnsafeCheckpointError, UnsupportedFormatError, WrongModelError,
 )
-from backend.model.checkpoint_load import build_model, load_weights
-from backend.model.checkpoint_read import (
+from backend.model.checkpoint.load import build_model, load_weights
+from backend.model.checkpoint.read import (
     CONVERTED_FORMAT, CONVERTED_VERSION, LoadedCheckpoint, converted_paths, file_digest, read_checkpoint,
 )
-from backend.model.checkpoint_schema import check_schema, read_schema_tsv
+from backend.model.checkpoint.schema import check_schema, read_schema_tsv
 
 __all__ = [
     "CONVERTED_FORMAT", "CONVERTED_VERSION", "LoadedCheckpoint", "read_checkpoint", "load_weights", "build_model",

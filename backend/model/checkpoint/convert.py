@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import ModelConfig
-from backend.model.checkpoint_errors import CheckpointError
-from backend.model.checkpoint_keys import dedupe_aliases
-from backend.model.checkpoint_read import (
+from backend.model.checkpoint.errors import CheckpointError
+from backend.model.checkpoint.keys import dedupe_aliases
+from backend.model.checkpoint.read import (
     CONVERTED_FORMAT, CONVERTED_VERSION, converted_paths, file_digest, read_checkpoint,
 )
 

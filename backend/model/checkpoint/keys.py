@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from backend.model.checkpoint_errors import CorruptCheckpointError
+from backend.model.checkpoint.errors import CorruptCheckpointError
 
 DPT_HEADS = ("dpt_self", "dpt_cross", "dpt_rgb")
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 import torch
 
 from backend.config import ModelConfig
-from backend.model.checkpoint_errors import CheckpointError, CheckpointMismatchError
-from backend.model.checkpoint_keys import (
+from backend.model.checkpoint.errors import CheckpointError, CheckpointMismatchError
+from backend.model.checkpoint.keys import (
     canonicalize_aliases, mismatch_hint, strip_module_prefix, summarize_keys, summarize_shapes,
 )
-from backend.model.checkpoint_read import LoadedCheckpoint, read_checkpoint
+from backend.model.checkpoint.read import LoadedCheckpoint, read_checkpoint
 
 
 def _expected_entries(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backend.config import DINO_SIZES, DinoConfig, DPTConfig, ModelConfig
-from backend.model.checkpoint_errors import ConfigMismatchError, ModelStringError, WrongModelError
+from backend.model.checkpoint.errors import ConfigMismatchError, ModelStringError, WrongModelError
 
 Shapes = Mapping[str, tuple[int, ...]]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from backend.model.checkpoint_errors import CorruptCheckpointError
-from backend.model.checkpoint_pickle import CORRUPT_HINT, Inert, StorageType, load_torch_raw
+from backend.model.checkpoint.errors import CorruptCheckpointError
+from backend.model.checkpoint.unpickler import CORRUPT_HINT, Inert, StorageType, load_torch_raw
 
 
 _OMEGA_CONTAINERS = ("omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig")

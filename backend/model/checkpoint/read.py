@@ -28,13 +28,13 @@ from typing import Any
 import torch
 
 from backend.config import ModelConfig
-from backend.model.checkpoint_config import check_config_against_shapes, infer_config, parse_model_string
-from backend.model.checkpoint_errors import (
+from backend.model.checkpoint.model_string import check_config_against_shapes, infer_config, parse_model_string
+from backend.model.checkpoint.errors import (
     DOWNLOAD_HINT, CheckpointNotFoundError, ConfigMismatchError, CorruptCheckpointError, UnsupportedFormatError,
     WrongModelError,
 )
-from backend.model.checkpoint_keys import canonicalize_aliases, strip_module_prefix
-from backend.model.checkpoint_plain import load_torch_file
+from backend.model.checkpoint.keys import canonicalize_aliases, strip_module_prefix
+from backend.model.checkpoint.plain import load_torch_file
 
 CONVERTED_FORMAT = "human3r-converted"
 CONVERTED_VERSION = 1

@@ -6,8 +6,8 @@ import os
 import torch
 
 from backend.config import ModelConfig
-from backend.model.checkpoint_keys import summarize_keys
-from backend.model.checkpoint_load import model_class
+from backend.model.checkpoint.keys import summarize_keys
+from backend.model.checkpoint.load import model_class
 
 
 def read_schema_tsv(tsv_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], str, str]]:

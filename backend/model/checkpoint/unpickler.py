@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from backend.model.checkpoint_errors import CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError
+from backend.model.checkpoint.errors import CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError
 
 # legacy torch stream constants (torch/serialization.py)
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C

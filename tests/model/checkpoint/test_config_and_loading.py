@@ -12,7 +12,7 @@ from backend.model.checkpoint import (
     CheckpointMismatchError, ConfigMismatchError, ModelStringError, build_model, check_schema, infer_config,
     load_weights, parse_model_string, read_checkpoint, read_schema_tsv,
 )
-from backend.model.checkpoint_keys import key_group
+from backend.model.checkpoint.keys import key_group
 
 
 @pytest.fixture(scope="session")

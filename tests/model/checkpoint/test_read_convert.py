@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from backend.config import PRESETS
-from backend.model import checkpoint_cli
+from backend.cli import convert as checkpoint_cli
 from backend.model.checkpoint import (
     CONVERTED_FORMAT, CheckpointError, CheckpointNotFoundError, ConfigMismatchError, CorruptCheckpointError,
     ModelStringError, UnsupportedFormatError, WrongModelError, convert_checkpoint, converted_paths, file_digest,
@@ -137,7 +137,7 @@ def test_other_dtypes_views_and_shared_storage_survive(tmp_path):
            "args": {"model": None, "lr": 1e-4, "sizes": (1, 2), "name": b"bytes"}}
     path = tmp_path / "misc.pth"
     torch.save(obj, path)
-    from backend.model.checkpoint_plain import load_torch_file
+    from backend.model.checkpoint.plain import load_torch_file
 
     ours, fmt = load_torch_file(path)
     reference = torch.load(path, weights_only=True)
@@ -149,7 +149,7 @@ def test_other_dtypes_views_and_shared_storage_survive(tmp_path):
 
 
 def test_fixture_args_become_plain_data(fixture_pth):
-    from backend.model.checkpoint_plain import load_torch_file
+    from backend.model.checkpoint.plain import load_torch_file
 
     obj, _ = load_torch_file(fixture_pth)
     args = obj["args"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from backend.model.checkpoint import UnsafeCheckpointError, read_checkpoint
-from backend.model.checkpoint_pickle import resolve_global
+from backend.model.checkpoint.unpickler import resolve_global
 
 
 def write_torch_zip(path: Path, payload: bytes) -> Path:
@@ -100,7 +100,7 @@ def test_omegaconf_names_never_import_omegaconf(tmp_path):
     import sys
 
     stand_in = resolve_global("omegaconf.dictconfig", "DictConfig")
-    assert stand_in.__module__ == "backend.model.checkpoint_pickle"
+    assert stand_in.__module__ == "backend.model.checkpoint.unpickler"
     assert "omegaconf" not in sys.modules
 
 
@@ -130,7 +130,7 @@ def test_rebuild_bounds_are_checked(tmp_path):
         for name, data in records.items():
             archive.writestr(name, data)
     with pytest.raises(CorruptCheckpointError, match="overruns"):
-        from backend.model.checkpoint_plain import load_torch_file
+        from backend.model.checkpoint.plain import load_torch_file
         load_torch_file(bad)
 
 
@@ -150,8 +150,8 @@ def test_mutated_pickles_only_raise_checkpoint_errors():
     import random
 
     from backend.model.checkpoint import CheckpointError
-    from backend.model.checkpoint_pickle import _StorageRef, restricted_loads
-    from backend.model.checkpoint_plain import to_plain
+    from backend.model.checkpoint.unpickler import _StorageRef, restricted_loads
+    from backend.model.checkpoint.plain import to_plain
 
     buffer = io.BytesIO()
     torch.save({"model": collections.OrderedDict(a=torch.randn(3, 4), b=torch.arange(5)),
@@ -181,7 +181,7 @@ def test_mutated_pickles_only_raise_checkpoint_errors():
 
 def test_forged_memo_index_is_refused_before_allocation():
     from backend.model.checkpoint import CorruptCheckpointError
-    from backend.model.checkpoint_pickle import restricted_loads
+    from backend.model.checkpoint.unpickler import restricted_loads
 
     forged = b"\x80\x02}r\xff\xff\xff\x7f."  # EMPTY_DICT, LONG_BINPUT 2**31-1, STOP
     with pytest.raises(CorruptCheckpointError, match="memo index"):

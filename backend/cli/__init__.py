@@ -1,0 +1,9 @@
+"""The `human3r` command line (`backend.cli:main`, also `python -m backend`).
+
+`main.py` holds the subcommand registry; `common.py` the argument helpers the commands share; one
+module per command (`infer`, `serve`, `remote` (the client side of `infer --server`), `keys`,
+`convert`, `doctor`, `download`), each with `add_arguments(parser)` and `run(args) -> int`.
+"""
+from backend.cli.main import main
+
+__all__ = ["main"]
