@@ -1,12 +1,10 @@
 """The SMPL-X body model: locating the user's file, loading it with the reference settings, and the
 cheap per-person joint computations the engine needs.
 
-The SMPL-X file is licensed per user (registration at https://smpl-x.is.tue.mpg.de), so it never
-ships with the project. It is found by, in order: an explicit path (`--smplx`), the environment
-variable `HUMAN3R_SMPLX`, and `~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz`. A path may name the
-`.npz` itself or a folder holding `SMPLX_NEUTRAL.npz` or `smplx/SMPLX_NEUTRAL.npz`.
+The SMPL-X file is licensed per user, so it never ships with the project; where it is looked for is
+`backend.model_files.resolve_smplx_path` (re-exported here with `SmplxNotFoundError`).
 
-Settings are the reference's (fact sheet §6.3): neutral, 10 betas, 10 expression coefficients, no
+Settings are the reference's: neutral, 10 betas, 10 expression coefficients, no
 hand PCA, `flat_hand_mean=True`. Joint order is the standard 55-joint SMPL-X order; the body model
 is used in its own rest frame (y up), and every pose here is a *local* rotation per joint.
 
@@ -21,15 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backend.model_files import SmplxNotFoundError, how_to_get_smplx, resolve_smplx_path
+
+__all__ = ["BodyModel", "SMPLX_SETTINGS", "NUM_JOINTS", "SmplxNotFoundError", "how_to_get_smplx", "resolve_smplx_path"]
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-ENV_VAR = "HUMAN3R_SMPLX"
-DEFAULT_PATH = Path("~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz")
-FILE_NAME = "SMPLX_NEUTRAL.npz"
-REGISTRATION_URL = "https://smpl-x.is.tue.mpg.de"
-
-# The reference's layer settings (fact sheet §6.3); also written into every result header.
+# The reference's layer settings; also written into every result header.
 SMPLX_SETTINGS: dict[str, Any] = {
     "model_type": "smplx",
     "gender": "neutral",
@@ -40,39 +37,6 @@ SMPLX_SETTINGS: dict[str, Any] = {
 }
 NUM_JOINTS = 55
 PELVIS, HEAD = 0, 15  # indices in the 55-joint order
-
-
-class SmplxNotFoundError(FileNotFoundError):
-    """The SMPL-X file is missing; the message explains how to get it and where to put it."""
-
-
-def how_to_get_smplx(looked_at: Path | None = None) -> str:
-    """Human-readable instructions for obtaining the SMPL-X neutral model."""
-    where = f"No SMPL-X model at {looked_at}.\n" if looked_at else ""
-    return (
-        f"{where}The SMPL-X body model is licensed per user and is not bundled. To get it:\n"
-        f"  1. register (free for research) at {REGISTRATION_URL} and log in;\n"
-        f"  2. download 'SMPL-X v1.1' (the NPZ models) and unpack it;\n"
-        f"  3. copy smplx/{FILE_NAME} to {DEFAULT_PATH} (or pass --smplx PATH, or set {ENV_VAR}=PATH;\n"
-        f"     PATH may be the .npz file or a folder containing {FILE_NAME} or smplx/{FILE_NAME})."
-    )
-
-
-def resolve_smplx_path(path: str | os.PathLike | None = None) -> Path:
-    """Find the SMPL-X neutral `.npz`; raise `SmplxNotFoundError` (with instructions) if absent.
-
-    Order: `path`, `$HUMAN3R_SMPLX`, `~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz`.
-    """
-    given = path if path else os.environ.get(ENV_VAR) or DEFAULT_PATH
-    candidate = Path(given).expanduser()
-    if candidate.is_dir():
-        for sub in (FILE_NAME, f"smplx/{FILE_NAME}"):
-            if (candidate / sub).is_file():
-                return (candidate / sub).resolve()
-        raise SmplxNotFoundError(how_to_get_smplx(candidate / FILE_NAME))
-    if candidate.is_file():
-        return candidate.resolve()
-    raise SmplxNotFoundError(how_to_get_smplx(candidate))
 
 
 def _shaped(template: "torch.Tensor", shapedirs: "torch.Tensor", exprdirs: "torch.Tensor", betas: "torch.Tensor",

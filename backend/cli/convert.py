@@ -1,13 +1,11 @@
-"""The ``human3r convert-checkpoint IN.pth -o OUT`` subcommand (wired into backend/cli.py by the lead).
-
-backend/cli.py calls `add_arguments(parser)` and then `run(args) -> exit code`.
-"""
+"""`human3r convert-checkpoint IN.pth -o OUT`: an official checkpoint -> OUT.safetensors + OUT.json, without
+running pickled code (`backend.model.checkpoint.convert`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-HELP = "turn an official Human3R checkpoint (.pth) into safetensors + JSON config without executing pickled code"
+from backend.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,26 +25,24 @@ def _preset_name(config_dict: dict) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert `args.input` to `args.output`; prints a summary. Returns 0 on success, 1 on a checkpoint error,
-    2 when the outputs exist and ``--force`` was not given. Torch is imported here, not at module import,
+    """Convert `args.input` to `args.output`; prints a summary. Returns 0 on success, 1 on a checkpoint error
+    (`EXIT_FAILED`), 2 when the outputs exist and ``--force`` was not given (`EXIT_USAGE`). Torch is imported here, not at module import,
     so `human3r --help` stays fast."""
-    from backend.model.checkpoint.convert import convert_checkpoint
-    from backend.model.checkpoint.errors import CheckpointError
-    from backend.model.checkpoint.read import converted_paths
+    from backend.model.checkpoint import CheckpointError, convert_checkpoint, converted_paths
 
     weights, sidecar = converted_paths(args.output)
     existing = [str(p) for p in (weights, sidecar) if p.exists()]
     if existing and not args.force:
         print(f"error: output exists: {', '.join(existing)} (use --force to overwrite)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         summary = convert_checkpoint(args.input, args.output)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     preset = _preset_name(summary["config"])
     print(f"converted {summary['input']} ({summary['input_format']}, sha256 {summary['source_digest'][:16]}...)")
     print(f"  weights: {summary['safetensors']} ({summary['num_keys']} tensors, "
           f"{summary['num_parameters']:,} values, sha256 {summary['digest'][:16]}...)")
     print(f"  config:  {summary['json']} ({'preset ' + preset if preset else 'custom sizes'})")
-    return 0
+    return EXIT_OK

@@ -12,6 +12,9 @@ import importlib
 import socket
 import sys
 
+from backend.cli.common import EXIT_FAILED, EXIT_OK
+from backend.model_files import CHECKPOINT_ENV, SmplxNotFoundError, resolve_checkpoint_path
+
 REQUIRED_PACKAGES = ("torch", "numpy", "smplx", "av", "PIL", "msgpack", "zmq", "safetensors")
 OPTIONAL_PACKAGES = ("tqdm",)
 
@@ -67,13 +70,11 @@ def _check_device(report: _Report) -> None:
 
 
 def _check_checkpoint(report: _Report, path_arg: str | None, quick: bool) -> None:
-    from backend.engine.stream import resolve_checkpoint_path
-
     path = resolve_checkpoint_path(path_arg)
     if not path.is_file():
         report.fail("checkpoint", f"not found at {path}. Run `human3r download`, or fetch human3r.pth from "
                                   "https://huggingface.co/faneggg/human3r and pass --checkpoint PATH "
-                                  "(or set HUMAN3R_CHECKPOINT)")
+                                  f"(or set {CHECKPOINT_ENV})")
         return
     if quick:
         report.ok("checkpoint", f"{path} ({path.stat().st_size / 1e9:.2f} GB; not read, --quick)")
@@ -90,7 +91,7 @@ def _check_checkpoint(report: _Report, path_arg: str | None, quick: bool) -> Non
 
 
 def _check_smplx(report: _Report, path_arg: str | None) -> None:
-    from backend.smplx_model import BodyModel, SmplxNotFoundError
+    from backend.smplx_model import BodyModel
 
     try:
         body = BodyModel.load(path_arg)
@@ -121,6 +122,6 @@ def run(args: argparse.Namespace) -> int:
     _check_port(report, args.port)
     if report.missing:
         print(f"\nmissing: {', '.join(report.missing)} — see the lines marked [MISSING] above.")
-        return 1
+        return EXIT_FAILED
     print("\neverything needed for inference is in place.")
-    return 0
+    return EXIT_OK

@@ -8,7 +8,7 @@ Range) if interrupted; only a complete file is renamed into place, and its sha25
 Without network access it fails within a few seconds with a clear message.
 
 SMPL-X cannot be downloaded automatically (per-user licence); the command prints the steps.
-Exit status: 0 checkpoint present or downloaded; 1 download failed.
+Exit status: 0 checkpoint present (where `infer` looks for it) or downloaded; 1 download failed.
 """
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from backend.cli.common import EXIT_FAILED, EXIT_OK
+from backend.model_files import (
+    CHECKPOINT_ENV, DEFAULT_CHECKPOINT, SmplxNotFoundError, configured_checkpoint_path, how_to_get_smplx,
+    resolve_checkpoint_path, resolve_smplx_path,
+)
 
 HF_REPO = "faneggg/human3r"
 VARIANTS = {"896L": "human3r_896L.pth", "672L": "human3r_672L.pth", "672B": "human3r_672B.pth",
@@ -38,7 +44,7 @@ CHUNK = 1 << 20
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dest", default=None,
-                        help="where to save the checkpoint (default: $HUMAN3R_CHECKPOINT or ~/.cache/human3r/human3r.pth)")
+                        help=f"where to save the checkpoint (default: ${CHECKPOINT_ENV} or {DEFAULT_CHECKPOINT})")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default=DEFAULT_VARIANT,
                         help="which released model (default 896L, the paper's main model; 672S is the fast one)")
     parser.add_argument("--url", default=None, help=f"download URL (default: the variant's file, {CHECKPOINT_URL})")
@@ -92,14 +98,12 @@ def download(url: str, dest: Path, timeout: float = CONNECT_TIMEOUT_S, quiet: bo
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.engine.stream import DEFAULT_CHECKPOINT, CHECKPOINT_ENV
-    from backend.smplx_model import how_to_get_smplx, resolve_smplx_path, SmplxNotFoundError
-
-    dest = Path(args.dest or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT).expanduser()
+    dest = Path(args.dest).expanduser() if args.dest else configured_checkpoint_path()
+    present = resolve_checkpoint_path(args.dest)  # without --dest: also a converted file `infer` would load
     url = args.url or checkpoint_url(args.variant)
-    status = 0
-    if dest.is_file() and not args.force:
-        print(f"checkpoint already present: {dest} (use --force to download again)")
+    status = EXIT_OK
+    if present.is_file() and not args.force:
+        print(f"checkpoint already present: {present} (use --force to download again)")
     else:
         print(f"downloading {url}\n        -> {dest}")
         try:
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  No network access? Fetch {VARIANTS[args.variant]} on another machine from "
                   f"https://huggingface.co/{HF_REPO} "
                   f"and copy it to {dest} (or pass --checkpoint PATH / set {CHECKPOINT_ENV}).", file=sys.stderr)
-            status = 1
+            status = EXIT_FAILED
     try:
         print(f"SMPL-X model: found {resolve_smplx_path()}")
     except SmplxNotFoundError:

@@ -2,11 +2,11 @@
 
 The file is written message by message (header, frames, tracks, done/error/cancelled) and flushed
 after each, so a crash or kill leaves every whole frame readable. A failure at frame N keeps frames
-before N and records where it stopped (`error.frame`); the exit status is non-zero.
-
-Exit status: 0 done; 1 processing failed; 2 bad option; 3 checkpoint or SMPL-X model missing or
-unusable; 4 unreadable video; 130 interrupted (Ctrl-C; the file ends with `cancelled`).
-`--server ADDR` runs the job on a `human3r serve` instance instead (backend.cli.remote).
+before N and records where it stopped (`error.frame`); the exit status is non-zero (the table is in
+`backend.cli.common`: 2 bad option, 3 checkpoint or SMPL-X model unusable, 4 unreadable video, 130
+interrupted, with the file ending in `cancelled`).
+`--server ADDR` runs the job on a `human3r serve` instance instead (`backend.cli.remote`), with the
+same flags, the same file and the same exit statuses.
 """
 from __future__ import annotations
 
@@ -17,64 +17,23 @@ import time
 import uuid
 from pathlib import Path
 
-from backend.cli.main import add_model_file_arguments, model_file_argument_error
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_VIDEO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+from backend.cli.common import (
+    EXIT_SETUP, EXIT_USAGE, EXIT_VIDEO, add_model_file_arguments, exit_status, model_file_argument_error,
+    model_load_error,
+)
+from backend.cli.remote import add_remote_arguments
+from backend.engine.options import add_model_arguments, options_from_args
 
 # stored in .h3r files (protocol.py: types marked F)
 _FILE_TYPES = {"header", "frame", "track", "done", "error", "cancelled"}
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model options shared by `infer` and remote jobs (interfaces.md §4), mapped to JobOptions
-    (defaults come from `JobOptions`)."""
-    from backend.engine.options import JobOptions
-
-    d = JobOptions()
-    g = parser.add_argument_group("model options")
-    g.add_argument("--start", type=int, default=d.start, help="first source frame index (default 0)")
-    g.add_argument("--end", type=int, default=d.end, help="stop before this source frame index")
-    g.add_argument("--stride", type=int, default=d.stride, help="process every N-th frame (default 1)")
-    g.add_argument("--reset-interval", type=int, default=d.reset_interval,
-                   help=f"reset the recurrent state every N processed frames (default {d.reset_interval})")
-    g.add_argument("--no-ttt3r", dest="ttt3r", action="store_false", help="disable the TTT3R state update")
-    g.add_argument("--detection-threshold", type=float, default=d.detection_threshold,
-                   help=f"person detection score (default {d.detection_threshold})")
-    g.add_argument("--conf-threshold", type=float, default=d.conf_threshold,
-                   help=f"keep points with confidence strictly above this (default {d.conf_threshold})")
-    g.add_argument("--point-stride", type=int, default=d.point_stride,
-                   help=f"keep every N-th pixel per row/column (default {d.point_stride})")
-    g.add_argument("--max-points", dest="max_points_per_frame", type=int, default=d.max_points_per_frame,
-                   help=f"at most this many points per frame (default {d.max_points_per_frame}; 0 = none)")
-    g.add_argument("--keep-human-points", dest="remove_humans_from_points", action="store_false",
-                   help="keep points on people (default: removed using the human mask)")
-    g.add_argument("--size", type=int, default=d.size,
-                   help=f"long side of the model input, multiple of 16 (default {d.size})")
-    g.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
-                   help="fp32 (reference numerics) or bf16 autocast (default fp32)")
-    g.add_argument("--jpeg-roundtrip", action="store_true",
-                   help="pass frames through JPEG q95 like the reference's video path")
-    g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=d.scene_voxel_size,
-                   help=f"voxel edge of the accumulated scene cloud (default {d.scene_voxel_size})")
-
-
-OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_threshold", "conf_threshold",
-                "point_stride", "max_points_per_frame", "remove_humans_from_points", "size", "precision",
-                "jpeg_roundtrip", "scene_voxel_size")
-
-
-def options_from_args(args: argparse.Namespace) -> dict:
-    """The JobOptions map given by the command-line flags."""
-    return {name: getattr(args, name) for name in OPTION_NAMES if hasattr(args, name)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file (or folder of images)")
     parser.add_argument("-o", "--output", required=True, help="result file to write (.h3r)")
     add_model_file_arguments(parser)
-    parser.add_argument("--server", default=None, metavar="ADDR",
-                        help="run on a human3r server (e.g. tcp://127.0.0.1:5555) instead of locally")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_remote_arguments(parser)
     add_model_arguments(parser)
 
 
@@ -114,10 +73,10 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "server", None):
-        from backend.cli.remote import run_remote  # the server team's client side
+    if args.server:
+        from backend.cli.remote import run_remote
 
-        return int(run_remote(args) or 0)
+        return run_remote(args)
 
     from backend.engine.options import JobOptions
 
@@ -143,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     except VideoError as exc:
         _err(f"cannot read the video: {exc}")
         return EXIT_VIDEO
-    from backend.smplx_model import SmplxNotFoundError, resolve_smplx_path
+    from backend.model_files import SmplxNotFoundError, resolve_smplx_path
 
     try:
         resolve_smplx_path(args.smplx)
@@ -152,18 +111,16 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SETUP
 
     from backend.engine.job import iter_job_messages
-    from backend.engine.stream import Engine, resolve_checkpoint_path
-    from backend.model.checkpoint import CheckpointError
+    from backend.engine.stream import Engine
     from blender_addon.core.resultfile import ResultFileWriter
 
     t_load = time.perf_counter()
     try:
         engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=options.precision)
-    except CheckpointError as exc:
-        _err(f"cannot load the checkpoint {resolve_checkpoint_path(args.checkpoint)}:\n{exc}")
-        return EXIT_SETUP
-    except (SmplxNotFoundError, ValueError, OSError) as exc:
-        _err(str(exc))
+    except Exception as exc:
+        if (message := model_load_error(exc, args.checkpoint)) is None:
+            raise
+        _err(message)
         return EXIT_SETUP
     load_s = time.perf_counter() - t_load
     threads = engine.use_cpu_threads(args.threads)
@@ -205,18 +162,15 @@ def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> 
     fps = frames / elapsed if elapsed > 0 else 0.0
     if last is None:
         _err(f"the job ended without a final message; {frames} frames written to {out_path}")
-        return EXIT_FAILED
-    if last["type"] == "done":
+    elif last["type"] == "done":
         print(f"done: {last['frames']} frames, {last['people']} people, {fps:.2f} frames/s, "
               f"{len(last['scene_points']['xyz'])} scene points -> {out_path} ({_size(out_path)})")
-        return EXIT_OK
-    if last["type"] == "cancelled":
+    elif last["type"] == "cancelled":
         _err(f"interrupted after {last['frames']} frames; they are in {out_path}")
-        return EXIT_INTERRUPTED
-    where = last.get("frame")
-    _err(f"{last['code']}: {last['message']}")
-    _err(f"stopped before source frame {where}; {frames} frames kept in {out_path}")
-    return EXIT_VIDEO if last["code"] == "bad_video" else EXIT_FAILED
+    else:
+        _err(f"{last['code']}: {last['message']}")
+        _err(f"stopped before source frame {last.get('frame')}; {frames} frames kept in {out_path}")
+    return exit_status(last)
 
 
 def _size(path: Path) -> str:

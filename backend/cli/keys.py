@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backend.cli.common import EXIT_FAILED, EXIT_OK
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the key files")
@@ -19,11 +21,11 @@ def run(args: argparse.Namespace) -> int:
         public_path, secret_path = write_keypair(args.output, args.name)
     except FileExistsError as exc:
         print(f"error: {exc.filename} already exists; choose another --name or directory", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     public = public_path.read_text().split('public-key = "', 1)[1][:40]
     print(f"public key  {public_path}  ({public})")
     print(f"secret key  {secret_path}  (keep it private; mode 0600)")
     print("server: human3r serve --bind tcp://0.0.0.0:5555 --curve-secret SERVER.key_secret "
           "--allow-client-key CLIENT.key")
     print("client: give it the server's public key and its own key pair")
-    return 0
+    return EXIT_OK

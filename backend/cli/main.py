@@ -1,13 +1,17 @@
-"""The `human3r` command line: one subcommand per job, each defined in its own area's module.
+"""The `human3r` command line: the subcommand registry, the parser and `main`.
 
-Every command module exposes `add_arguments(parser)` and `run(args) -> int` and keeps heavy imports
-(torch, the model) inside `run`, so `human3r --help` and argument errors stay fast.
+Every command module (`COMMANDS`: module path, one-line help) exposes `add_arguments(parser)` and
+`run(args) -> int` (an exit status, see `backend.cli.common`) and keeps heavy imports (torch, the
+model) inside `run`, so `human3r --help` and argument errors stay fast. Shared flags live in
+`backend.cli.common`, the model option flags next to `JobOptions` (`backend.engine.options`).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from backend.cli.common import EXIT_INTERRUPTED
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -19,27 +23,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("backend.cli.download", "fetch the official checkpoint; explain the SMPL-X registration"),
     "keys": ("backend.cli.keys", "make a CurveZMQ key pair for binding beyond loopback"),
 }
-
-
-def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint, --smplx, --device and --threads, shared by the commands that run the model."""
-    parser.add_argument("--checkpoint", default=None,
-                        help="official human3r.pth or converted .safetensors (default: $HUMAN3R_CHECKPOINT or "
-                             "~/.cache/human3r/human3r.pth)")
-    parser.add_argument("--smplx", default=None,
-                        help="SMPLX_NEUTRAL.npz or a folder holding it (default: $HUMAN3R_SMPLX or "
-                             "~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz)")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for a model on the CPU (default: all cores but one, which decodes the video)")
-
-
-def model_file_argument_error(args: argparse.Namespace) -> str | None:
-    """What is wrong with the arguments of `add_model_file_arguments` that can be told before loading
-    anything, or None."""
-    if args.threads is not None and args.threads < 1:
-        return f"--threads must be >= 1, got {args.threads}"
-    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`human3r infer VIDEO --server ADDR -o OUT.h3r`: run a job on a remote server, write the .h3r here.
 
-`infer_cli` (the engine's command) calls `add_remote_arguments(parser)` to get the --server flags
-and `run_remote(args)` when --server is given. The local file holds the same messages as the
-server's own copy (header, frames, tracks, the end; progress is shown, not stored).
+`backend.cli.infer` adds these flags (`add_remote_arguments`) and calls `run_remote(args)` when
+--server is given. The local file holds the same messages as the server's own copy (header, frames,
+tracks, the end; progress is shown, not stored), and the exit status is the one `infer` gives for the
+same end (`backend.cli.common.exit_status`; a cancel on the server exits 130 like Ctrl-C here).
 """
 from __future__ import annotations
 
@@ -11,45 +12,51 @@ import os
 import sys
 import time
 
+from backend.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, exit_status
+from backend.engine.options import options_from_args
+
+DEFAULT_SERVER_TIMEOUT_S = 10.0
+
 
 def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
-    """Extra flags for running through a server (`human3r infer` has --server itself)."""
+    """--server and the flags that only matter with it (encryption keys, silence timeout)."""
     group = parser.add_argument_group("remote inference (with --server)")
-    if not any("--server" in a.option_strings for a in parser._actions):
-        group.add_argument("--server", metavar="ADDR", default=None,
-                           help="run on a `human3r serve` endpoint (e.g. tcp://gpu-box:5555) instead of locally; "
-                                "VIDEO is then a path on the server's machine")
+    group.add_argument("--server", metavar="ADDR", default=None,
+                       help="run on a `human3r serve` endpoint (e.g. tcp://gpu-box:5555) instead of locally; "
+                            "VIDEO is then a path on the server's machine")
     group.add_argument("--server-key", metavar="KEY", default=None,
                        help="the server's CurveZMQ public key (z85 text or .key file) when it uses encryption")
     group.add_argument("--client-key", metavar="FILE", default=None,
                        help="this client's NAME.key_secret from `human3r keys` (allowed by the server)")
-    group.add_argument("--server-timeout", type=float, default=10.0,
-                       help="seconds of server silence before giving up (default 10)")
+    group.add_argument("--server-timeout", type=float, default=DEFAULT_SERVER_TIMEOUT_S,
+                       help=f"seconds of server silence before giving up (default {DEFAULT_SERVER_TIMEOUT_S:g})")
 
 
 def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
-    """Run `args.video` on `args.server` and write `args.output`; return the exit code (0 = done).
+    """Run `args.video` on `args.server` and write `args.output`; return the exit status (0 = done).
 
-    `options` is the job's options map (`JobOptions.to_dict()`); when None it is built from `args`
-    with `options_from_args`.
+    `options` is the job's options map (`JobOptions.to_dict()`); when None it is built from the flags
+    (`options_from_args`). The server validates it and answers `bad_options` (exit 2) if it refuses.
     """
+    from backend.server.security import SecurityError, load_keypair, load_public_key
     from blender_addon.client import Human3RClient
     from blender_addon.core.resultfile import ResultFileWriter
 
-    from backend.server.security import SecurityError, load_keypair, load_public_key
-
     if options is None:
         options = options_from_args(args)
+    if args.client_key and not args.server_key:
+        print("error: --client-key needs --server-key (the server's public key)", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        server_key = load_public_key(args.server_key) if getattr(args, "server_key", None) else None
-        client_keys = load_keypair(args.client_key) if getattr(args, "client_key", None) else None
+        server_key = load_public_key(args.server_key) if args.server_key else None
+        client_keys = load_keypair(args.client_key) if args.client_key else None
     except SecurityError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     video = args.video if not os.path.exists(args.video) else os.path.abspath(args.video)
     progress = _ProgressLine(sys.stderr)
     client = Human3RClient(args.server, curve_server_key=server_key, curve_keys=client_keys,
-                           timeout_s=getattr(args, "server_timeout", 10.0))
+                           timeout_s=args.server_timeout)
     try:
         with ResultFileWriter(args.output) as writer:
             def on_message(msg: dict) -> None:
@@ -62,29 +69,17 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
     except KeyboardInterrupt:
         progress.finish()
         print("interrupted; the job was cancelled on the server", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         client.close()
     progress.finish()
     if end["type"] == "done":
         print(f"wrote {args.output}: {end.get('frames')} frames, {end.get('people')} people", file=sys.stderr)
-        return 0
-    if end["type"] == "cancelled":
+    elif end["type"] == "cancelled":
         print(f"cancelled after {end.get('frames')} frames; partial results in {args.output}", file=sys.stderr)
-        return 1
-    print(f"error ({end.get('code')}): {end.get('message')}", file=sys.stderr)
-    return _EXIT_FOR_CODE.get(end.get("code"), 1)
-
-
-def options_from_args(args: argparse.Namespace) -> dict:
-    """The job options given by `human3r infer`'s flags (its `options_from_args`)."""
-    from backend.cli.infer import options_from_args as from_infer_flags
-
-    return from_infer_flags(args)
-
-
-# exit codes of `human3r infer` (backend.cli.infer)
-_EXIT_FOR_CODE = {"bad_message": 2, "bad_options": 2, "bad_video": 4, "not_found": 4, "path_not_allowed": 4}
+    else:
+        print(f"error ({end.get('code')}): {end.get('message')}", file=sys.stderr)
+    return exit_status(end)
 
 
 class _ProgressLine:

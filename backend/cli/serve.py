@@ -13,8 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-from backend.cli.main import add_model_file_arguments, model_file_argument_error
-
+from backend.cli.common import (
+    EXIT_OK, EXIT_SETUP, EXIT_USAGE, add_model_file_arguments, model_file_argument_error, model_load_error,
+)
+from backend.engine.options import PRECISIONS
 from backend.server.settings import DEFAULT_BIND, ServerSettings
 
 
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", default=DEFAULT_BIND,
                         help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; port 0 picks a free one)")
     add_model_file_arguments(parser)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--media-root", action="append", default=None, metavar="DIR",
                         help="directory videos may come from (repeatable; default: your home directory)")
     parser.add_argument("--results-dir", default=None, help="where job result files go (default ~/.human3r/results)")
@@ -95,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except (security.SecurityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if (problem := model_file_argument_error(args)) is not None:
         print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
     from backend.engine.job import iter_job_messages
     from backend.engine.options import JobOptions
@@ -109,12 +111,14 @@ def run(args: argparse.Namespace) -> int:
     log.info("loading the model (%s) on %s", args.checkpoint or "default checkpoint", args.device)
     try:
         engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision)
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot load the model: {exc}\n(`human3r doctor` says what is missing)", file=sys.stderr)
-        return 3
+    except Exception as exc:
+        if (message := model_load_error(exc, args.checkpoint)) is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_SETUP
     threads = engine.use_cpu_threads(args.threads)
     log.info("model on %s with %d CPU threads", engine.device, threads)
-    info = {"device": str(getattr(engine, "device", args.device)), "precision": args.precision,
+    info = {"device": str(engine.device), "precision": args.precision,
             "model": engine.describe()}
     server = Server(settings, iter_job_messages, engine, options_parser=JobOptions.from_dict, info=info)
     endpoint = server.start()
@@ -130,4 +134,4 @@ def run(args: argparse.Namespace) -> int:
             break
     log.info("shutting down")
     server.stop()
-    return 0
+    return EXIT_OK

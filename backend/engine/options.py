@@ -1,10 +1,13 @@
-"""Per-job options (interfaces.md §4): what a `submit` carries and what `human3r infer` accepts.
+"""Per-job options: what a `submit` message carries (its `options` map) and what `human3r infer` accepts.
 
 `JobOptions.from_dict` is the single validation point: the server turns its `ValueError` (whose
-message names the bad option) into an error reply; the CLI builds the same dict from its flags.
+message names the bad option) into an error reply; the command line builds the same map from its flags
+(`add_model_arguments` defines them, `options_from_args` reads them back), so a flag and its option
+share one name, one default and one check.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -121,3 +124,45 @@ class JobOptions:
     def to_dict(self) -> dict[str, Any]:
         """Plain map of every option (round-trips through `from_dict`)."""
         return dataclasses.asdict(self)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line flags of the options (`human3r infer`, locally or with --server); defaults are
+    `JobOptions`'. `options_from_args` reads them back."""
+    d = JobOptions()
+    g = parser.add_argument_group("model options")
+    g.add_argument("--start", type=int, default=d.start, help="first source frame index (default 0)")
+    g.add_argument("--end", type=int, default=d.end, help="stop before this source frame index")
+    g.add_argument("--stride", type=int, default=d.stride, help="process every N-th frame (default 1)")
+    g.add_argument("--reset-interval", type=int, default=d.reset_interval,
+                   help=f"reset the recurrent state every N processed frames (default {d.reset_interval})")
+    g.add_argument("--no-ttt3r", dest="ttt3r", action="store_false", help="disable the TTT3R state update")
+    g.add_argument("--detection-threshold", type=float, default=d.detection_threshold,
+                   help=f"person detection score (default {d.detection_threshold})")
+    g.add_argument("--conf-threshold", type=float, default=d.conf_threshold,
+                   help=f"keep points with confidence strictly above this (default {d.conf_threshold})")
+    g.add_argument("--point-stride", type=int, default=d.point_stride,
+                   help=f"keep every N-th pixel per row/column (default {d.point_stride})")
+    g.add_argument("--max-points", dest="max_points_per_frame", type=int, default=d.max_points_per_frame,
+                   help=f"at most this many points per frame (default {d.max_points_per_frame}; 0 = none)")
+    g.add_argument("--keep-human-points", dest="remove_humans_from_points", action="store_false",
+                   help="keep points on people (default: removed using the human mask)")
+    g.add_argument("--size", type=int, default=d.size,
+                   help=f"long side of the model input, multiple of 16 (default {d.size})")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="fp32 (reference numerics) or bf16 autocast (default fp32)")
+    g.add_argument("--jpeg-roundtrip", action="store_true",
+                   help="pass frames through JPEG q95 like the reference's video path")
+    g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=d.scene_voxel_size,
+                   help=f"voxel edge of the accumulated scene cloud (default {d.scene_voxel_size})")
+
+
+# the options that `add_model_arguments` gives a flag (argparse `dest` = option name)
+OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_threshold", "conf_threshold",
+                "point_stride", "max_points_per_frame", "remove_humans_from_points", "size", "precision",
+                "jpeg_roundtrip", "scene_voxel_size")
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The options map given by the flags of `add_model_arguments` (validate with `JobOptions.from_dict`)."""
+    return {name: getattr(args, name) for name in OPTION_NAMES}

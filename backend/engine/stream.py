@@ -28,25 +28,12 @@ import torch
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
-from backend.video.ready_frames import ready_frames, warm_up
-from backend.video.decoding_process import PrepareSettings
+from backend.model_files import resolve_checkpoint_path
 from backend.smplx_model import BodyModel
+from backend.video.preprocess import PrepareSettings
+from backend.video.ready_frames import ready_frames, warm_up
 
-CHECKPOINT_ENV = "HUMAN3R_CHECKPOINT"
-DEFAULT_CHECKPOINT = Path("~/.cache/human3r/human3r.pth")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def resolve_checkpoint_path(path: str | os.PathLike | None = None) -> Path:
-    """The checkpoint to load: `path`, else `$HUMAN3R_CHECKPOINT`, else ~/.cache/human3r/human3r.pth
-    (or a converted `human3r.safetensors` beside it). Existence is checked by the checkpoint loader."""
-    if path:
-        return Path(path).expanduser()
-    if os.environ.get(CHECKPOINT_ENV):
-        return Path(os.environ[CHECKPOINT_ENV]).expanduser()
-    default = DEFAULT_CHECKPOINT.expanduser()
-    converted = default.with_suffix(".safetensors")
-    return converted if not default.exists() and converted.exists() else default
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -175,9 +162,9 @@ class Engine:
         return {
             "name": "human3r",
             "checkpoint": self.checkpoint_path.name,
-            "checkpoint_digest": getattr(self.checkpoint, "digest", None),
-            "checkpoint_format": getattr(self.checkpoint, "source_format", None),
-            "config": config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config),
+            "checkpoint_digest": self.checkpoint.digest,
+            "checkpoint_format": self.checkpoint.source_format,
+            "config": config.to_dict(),
             "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
             "dtype": self.precision,

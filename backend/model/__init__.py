@@ -6,9 +6,9 @@ stays importable without building the network):
 - `backend.model.human3r.Human3R(config)`: the module; `init_stream()` and `step(...)` (streaming).
 - `backend.model.human3r.view_schedule(num_frames, reset_interval)`: the reference view order.
 - `backend.model.state.StreamState` / `FrameOutputs`: typed state and per-view outputs.
-- `backend.parity.model`: fixture comparison used by `scripts/parity.py` and the tests.
 
 Layout: `layers/` (RoPE, attention, MLPs, blocks), `encoder.py` (CroCo), `dinov2.py`,
 `decoder.py` (paired state/image decoder), `pose_retriever.py`, `heads/` (DPT, camera, human,
-activations, the composed `downstream_head`), `tracker.py`, `state.py`, `human3r.py`.
+activations, the composed `downstream_head`), `tracker.py`, `state.py`, `human3r.py`, and the
+`checkpoint/` package (reading, checking, converting and loading checkpoints).
 """

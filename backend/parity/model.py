@@ -5,14 +5,13 @@ A fixture folder holds `config.json` (reference config + shrunk hard-coded sizes
 view, overlap views included) and `outputs_ttt3r.npz` / `outputs_plain.npz` (every per-view output,
 `viewNNN/<name>`, plus `debug/viewNNN/<name>` intermediates).
 
-Rule (fixture README): each array must satisfy max|a - b| <= 5e-5 * max|ref|; detection counts,
-detection sets (the NMS'd score map's cells above threshold) and track ids must be identical.
-Used by `scripts/parity.py` and `tests/model/test_parity.py`.
+Rule: each array must satisfy max|a - b| <= 5e-5 * max|ref| (`backend.parity.arrays`); detection
+counts, detection sets (the NMS'd score map's cells above threshold) and track ids must be identical.
+Used by `scripts/parity.py`, `tests/model/test_parity.py` and `tests/parity/`.
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ import torch
 
 from backend.config import DINO_SIZES, DinoConfig, DPTConfig, ModelConfig
 from backend.model.human3r import Human3R
+from backend.model.checkpoint import read_checkpoint
 from backend.model.state import FrameOutputs
-
-REL_TOL = 5e-5
+from backend.parity.arrays import compare_arrays
 RUNS = {"ttt3r": ("outputs_ttt3r.npz", True), "plain": ("outputs_plain.npz", False)}
 INTEGER_OUTPUTS = {"smpl_id"}
 
@@ -66,17 +65,8 @@ def config_from_fixture(cfg: dict[str, Any]) -> ModelConfig:
 
 
 def _read_weights(folder: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """checkpoint.safetensors via the checkpoint helper's reader when present, else directly."""
-    path = folder / "checkpoint.safetensors"
-    try:
-        from backend.model.checkpoint import read_checkpoint
-    except ImportError:
-        read_checkpoint = None
-    if read_checkpoint is not None:
-        return dict(read_checkpoint(path, config=cfg).state_dict)
-    from safetensors.torch import load_file
-
-    return load_file(str(path))  # the 12 alias keys are separate (equal) copies here
+    """checkpoint.safetensors, keys canonical (both DPT alias names share one tensor)."""
+    return dict(read_checkpoint(folder / "checkpoint.safetensors", config=cfg).state_dict)
 
 
 def load_fixture_model(folder: str | Path) -> Human3R:
@@ -119,25 +109,13 @@ class ArrayStat:
     failures: list[str] = field(default_factory=list)
 
     def add(self, view: int, ref: np.ndarray, got: np.ndarray) -> None:
-        if ref.shape != got.shape:
-            self.failures.append(f"view{view:03d}: shape {got.shape} != reference {ref.shape}")
-            return
-        if ref.size == 0:
-            return
-        if self.name in INTEGER_OUTPUTS:
-            if not np.array_equal(ref, got):
-                self.failures.append(f"view{view:03d}: {got.tolist()} != reference {ref.tolist()}")
-            return
-        err = float(np.max(np.abs(ref.astype(np.float64) - got.astype(np.float64))))
-        scale = float(np.max(np.abs(ref)))
-        ratio = err / scale if scale > 0 else (0.0 if err == 0 else math.inf)
-        if not np.isfinite(got).all():
-            ratio = math.inf
-        self.max_abs_err = max(self.max_abs_err, err)
-        self.max_ref = max(self.max_ref, scale)
-        self.worst_ratio = max(self.worst_ratio, ratio)
-        if ratio > REL_TOL:
-            self.failures.append(f"view{view:03d}: max|a-b| {err:.3g} > {REL_TOL} * max|ref| {scale:.3g}")
+        diff = compare_arrays(got, ref, exact=True if self.name in INTEGER_OUTPUTS else None)
+        if not diff.ok:
+            self.failures.append(f"view{view:03d}: {diff.problem}")
+        if np.isfinite(diff.max_ref):  # a shape mismatch has no statistics
+            self.max_abs_err = max(self.max_abs_err, diff.max_abs)
+            self.max_ref = max(self.max_ref, diff.max_ref)
+            self.worst_ratio = max(self.worst_ratio, diff.ratio)
 
 
 @dataclass

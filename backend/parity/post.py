@@ -11,7 +11,8 @@ Usable from tests, `scripts/parity.py` and the command line:
 
     python -m backend.parity.post FIXTURE_DIR [--smplx PATH]
 
-Tolerance per array: max|a − b| ≤ 5e-5 · max|ref| (exact for integer and boolean arrays).
+Tolerance per array: max|a − b| ≤ 5e-5 · max|ref|, exact for integer and boolean arrays
+(`backend.parity.arrays`).
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from backend.engine.geometry import (
     transform_points, unpad_square_map,
 )
 from backend.engine.people import smplx_parameters
+from backend.parity.arrays import REL_TOL, compare_arrays
 from backend.smplx_model import BodyModel
 
-REL_TOL = 5e-5
 MODES = ("ttt3r", "plain")
 
 
@@ -47,7 +48,8 @@ class ParityRow:
 
 
 def overlap_views(reset: np.ndarray) -> np.ndarray:
-    """[V] bool: views whose *preceding* view had reset=True (the overlap copies, §4.1 step 1)."""
+    """[V] bool: views whose *preceding* view had reset=True: the overlap copies (after a reset view the
+    same image is fed again as the first view of the next chunk; its outputs are not kept)."""
     reset = np.asarray(reset, dtype=bool).reshape(-1)
     return np.concatenate([[False], reset[:-1]])
 
@@ -121,20 +123,9 @@ def postprocess_recorded(outputs: dict[str, np.ndarray], reset: np.ndarray, body
     return {k: stack(k, v) for k, v in res.items()}
 
 
-def compare_arrays(name: str, ours: np.ndarray, ref: np.ndarray, rel_tol: float = REL_TOL) -> ParityRow:
-    """Compare one array: exact for ints/bools, else max|a-b| <= rel_tol * max|ref|."""
-    ref = np.asarray(ref)
-    ours = np.asarray(ours)
-    if ours.shape != ref.shape:
-        return ParityRow(name, tuple(ref.shape), float("inf"), float("nan"), float("inf"), False)
-    if ref.dtype.kind in "biu":
-        diff = float(np.abs(ours.astype(np.int64) - ref.astype(np.int64)).max()) if ref.size else 0.0
-        return ParityRow(name, tuple(ref.shape), diff, float(np.abs(ref).max()) if ref.size else 0.0,
-                         diff, diff == 0)
-    max_abs = float(np.abs(ours.astype(np.float64) - ref.astype(np.float64)).max()) if ref.size else 0.0
-    max_ref = float(np.abs(ref).max()) if ref.size else 0.0
-    rel = max_abs / max_ref if max_ref > 0 else max_abs
-    return ParityRow(name, tuple(ref.shape), max_abs, max_ref, rel, max_abs <= rel_tol * max_ref)
+def _row(name: str, ours: np.ndarray, ref: np.ndarray, rel_tol: float = REL_TOL) -> ParityRow:
+    diff = compare_arrays(ours, ref, rel_tol)
+    return ParityRow(name, tuple(np.shape(ref)), diff.max_abs, diff.max_ref, diff.ratio, diff.ok)
 
 
 def compare_postprocessed(fixture_dir: str | Path, smplx_path: str | Path | None = None,
@@ -157,11 +148,11 @@ def compare_postprocessed(fixture_dir: str | Path, smplx_path: str | Path | None
         ours = postprocess_recorded({k: outputs[k] for k in outputs.files if k.startswith("view")}, reset, body)
         for key in ref.files:
             if key.startswith(f"{mode}/"):
-                rows.append(compare_arrays(key, ours[key.split("/", 1)[1]], ref[key], rel_tol))
+                rows.append(_row(key, ours[key.split("/", 1)[1]], ref[key], rel_tol))
         if mode == MODES[0] and "msk" in ref.files:
-            rows.append(compare_arrays("msk", ours["msk"], ref["msk"], rel_tol))
+            rows.append(_row("msk", ours["msk"], ref["msk"], rel_tol))
     if "smpl_faces" in ref.files:
-        rows.append(compare_arrays("smpl_faces", np.asarray(body.layer.faces, dtype=np.int64), ref["smpl_faces"]))
+        rows.append(_row("smpl_faces", np.asarray(body.layer.faces, dtype=np.int64), ref["smpl_faces"]))
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The decoding process behind `prefetch.process_prefetch`: decode and preprocess frames ahead of the model.
+"""The decoding process behind `ready_frames` (mode ``process``): decode and preprocess frames ahead of the model.
 
 Why a process: on a CPU the model's Python-heavy loop and a decoding *thread* fight over the GIL
 (every torch op hands it over), which costs the model far more than the decoding itself. A child
@@ -33,23 +33,10 @@ from multiprocessing import shared_memory
 import numpy as np
 import torch
 
-from backend.video.preprocess import PreparedFrame, crop_box, prepare_frame, resized_size
+from backend.video.preprocess import PreparedFrame, PrepareSettings, crop_box, resized_size
 from backend.video.reader import FrameSource, VideoError
 
 _FLOAT = np.dtype(np.float32)
-
-
-@dataclass(frozen=True)
-class PrepareSettings:
-    """Arguments of `preprocess.prepare_frame` besides the frame (picklable)."""
-
-    size: int
-    mhmr_res: int
-    jpeg_roundtrip: bool = False
-
-    def apply(self, rgb: np.ndarray) -> PreparedFrame:
-        """`prepare_frame` of one upright uint8 RGB frame with these settings."""
-        return prepare_frame(rgb, self.size, self.mhmr_res, self.jpeg_roundtrip)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Per-frame model input preparation, reproducing the Human3R reference exactly.
 
-Two tensors are made from one upright RGB frame (fact sheet `human3r-model.md` §2.2-§2.3):
+Two tensors are made from one upright RGB frame, exactly as the reference's inference path makes them:
 
 1. **CUT3R tensor** ``img`` (reference ``load_images`` with ``size``):
    PIL resize so the long side becomes ``size`` (new size with Python ``round``, i.e. banker's rounding;
@@ -254,3 +254,17 @@ def prepare_frame(
     )
     return PreparedFrame(img=img, img_mhmr=img_mhmr, true_shape=(h, w), orig_size=(width, height),
                          geometry=geometry, colors=colors)
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """Arguments of `prepare_frame` besides the frame, for one job (picklable, so a decoding process can
+    receive them)."""
+
+    size: int
+    mhmr_res: int
+    jpeg_roundtrip: bool = False
+
+    def apply(self, rgb: np.ndarray) -> PreparedFrame:
+        """`prepare_frame` of one upright uint8 RGB frame with these settings."""
+        return prepare_frame(rgb, self.size, self.mhmr_res, self.jpeg_roundtrip)

@@ -4,7 +4,7 @@
 that give identical items and identical error behaviour (a source error is raised after every
 frame before it was yielded; closing the generator stops the work and frees everything):
 
-- ``process`` (default): a child process (`prefetch_worker`) decodes and preprocesses up to
+- ``process`` (default): a child process (`decoding_process`) decodes and preprocesses up to
   `PREFETCH_DEPTH` + 1 frames ahead; tensors come through a shared-memory ring. The model's loop
   keeps the GIL to itself, which matters most when the model itself runs on the CPU.
 - ``thread``: a worker thread does the same (fallback when no process can be started: a sandbox
@@ -26,8 +26,8 @@ from typing import Iterator, NamedTuple
 
 import torch
 
-from backend.video.decoding_process import PrepareSettings, SlotLayout, read_slot, run_worker
-from backend.video.preprocess import PreparedFrame
+from backend.video.decoding_process import SlotLayout, read_slot, run_worker
+from backend.video.preprocess import PreparedFrame, PrepareSettings
 from backend.video.reader import FrameSource, VideoError
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,9 @@ import torch
 
 from backend.engine.geometry import rotvec_to_rotmat
 from backend.engine.people import MODEL_TO_SMPLX, smplx_parameters, to_smplx_order
-from backend.smplx_model import ENV_VAR, REGISTRATION_URL, BodyModel, SmplxNotFoundError, resolve_smplx_path
+from backend.model_files import SMPLX_ENV as ENV_VAR
+from backend.model_files import SMPLX_REGISTRATION_URL as REGISTRATION_URL
+from backend.smplx_model import BodyModel, SmplxNotFoundError, resolve_smplx_path
 
 
 @pytest.fixture(scope="module")

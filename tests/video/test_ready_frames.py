@@ -19,8 +19,9 @@ import pytest
 import torch
 
 from backend.video import ready_frames as prefetch
+from backend.video.decoding_process import SlotLayout
+from backend.video.preprocess import PrepareSettings
 from backend.video.ready_frames import PrefetchError, ready_frames
-from backend.video.decoding_process import PrepareSettings, SlotLayout
 from backend.video.reader import VideoError, open_source
 from tests.video.media import noise_frame, write_video
 
@@ -132,7 +133,7 @@ def test_the_decoding_process_exits_when_its_parent_is_killed(tennis_video, tmp_
         import multiprocessing, sys, time
         sys.path.insert(0, {str(REPO)!r})
         from backend.video.ready_frames import ready_frames
-        from backend.video.decoding_process import PrepareSettings
+        from backend.video.preprocess import PrepareSettings
         from backend.video.reader import open_source
         if __name__ == "__main__":
             frames = ready_frames(open_source({str(tennis_video)!r}), PrepareSettings(112, 168), "process", 1)

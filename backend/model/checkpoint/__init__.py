@@ -2,10 +2,15 @@
 
 Supported inputs: the official ``.pth`` training layout (restricted unpickler, no pickled code runs),
 converted ``.safetensors`` + ``.json``, and a ``.safetensors`` carrying the model string in its
-metadata; see `checkpoint_read` for the details and the key conventions (``module.`` prefixes, the 12
-DPT alias keys).
+metadata; see `read` for the details and the key conventions (``module.`` prefixes, the 12 DPT alias
+keys; canonicalised once, when a file is read).
 
-Public API (this module re-exports the pieces, which live in ``checkpoint_*.py``):
+Modules: `errors` (the `CheckpointError` hierarchy), `unpickler` (restricted ``.pth`` reader), `plain`
+(its stand-ins -> plain data), `keys` (prefixes, aliases, key-diff reports), `model_string` (the
+reference's constructor string -> `ModelConfig`), `read`, `load` (strict loading, building the
+network), `convert` (-> safetensors + JSON), `schema` (our keys against the official list).
+
+Public API (this package re-exports the pieces):
 
 - `read_checkpoint(path, config=None) -> LoadedCheckpoint`
 - `load_weights(model, state_dict, *, assign=False)` (strict, grouped report on mismatch)

@@ -29,9 +29,16 @@ def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
             the tensors must already have the wanted dtype/device). Forced on for a model on the meta
             device, where copying would silently load nothing.
     Raises `CheckpointMismatchError` listing missing / unexpected / mis-shaped keys, grouped by prefix.
+
+    Keys are canonicalised first (a ``module.`` prefix, either DPT alias name), so any state dict loads;
+    `build_model` skips that step, as `read_checkpoint` already did it.
     """
+    _load_canonical(model, canonicalize_aliases(strip_module_prefix(dict(state_dict))), assign=assign)
+
+
+def _load_canonical(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, assign: bool) -> None:
+    """`load_weights` for a state dict whose keys are canonical already."""
     expected = _expected_entries(model)
-    state_dict = canonicalize_aliases(strip_module_prefix(dict(state_dict)))
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = {key: (tuple(expected[key].shape), tuple(state_dict[key].shape))
@@ -86,7 +93,7 @@ def build_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                                           dtype=dtype if tensor.is_floating_point() else None).contiguous()
         state_dict[key] = moved[id(tensor)]
     moved.clear()
-    load_weights(model, state_dict, assign=True)
+    _load_canonical(model, state_dict, assign=True)  # canonical: read_checkpoint made it so
     _materialize_leftovers(model, device, dtype)
     loaded.state_dict = {}
     model.train(False)

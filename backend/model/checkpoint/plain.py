@@ -139,7 +139,7 @@ def _numpy_scalar(obj: Inert) -> Any:
 def load_torch_file(path: str | Path) -> tuple[Any, str]:
     """Read a ``torch.save`` file safely as plain data; returns ``(object, 'torch-zip' | 'torch-legacy')``.
 
-    Nothing from the pickle is imported or called beyond the allow-list of `checkpoint_pickle`;
+    Nothing from the pickle is imported or called beyond the allow-list of `unpickler`;
     OmegaConf configs / Namespaces come back as dicts, tensors as CPU tensors.
     """
     raw, fmt = load_torch_raw(path)

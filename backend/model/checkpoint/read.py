@@ -4,7 +4,7 @@ Supported inputs (chosen by extension):
 
 - ``.pth`` / ``.pt`` / ``.ckpt``: the official training layout ``{'model': state_dict, 'args': cfg, ...}``
   (torch zip archive, or the legacy non-zip format), read by a restricted unpickler
-  (`checkpoint_pickle`) that never imports or calls anything from the file beyond torch's tensor
+  (`unpickler`) that never imports or calls anything from the file beyond torch's tensor
   rebuild functions; the OmegaConf ``args`` object becomes plain dicts.
 - ``.safetensors`` with a sibling ``.json`` written by `convert_checkpoint` (format ``human3r-converted``).
 - ``.safetensors`` alone, with the model string in its metadata key ``model`` (the parity fixture).

@@ -8,7 +8,7 @@ reader overrides `find_class` so a pickle only ever gets:
 - *inert stand-ins* for harmless data classes (OmegaConf ``DictConfig``/``ListConfig``/nodes and their
   metadata, ``argparse.Namespace``, builtin container types used as values, ``typing.Any``, ``pathlib``
   paths, ``defaultdict``, numpy scalars). A stand-in only records the arguments and state the pickle
-  gives it; nothing of the named class is imported or called. `checkpoint_plain.to_plain` turns them into plain
+  gives it; nothing of the named class is imported or called. `plain.to_plain` turns them into plain
   dicts / lists / strings / numbers.
 
 Every other global raises `UnsafeCheckpointError` naming it, before anything is called.
@@ -393,7 +393,7 @@ def load_torch_raw(path: str | Path) -> tuple[Any, str]:
     """Read a ``torch.save`` file with the restricted unpickler; returns ``(object, 'torch-zip' | 'torch-legacy')``.
 
     Tensors are CPU tensors with their saved dtype (sharing storage where the file shares it); allowed
-    data classes are still `Inert` stand-ins (see `checkpoint_plain.to_plain`).
+    data classes are still `Inert` stand-ins (see `plain.to_plain`).
     """
     path = Path(path)
     with open(path, "rb") as f:
