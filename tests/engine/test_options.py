@@ -1,5 +1,7 @@
-"""JobOptions validation."""
+"""JobOptions validation, and the command-line flags that map onto it."""
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
@@ -28,3 +30,20 @@ def test_whole_floats_accepted_for_integers():
 def test_bad_values_name_the_option(bad, name):
     with pytest.raises(ValueError, match=name):
         JobOptions.from_dict(bad)
+
+
+def test_flags_map_one_to_one_onto_options_with_their_defaults():
+    import argparse
+
+    from backend.engine.options import OPTION_NAMES, add_model_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    dests = {a.dest for a in parser._actions if a.dest != "help"}
+    assert dests == set(OPTION_NAMES) and set(OPTION_NAMES) <= {f.name for f in dataclasses.fields(JobOptions)}
+    assert JobOptions.from_dict(options_from_args(parser.parse_args([]))) == JobOptions()
+    args = parser.parse_args(["--max-points", "7", "--no-ttt3r", "--keep-human-points", "--precision", "bf16",
+                              "--voxel-size", "0.5", "--end", "9"])
+    options = JobOptions.from_dict(options_from_args(args))
+    assert (options.max_points_per_frame, options.ttt3r, options.remove_humans_from_points, options.precision,
+            options.scene_voxel_size, options.end) == (7, False, False, "bf16", 0.5, 9)
