@@ -132,7 +132,8 @@ class BodyModel:
         return joints[:, 0], pos
 
     def forward(self, params: dict[str, "torch.Tensor"]) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """Run the SMPL-X layer: params as in interfaces.md §1 (axis-angle, [n, ...] tensors).
+        """Run the SMPL-X layer on standard parameters: axis-angle `global_orient` [n, 3], `body_pose` [n, 21, 3],
+        `left_hand_pose`/`right_hand_pose` [n, 15, 3], `jaw_pose` [n, 3], `betas`/`expression` [n, 10], `transl` [n, 3].
 
         Returns (vertices [n, V, 3], joints [n, 127, 3]) in the frame the parameters live in.
         """

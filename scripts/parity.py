@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.schema:
-        from backend.model.checkpoint import check_schema  # checkpoint helper's module
+        from backend.model.checkpoint import check_schema
 
         problems = check_schema(args.schema)
         for line in problems:

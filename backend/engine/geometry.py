@@ -1,5 +1,5 @@
-"""Geometry of the post-processing (fact sheet §4.1, §6): poses, chunk alignment, focal estimation,
-rotation conversions. Pure torch, vectorised, on whatever device the inputs live on.
+"""Geometry of the post-processing, as the reference's demo does it: poses, chunk alignment, focal
+estimation, rotation conversions. Pure torch, vectorised, on whatever device the inputs live on.
 
 Conventions: cameras are OpenCV (x right, y down, z forward); `c2w` maps camera coordinates into the
 world frame W (the first processed frame's camera); rotation matrices act on column vectors.
@@ -25,7 +25,7 @@ def pose_encoding_to_c2w(camera_pose: torch.Tensor) -> torch.Tensor:
 
 
 class ChunkAligner:
-    """Online chunk alignment (fact sheet §4.1), one kept frame at a time.
+    """Online chunk alignment, one kept frame at a time.
 
     After a reset the model's new chunk starts in the camera frame of the reset view, so every pose
     of chunk k is left-multiplied by the product of the reset views' c2w of chunks 0..k-1. The
@@ -52,7 +52,7 @@ def transform_points(c2w: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
 
 
 def estimate_focal_weiszfeld(pts3d: torch.Tensor, iterations: int = 10) -> torch.Tensor:
-    """Focal length (pixels) of each view from its camera-frame point map (fact sheet §6.2).
+    """Focal length (pixels) of each view from its camera-frame point map (the reference's Weiszfeld estimate).
 
     Args:
         pts3d: [B, H, W, 3] points in each camera frame (`pts3d_in_self_view`).

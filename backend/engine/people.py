@@ -1,4 +1,4 @@
-"""From the model's per-person predictions to standard SMPL-X parameters (fact sheet §6.3-§6.4).
+"""From the model's per-person predictions to standard SMPL-X parameters.
 
 The model predicts, per person, 53 local rotations (0 global orient, 1-21 body, 22-36 left hand,
 37-51 right hand, 52 jaw), betas, expression and `t_head`: the **head joint** position in the camera
@@ -42,7 +42,7 @@ def _smplx_index(device: torch.device) -> torch.Tensor:
 
 def smplx_parameters(body: BodyModel, rot53: torch.Tensor, betas: torch.Tensor, expression: torch.Tensor,
                      t_head: torch.Tensor, c2w: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Standard SMPL-X parameters (interfaces.md §1) of n people, in the world frame.
+    """Standard SMPL-X parameters of n people, in the world frame (axis-angle, the layout of `BodyModel.forward`).
 
     Args:
         body: the loaded SMPL-X model (for the shaped pelvis and posed head joints).

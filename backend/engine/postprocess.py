@@ -1,4 +1,4 @@
-"""One kept frame's model outputs -> user-facing results (fact sheet §6), on the model's device.
+"""One kept frame's model outputs -> user-facing results, on the model's device.
 
 Camera: the chunk-aligned c2w; the Weiszfeld focal at model resolution with pp = (w div 2, h div 2),
 mapped to the original frame *exactly* through the preprocessing's resize and centre crop (per-axis

@@ -5,7 +5,7 @@ generator (SAM2-style) over a `FrameSource` that carries an explicit, typed `Run
 frame: the model's stream state, the chunk aligner and the schedule position. Nothing in it grows
 with the number of frames, so host and device memory stay flat however long the video.
 
-Schedule (fact sheet §2.5, §4): processed frame k (0-based) is a reset view when
+Schedule (the reference's online inference): processed frame k (0-based) is a reset view when
 (k + 1) % reset_interval == 0. After a reset view the model state returns to its initial value and
 the same image is processed again as the first view of the next chunk (the *overlap view*); its
 outputs are discarded (only the tracker learns from it). The overlap view is run lazily, when the

@@ -3,7 +3,7 @@
 Frames are decoded one at a time and handed out as upright uint8 RGB arrays; nothing keeps more than
 the decoder's own look-ahead in memory. This module deliberately does not import torch.
 
-Conventions (shared spec `interfaces.md` §1):
+Conventions (the same in the result files and the add-on):
 
 * ``SourceFrame.index`` is the frame's position in the source, counting **every** decoded frame in
   presentation order from 0, also when a ``start``/``stride`` skips it. For an image folder it is
@@ -55,8 +55,8 @@ DEFAULT_MAX_PIXELS = 50_000_000  # above 8K UHD (33 Mpx); one RGB frame of this 
 DEFAULT_IMAGE_FPS = 30.0
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
-ErrorCode = Literal["not_found", "not_a_file", "unreadable", "not_a_video", "no_video_stream", "no_frames",
-                    "corrupt", "too_large", "bad_range"]
+VideoErrorCode = Literal["not_found", "not_a_file", "unreadable", "not_a_video", "no_video_stream", "no_frames",
+                         "corrupt", "too_large", "bad_range"]
 
 
 class VideoError(Exception):
@@ -69,7 +69,7 @@ class VideoError(Exception):
             frames with smaller indices were already delivered. None otherwise.
     """
 
-    def __init__(self, code: ErrorCode, message: str, *, path: str | os.PathLike | None = None,
+    def __init__(self, code: VideoErrorCode, message: str, *, path: str | os.PathLike | None = None,
                  frame_index: int | None = None):
         super().__init__(message)
         self.code = code

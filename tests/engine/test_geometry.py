@@ -62,7 +62,7 @@ def test_chunk_aligner_matches_cumulative_product():
     resets = [False, False, True, False, True, False, False, True, False]
     aligner = ChunkAligner()
     got = [aligner.align(p, r) for p, r in zip(poses, resets)]
-    # the reference's batch formula (fact sheet §4.1 step 3)
+    # the reference's batch formula: each pose times the product of the earlier chunks' reset-view poses
     cum = torch.eye(4, dtype=torch.float64)
     for i, (p, r) in enumerate(zip(poses, resets)):
         assert torch.allclose(got[i], cum @ p)

@@ -74,7 +74,7 @@ def test_pelvis_and_head_match_the_layer(body):
 
 
 def test_world_parameters_reproduce_the_reference_construction(body):
-    """§6.3: v_world = R_c2w (R_g (v0 - h0) + t_head) + t_c2w with v0, h0 of the zero-orient body."""
+    """The reference's world placement: v_world = R_c2w (R_g (v0 - h0) + t_head) + t_c2w with v0, h0 of the zero-orient body."""
     n = 3
     rot53, betas, expr, t_head = _random_people(n, 1)
     c2w = torch.eye(4)

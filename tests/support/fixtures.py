@@ -1,4 +1,4 @@
-"""Session-scoped pytest fixtures shared by every team's tests (imported by tests/conftest.py).
+"""Session-scoped pytest fixtures shared by all test folders (imported by tests/conftest.py).
 
 - `synthetic_smplx_path`: a synthetic SMPL-X neutral model file (see `synthetic_smplx.py`), with
   the real file's layout; written once per test session.

@@ -43,7 +43,7 @@ def test_colors_match_img():
 @pytest.mark.parametrize(
     "size_wh, model_wh, crop, mhmr_hw, pad_tl",
     [
-        ((1920, 1080), (512, 288), (0, 0, 512, 288), (504, 896), (196, 0)),  # fact sheet example
+        ((1920, 1080), (512, 288), (0, 0, 512, 288), (504, 896), (196, 0)),  # 1080p: no crop, 196 rows of padding
         ((812, 720), (512, 448), (0, 3, 512, 451), (784, 896), (56, 0)),  # tennis.mp4: crop 3 rows off the top
         ((600, 600), (512, 384), (0, 64, 512, 448), (672, 896), (112, 0)),  # square -> 4:3
         ((720, 1280), (288, 512), (0, 0, 288, 512), (896, 504), (0, 196)),  # portrait
