@@ -73,16 +73,31 @@ def local_from_posed(rig: RigSpec, posed: np.ndarray) -> np.ndarray:
     return out
 
 
-def forward(rig: RigSpec, local: np.ndarray) -> np.ndarray:
-    """Local matrices L [T, J, 4, 4] -> posed armature-space matrices P [T, J, 4, 4]."""
-    out = np.empty_like(local)
-    rel = [None if p < 0 else np.linalg.inv(rig.rest[p]) @ rig.rest[j] for j, p in enumerate(rig.parents)]
-    for j, p in enumerate(rig.parents):
+def forward(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
+    """Local matrices L [T, J, 4, 4] -> posed armature-space matrices P [T, J, 4, 4].
+
+    `bones` (indices) limits the work to those bones and their ancestors; the other entries of the
+    result are zero. Works per bone on contiguous [T, 4, 4] stacks (strided slices make matmul copy).
+    """
+    n = len(rig.names)
+    needed = np.zeros(n, dtype=bool)
+    if bones is None:
+        needed[:] = True
+    else:
+        for b in bones:
+            while b >= 0 and not needed[b]:
+                needed[b] = True
+                b = rig.parents[b]
+    by_bone = np.ascontiguousarray(np.moveaxis(local, 1, 0))  # [J, T, 4, 4]
+    out = np.zeros((n,) + by_bone.shape[1:])
+    for j in np.flatnonzero(needed):
+        p = rig.parents[j]
         if p < 0:
-            out[:, j] = rig.rest[j] @ local[:, j]
+            out[j] = rig.rest[j] @ by_bone[j]
         else:
-            out[:, j] = out[:, p] @ rel[j] @ local[:, j]
-    return out
+            rel = np.linalg.inv(rig.rest[p]) @ rig.rest[j]
+            out[j] = (out[p] @ rel) @ by_bone[j]
+    return np.moveaxis(out, 0, 1)
 
 
 def compose_local(rotation: np.ndarray, location: np.ndarray) -> np.ndarray:

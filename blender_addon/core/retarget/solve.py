@@ -218,7 +218,7 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         src_pts = np.einsum("ab,tjb->tja", source.object_matrix[:3, :3], posed_s[:, si][..., :3, 3]) + source.object_matrix[:3, 3]
         contacts = detect_contacts(src_pts, o.fps, o.contacts)
         ti = [target.index[joint_to_bone[j]] for j in FOOT_POINTS]
-        tgt_pts = world_heads(target, local_matrices(target, written, rotations, h, result.hips_location))[:, ti]
+        tgt_pts = world_heads(target, local_matrices(target, written, rotations, h, result.hips_location), ti)
         rest_z = w_rest_t_full[ti, 2, 3]
         src_rest_z = src_world_rest[si, 2, 3]
         expected = rest_z + k * (src_pts[..., 2] - src_rest_z)
@@ -246,7 +246,7 @@ def _hips_location(target: RigSpec, h: int, rotations: np.ndarray, written: list
         local = np.broadcast_to(np.eye(4), (len(head_w), len(target.names), 4, 4)).copy()
         for i, b in enumerate(written):
             local[:, b, :3, :3] = rot[:, i]
-        posed = forward(target, local)  # ancestors of h carry no location keys
+        posed = forward(target, local, [p])  # ancestors of h carry no location keys
         frame = posed[:, p] @ (np.linalg.inv(target.rest[p]) @ target.rest[h])
     inv = np.linalg.inv(frame)
     return np.einsum("tab,tb->ta", inv[:, :3, :3], head_a) + inv[:, :3, 3]
@@ -264,9 +264,11 @@ def local_matrices(target: RigSpec, written: list[int] | list[str], rotations: n
     return local
 
 
-def world_heads(rig: RigSpec, local: np.ndarray) -> np.ndarray:
-    """World bone head positions [T, J, 3] for local matrices [T, J, 4, 4]."""
-    posed = forward(rig, local)
+def world_heads(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
+    """World bone head positions [T, J, 3] for local matrices [T, J, 4, 4] (or [T, len(bones), 3])."""
+    posed = forward(rig, local, bones)
+    if bones is not None:
+        posed = posed[:, bones]
     return np.einsum("ab,tjb->tja", rig.object_matrix[:3, :3], posed[..., :3, 3]) + rig.object_matrix[:3, 3]
 
 
