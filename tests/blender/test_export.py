@@ -162,3 +162,21 @@ def test_bad_export_input(tmp_path):
         locked.chmod(0o700)
     assert not list(locked.iterdir())
     assert len(compat.fcurves_of(arm)) > 0
+
+
+def test_export_operators_from_a_script(addon, tmp_path):
+    path = write_job(tmp_path / "clip.h3r", make_job(n_frames=12, people=((1, 0, 12),)))
+    import_result_file(path, {"point_mode": "NONE"})
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.001
+    assert bpy.ops.human3r.export_person(object="clip person 1", filepath=str(tmp_path / "p1.fbx"),
+                                         format="FBX") == {"FINISHED"}
+    assert bpy.ops.human3r.export_camera(object="clip camera", filepath=str(tmp_path / "cam.glb"),
+                                         format="GLB") == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="not 'clip camera' \\(camera\\)"):
+        bpy.ops.human3r.export_person(object="clip camera", filepath=str(tmp_path / "x.fbx"), format="FBX")
+    ref = heads(bpy.data.objects["clip person 1"], [3, 7], ["pelvis", "left_wrist"])
+    before = set(bpy.data.objects)
+    assert bpy.ops.human3r.import_fbx_motion(filepath=str(tmp_path / "p1.fbx")) == {"FINISHED"}
+    arm = next(o for o in set(bpy.data.objects) - before if o.type == "ARMATURE")
+    np.testing.assert_allclose(heads(arm, [3, 7], ["pelvis", "left_wrist"]), ref, atol=1e-3)
