@@ -169,7 +169,7 @@ def _write_action(target, name, frames, tgt: RigSpec, result, fk_switches) -> bp
     try:
         writer = compat.AnimationTarget(target, name)
         for i, bone in enumerate(result.bones):
-            prop, values = rotation_channels(result.rotations[:, i], tgt.rotation_modes[tgt.index[bone]])
+            prop, values = rotation_channels(result.rotations[i], tgt.rotation_modes[tgt.index[bone]])
             writer.apply(channel_keys(bone_path(bone, prop), frames, values, "LINEAR", bone))
         if result.hips is not None:
             writer.apply(channel_keys(bone_path(result.hips, "location"), frames, result.hips_location, "LINEAR",

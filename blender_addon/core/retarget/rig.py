@@ -73,31 +73,52 @@ def local_from_posed(rig: RigSpec, posed: np.ndarray) -> np.ndarray:
     return out
 
 
-def forward(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
-    """Local matrices L [T, J, 4, 4] -> posed armature-space matrices P [T, J, 4, 4].
+def posed_bones(rig: RigSpec, rotation: dict, location: dict, bones=None) -> dict:
+    """Posed armature-space rotations and heads of `bones` (indices; None: all) and their ancestors.
 
-    `bones` (indices) limits the work to those bones and their ancestors; the other entries of the
-    result are zero. Works per bone on contiguous [T, 4, 4] stacks (strided slices make matmul copy).
+    rotation {bone: [T, 3, 3]} and location {bone: [T, 3]} are local channels (missing: identity / zero).
+    Returns {bone: (R [T, 3, 3] or [3, 3], head [T, 3] or [3])}; bones without animated ancestors stay
+    unbatched. Rest matrices are rigid (Blender's are), so everything is 3x3 products and vectors.
     """
     n = len(rig.names)
     needed = np.zeros(n, dtype=bool)
-    if bones is None:
-        needed[:] = True
-    else:
-        for b in bones:
-            while b >= 0 and not needed[b]:
-                needed[b] = True
-                b = rig.parents[b]
-    by_bone = np.ascontiguousarray(np.moveaxis(local, 1, 0))  # [J, T, 4, 4]
-    out = np.zeros((n,) + by_bone.shape[1:])
+    for b in (range(n) if bones is None else bones):
+        while b >= 0 and not needed[b]:
+            needed[b] = True
+            b = rig.parents[b]
+    rest_r, rest_t = rig.rest[:, :3, :3], rig.rest[:, :3, 3]
+    out = {}
     for j in np.flatnonzero(needed):
         p = rig.parents[j]
         if p < 0:
-            out[j] = rig.rest[j] @ by_bone[j]
+            base_r, base_t = rest_r[j], rest_t[j]
         else:
-            rel = np.linalg.inv(rig.rest[p]) @ rig.rest[j]
-            out[j] = (out[p] @ rel) @ by_bone[j]
-    return np.moveaxis(out, 0, 1)
+            pr, pt = out[p]
+            rel_r = rest_r[p].T @ rest_r[j]
+            rel_t = rest_r[p].T @ (rest_t[j] - rest_t[p])
+            base_r = pr @ rel_r
+            base_t = pt + (pr @ rel_t if pr.ndim == 2 else np.einsum("tab,b->ta", pr, rel_t))
+        loc = location.get(j)
+        if loc is not None:
+            base_t = base_t + (loc @ base_r.T if base_r.ndim == 2 else np.einsum("tab,tb->ta", base_r, loc))
+        rot = rotation.get(j)
+        out[j] = (base_r @ rot if rot is not None else base_r, base_t)
+    return out
+
+
+def forward(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
+    """Local matrices L [T, J, 4, 4] -> posed armature-space matrices P [T, J, 4, 4] (see `posed_bones`;
+    with `bones`, entries of other bones are zero)."""
+    t = local.shape[0]
+    rot = dict(enumerate(np.ascontiguousarray(np.moveaxis(local[..., :3, :3], 1, 0))))
+    loc = dict(enumerate(np.ascontiguousarray(np.moveaxis(local[..., :3, 3], 1, 0))))
+    out = np.zeros(local.shape)
+    for j, (r, h) in posed_bones(rig, rot, loc, bones).items():
+        out[:, j, :3, :3] = r
+        out[:, j, :3, 3] = h
+        out[:, j, 3, 3] = 1.0
+    del t
+    return out
 
 
 def compose_local(rotation: np.ndarray, location: np.ndarray) -> np.ndarray:

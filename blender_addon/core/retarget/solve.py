@@ -25,7 +25,7 @@ import numpy as np
 from ..rotations import matrix_to_quaternion, quaternion_to_matrix
 from .bonemaps import BODY_JOINTS, BoneMap
 from .contacts import ContactOptions, detect_contacts, root_offsets
-from .rig import RigError, RigSpec, forward
+from .rig import RigError, RigSpec, forward, posed_bones
 
 _Y = np.array([0.0, 1.0, 0.0])
 FOOT_POINTS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
@@ -42,7 +42,7 @@ class RetargetOptions:
 
 @dataclass
 class RetargetResult:
-    """Local channels for the target: bones [n] names written, rotations [T, n, 3, 3] (bone-local),
+    """Local channels for the target: bones [n] names written, rotations [n, T, 3, 3] (bone-local),
     hips_location [T, 3] (the hips bone's pose location, None without a hips bone), leg ratio k,
     contacts [T, 4] of the source foot points (FOOT_POINTS), unmapped = SMPL-X body joints no target
     bone follows, root_shift [T, 3] world metres added by contact keeping."""
@@ -127,10 +127,14 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         raise RigError(f"the source rig has no bone(s) {', '.join(missing_src)} named in the bone map")
     t_frames = source_local.shape[0]
     o_s, o_t = source.object_rotation, target.object_rotation
-    posed_s = forward(source, source_local)
+    src_rot = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, :3], 1, 0))))
+    src_loc = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, 3], 1, 0))))
+    posed_s = posed_bones(source, src_rot, src_loc)  # {joint: (R [T, 3, 3], head [T, 3])}
     w_rest_s = o_s @ source.rest[:, :3, :3]  # [Js, 3, 3]
-    w_pose_s = o_s @ posed_s[..., :3, :3]  # [T, Js, 3, 3]
-    delta = w_pose_s @ np.swapaxes(w_rest_s, -1, -2)  # D_s [T, Js, 3, 3]
+    if np.allclose(o_s, np.eye(3)):
+        delta = {j: r @ w_rest_s[j].T for j, (r, _) in posed_s.items()}  # D_s [T, 3, 3] per joint
+    else:
+        delta = {j: o_s @ (r @ w_rest_s[j].T) for j, (r, _) in posed_s.items()}
 
     chain_delta: dict[str, np.ndarray] = {}
     w_rest_t_full = target.object_matrix @ target.rest
@@ -150,9 +154,9 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
             k = int(np.clip(np.searchsorted(us, u) - 1, 0, len(si) - 1))
             if k + 1 < len(si) and u > us[k]:
                 lam = (u - us[k]) / (us[k + 1] - us[k])
-                chain_delta[b] = slerp_matrices(delta[:, si[k]], delta[:, si[k + 1]], float(lam))
+                chain_delta[b] = slerp_matrices(delta[si[k]], delta[si[k + 1]], float(lam))
             else:
-                chain_delta[b] = delta[:, si[0] if u <= us[0] else si[k]]
+                chain_delta[b] = delta[si[0] if u <= us[0] else si[k]]
 
     # 1. reference pose of the target
     a_t = target.rest[:, :3, :3]
@@ -171,7 +175,7 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
     for b, p in enumerate(target.parents):
         name = target.names[b]
         if name in bone_map.bones:
-            world[b] = delta[:, source.index[bone_map.bones[name]]] @ ref[b]
+            world[b] = delta[source.index[bone_map.bones[name]]] @ ref[b]
             written.append(b)
         elif name in chain_delta:
             world[b] = chain_delta[name] @ ref[b]
@@ -179,15 +183,16 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         elif p >= 0 and p in world:
             world[b] = world[p] @ (ref[p].T @ ref[b])  # follows its parent: local stays at rest
     # 3. bone-local rotations
-    rotations = np.empty((t_frames, len(written), 3, 3))
+    # M = O_tᵀ·G, so L_b = A_bᵀ·A_p·M_pᵀ·M_b = (A_bᵀ·A_p)·G_pᵀ·G_b (an unanimated parent: G_p = O_t·A_p)
+    rotations = np.empty((len(written), t_frames, 3, 3))  # bone-major: contiguous per bone
     for i, b in enumerate(written):
-        m_b = o_t.T @ world[b]
         p = target.parents[b]
         if p < 0:
-            rotations[:, i] = a_t[b].T @ m_b
+            rotations[i] = (a_t[b].T @ o_t.T) @ world[b]
+        elif p in world:
+            rotations[i] = (a_t[b].T @ a_t[p]) @ np.swapaxes(world[p], -1, -2) @ world[b]
         else:
-            m_p = o_t.T @ world[p] if p in world else np.broadcast_to(a_t[p], m_b.shape)
-            rotations[:, i] = a_t[b].T @ a_t[p] @ np.swapaxes(m_p, -1, -2) @ m_b
+            rotations[i] = (a_t[b].T @ a_t[p] @ (o_t @ a_t[p]).T) @ world[b]
     del driven
 
     joint_to_bone = {}
@@ -204,21 +209,24 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         return result
     h = target.index[hips]
     pelvis = source.index["pelvis"]
-    p_src = (source.object_matrix @ posed_s[:, pelvis])[:, :3, 3]
+    p_src = posed_s[pelvis][1] @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
     p_src0 = src_world_rest[pelvis, :3, 3]
     move = k * (p_src - p_src0)
     if o.in_place:
         move[:, :2] = 0.0
     head_w = w_rest_t_full[h, :3, 3] + move  # [T, 3]
     result.hips = hips
-    result.hips_location = _hips_location(target, h, rotations, written, head_w)
+    rot_by_bone = dict(zip(written, rotations))
+    result.hips_location = _hips_location(target, h, rot_by_bone, head_w)
 
     if o.keep_contacts and all(j in joint_to_bone for j in FOOT_POINTS) and all(j in source.index for j in FOOT_POINTS):
         si = [source.index[j] for j in FOOT_POINTS]
-        src_pts = np.einsum("ab,tjb->tja", source.object_matrix[:3, :3], posed_s[:, si][..., :3, 3]) + source.object_matrix[:3, 3]
+        src_pts = np.stack([posed_s[j][1] for j in si], axis=1) @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
         contacts = detect_contacts(src_pts, o.fps, o.contacts)
         ti = [target.index[joint_to_bone[j]] for j in FOOT_POINTS]
-        tgt_pts = world_heads(target, local_matrices(target, written, rotations, h, result.hips_location), ti)
+        posed_t = posed_bones(target, rot_by_bone, {h: result.hips_location}, ti)
+        tgt_pts = np.stack([np.broadcast_to(posed_t[b][1], (t_frames, 3)) for b in ti], axis=1)
+        tgt_pts = tgt_pts @ target.object_matrix[:3, :3].T + target.object_matrix[:3, 3]
         rest_z = w_rest_t_full[ti, 2, 3]
         src_rest_z = src_world_rest[si, 2, 3]
         expected = rest_z + k * (src_pts[..., 2] - src_rest_z)
@@ -230,35 +238,28 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
             shift[:, :2] = 0.0
         result.contacts = contacts
         result.root_shift = shift
-        result.hips_location = _hips_location(target, h, rotations, written, head_w + shift)
+        result.hips_location = _hips_location(target, h, rot_by_bone, head_w + shift)
     return result
 
 
-def _hips_location(target: RigSpec, h: int, rotations: np.ndarray, written: list[int], head_w: np.ndarray) -> np.ndarray:
-    """Pose location [T, 3] of bone h that puts its head at world positions head_w [T, 3]."""
+def _hips_location(target: RigSpec, h: int, rotations: dict, head_w: np.ndarray) -> np.ndarray:
+    """Pose location [T, 3] of bone h that puts its head at world positions head_w [T, 3]; rotations
+    {bone: [T, 3, 3]} are the local rotations written (ancestors of h carry no location keys)."""
     inv_obj = np.linalg.inv(target.object_matrix)
     head_a = head_w @ inv_obj[:3, :3].T + inv_obj[:3, 3]
-    p = target.parents[h]
-    if p < 0:
-        frame = np.broadcast_to(target.rest[h], (len(head_w), 4, 4))
-    else:
-        rot = rotations.copy()
-        local = np.broadcast_to(np.eye(4), (len(head_w), len(target.names), 4, 4)).copy()
-        for i, b in enumerate(written):
-            local[:, b, :3, :3] = rot[:, i]
-        posed = forward(target, local, [p])  # ancestors of h carry no location keys
-        frame = posed[:, p] @ (np.linalg.inv(target.rest[p]) @ target.rest[h])
-    inv = np.linalg.inv(frame)
-    return np.einsum("tab,tb->ta", inv[:, :3, :3], head_a) + inv[:, :3, 3]
+    # with zero location the head sits at the rest-carried position; location moves it along base_r
+    base_r, base_t = posed_bones(target, {b: r for b, r in rotations.items() if b != h}, {}, [h])[h]
+    diff = head_a - base_t
+    return diff @ base_r if base_r.ndim == 2 else np.einsum("tab,ta->tb", base_r, diff)
 
 
 def local_matrices(target: RigSpec, written: list[int] | list[str], rotations: np.ndarray, hips: int | None,
                    hips_location: np.ndarray | None) -> np.ndarray:
     """The target's local matrices [T, J, 4, 4] from the channels of a RetargetResult."""
     idx = [b if isinstance(b, (int, np.integer)) else target.index[b] for b in written]
-    local = np.broadcast_to(np.eye(4), (rotations.shape[0], len(target.names), 4, 4)).copy()
+    local = np.broadcast_to(np.eye(4), (rotations.shape[1], len(target.names), 4, 4)).copy()
     for i, b in enumerate(idx):
-        local[:, b, :3, :3] = rotations[:, i]
+        local[:, b, :3, :3] = rotations[i]
     if hips is not None and hips_location is not None:
         local[:, hips, :3, 3] = hips_location
     return local
