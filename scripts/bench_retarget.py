@@ -42,7 +42,7 @@ def split(source, target) -> dict[str, float]:
     result = retarget(src, local, tgt, bm, RetargetOptions())
     out["solve"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    build_retarget._write_action(target, "split", frames, tgt, result, ())
+    build_retarget._write_action(target, "split", frames, tgt, result)
     out["write"] = time.perf_counter() - t0
     return out
 

@@ -150,19 +150,12 @@ def retarget_objects(source: bpy.types.Object, target: bpy.types.Object, preset:
                                                                    fps=fps))
     except RigError as exc:
         raise RetargetError(str(exc)) from None
-    action = _write_action(target, f"{source.name} to {target.name}", frames, tgt, result,
-                           _fk_switches(full.preset))
+    action = _write_action(target, f"{source.name} to {target.name}", frames, tgt, result)
     return RetargetReport(action, resolved.preset, (int(frames[0]), int(frames[-1])), len(result.bones),
                           result.unmapped, missing, result.leg_ratio)
 
 
-def _fk_switches(preset: str) -> tuple[str, ...]:
-    from ..core.retarget.bonemaps import PRESETS
-
-    return PRESETS[preset].fk_switches if preset in PRESETS else ()
-
-
-def _write_action(target, name, frames, tgt: RigSpec, result, fk_switches) -> bpy.types.Action:
+def _write_action(target, name, frames, tgt: RigSpec, result) -> bpy.types.Action:
     anim = target.animation_data or target.animation_data_create()
     previous = (anim.action, getattr(anim, "action_slot", None))
     anim.action = None
@@ -174,10 +167,6 @@ def _write_action(target, name, frames, tgt: RigSpec, result, fk_switches) -> bp
         if result.hips is not None:
             writer.apply(channel_keys(bone_path(result.hips, "location"), frames, result.hips_location, "LINEAR",
                                       result.hips))
-        for bone in fk_switches:  # Rigify limbs follow their FK controls only with IK_FK = 1
-            if bone in target.pose.bones and "IK_FK" in target.pose.bones[bone]:
-                writer.apply(channel_keys(f'{bone_path(bone, "")[:-1]}["IK_FK"]', frames[:1], np.ones(1), "CONSTANT",
-                                          bone))
         action = writer.action
     except Exception:
         new = anim.action

@@ -131,3 +131,32 @@ def test_custom_map_reports_missing_bones_and_json_round_trip(person, tmp_path):
     e = s.entries.add()
     e.target, e.source = "NoSuchBone", "left_wrist"
     assert bpy.ops.human3r.retarget(source=person.name, target=target.name, preset="CUSTOM") == {"FINISHED"}
+
+
+def test_linked_rig_needs_an_override_and_the_override_retargets(person, tmp_path):
+    # a character library: one .blend holding a Mixamo-like rig in a collection
+    lib_coll = bpy.data.collections.new("character")
+    bpy.context.scene.collection.children.link(lib_coll)
+    rig = build_armature(skeleton("MIXAMO", "T", height=0.9, roll_seed=2), "hero")
+    bpy.context.scene.collection.objects.unlink(rig)
+    lib_coll.objects.link(rig)
+    lib_path = str(tmp_path / "character.blend")
+    bpy.data.libraries.write(lib_path, {lib_coll})
+    bpy.data.objects.remove(rig)
+    bpy.data.collections.remove(lib_coll)
+
+    with bpy.data.libraries.load(lib_path, link=True) as (src, dst):
+        dst.collections = ["character"]
+    linked = dst.collections[0]
+    linked_rig = linked.objects["hero"]
+    with pytest.raises(RuntimeError, match="linked from .*make a library override"):
+        bpy.ops.human3r.retarget(source=person.name, target=linked_rig.name)
+    override = linked.override_hierarchy_create(bpy.context.scene, bpy.context.view_layer)
+    rig_o = override.objects["hero"]
+    assert rig_o.override_library is not None
+    assert bpy.ops.human3r.retarget(source=person.name, target=rig_o.name) == {"FINISHED"}
+    assert rig_o.animation_data.action is not None
+    from blender_addon.core.retarget.bonemaps import preset_map
+    bm = preset_map("AUTO", [b.name for b in rig_o.data.bones])
+    err = direction_errors(person, rig_o, bm.bones, range(1, 41, 5))
+    assert err.mean() <= 0.5 and np.percentile(err, 99) <= 2.0

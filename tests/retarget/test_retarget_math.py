@@ -162,6 +162,12 @@ def test_presets_are_detected_from_bone_names(style, prefix, expected):
         assert all(b.startswith(prefix) for b in bm.bones)
 
 
+def test_generated_rigify_rig_is_refused_with_what_to_do_instead():
+    names = ["root", "torso", "upper_arm_fk.L", "thigh_fk.L", "ORG-spine", "DEF-spine"]
+    with pytest.raises(BoneMapError, match="generated Rigify rig.*metarig"):
+        preset_map("AUTO", names)
+
+
 def test_unknown_rig_needs_a_bone_map_and_named_preset_errors_say_what_is_missing():
     with pytest.raises(BoneMapError, match="no preset matches"):
         preset_map("AUTO", ["Bone", "Bone.001", "Bone.002"])

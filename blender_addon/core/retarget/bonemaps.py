@@ -7,6 +7,8 @@ A `BoneMap` has
             neighbouring source bones); a chain's last target bone should also be in `bones`.
     hips    the target bone that carries the root translation (and the pelvis rotation)
     preset  the preset it came from ('CUSTOM' once edited)
+Presets: Rigify metarig, Mixamo (any prefix), UE5 Manny/Quinn, MPFB default, SMPL, SMPL-X. A generated
+Rigify rig is refused with a clear message (see RIGIFY_GENERATED_MARKERS).
 Target bones missing from a rig are dropped when the map is resolved against it (`resolve`).
 
 The JSON file (`save_map` / `load_map`):
@@ -145,7 +147,6 @@ class Preset:
     chains: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
     markers: tuple[str, ...] = ()
     any_prefix: bool = False  # bone names may carry a common prefix (mixamorig:, m_avg_, ...)
-    fk_switches: tuple[str, ...] = ()  # pose bones whose "IK_FK" property must be 1 (Rigify limbs)
 
 
 RIGIFY_METARIG = Preset(
@@ -159,16 +160,9 @@ RIGIFY_METARIG = Preset(
     chains=((("neck",), ("spine.004", "spine.005")),),
     markers=("spine.001", "upper_arm.L", "thigh.L"))
 
-RIGIFY = Preset(
-    "RIGIFY", "Rigify rig (FK controls)",
-    {"pelvis": "torso", "spine1": "spine_fk.001", "spine2": "spine_fk.002", "spine3": "spine_fk.003",
-     "neck": "neck", "head": "head", "jaw": "jaw_master",
-     **_limbs(("shoulder.{S}", "upper_arm_fk.{S}", "forearm_fk.{S}", "hand_fk.{S}", "thigh_fk.{S}", "shin_fk.{S}",
-               "foot_fk.{S}", "toe_fk.{S}"), "L", "R"),
-     **_fingers("{F}.0{K}.{S}", "L", "R", {"index": "f_index", "middle": "f_middle", "ring": "f_ring",
-                                           "pinky": "f_pinky", "thumb": "thumb"})},
-    markers=("torso", "upper_arm_fk.L", "thigh_fk.L"),
-    fk_switches=("upper_arm_parent.L", "upper_arm_parent.R", "thigh_parent.L", "thigh_parent.R"))
+# The generated Rigify rig (detected to refuse it): its FK controls hang under constraint-driven MCH
+# bones, so rest-chain kinematics put them 60-160° off (measured); the metarig works.
+RIGIFY_GENERATED_MARKERS = ("torso", "upper_arm_fk.L", "thigh_fk.L")
 
 MIXAMO = Preset(
     "MIXAMO", "Mixamo",
@@ -212,7 +206,7 @@ SMPLX = Preset(
      + tuple(f"{s}_{f}{k}" for s in SIDES for f in FINGERS for k in (1, 2, 3))},
     markers=("pelvis", "left_hip", "spine1"), any_prefix=True)
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (RIGIFY, RIGIFY_METARIG, MIXAMO, UE5, MPFB, SMPLX, SMPL)}
+PRESETS: dict[str, Preset] = {p.name: p for p in (RIGIFY_METARIG, MIXAMO, UE5, MPFB, SMPLX, SMPL)}
 AUTO = "AUTO"
 
 
@@ -257,6 +251,10 @@ def preset_map(name: str, bone_names) -> BoneMap:
     preset's marker bones are missing.
     """
     names = list(bone_names)
+    if all(m in names for m in RIGIFY_GENERATED_MARKERS):
+        raise BoneMapError("this is a generated Rigify rig, whose FK controls follow constraint-driven helper bones "
+                           "that retargeting does not model yet; retarget onto its metarig (before generating) "
+                           "instead, or use a JSON bone map onto the DEF- bones with their constraints removed")
     if name == AUTO:
         found = detect_preset(names)
         if found is None:
