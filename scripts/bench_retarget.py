@@ -24,6 +24,7 @@ from blender_addon.blender.build_retarget import retarget_objects  # noqa: E402
 from blender_addon.blender.export import FORMATS, export_person  # noqa: E402
 from blender_addon.blender.scene_builder import import_result_file  # noqa: E402
 from tests.core.synthetic_job import make_job, write_job  # noqa: E402
+from tests.support.bpy_rigs import build_armature  # noqa: E402
 from tests.support.humanoids import skeleton  # noqa: E402
 
 
@@ -59,19 +60,7 @@ def main() -> int:
                                                            points_per_frame=1, scene_points=1))
         import_result_file(path, {"point_mode": "NONE", "expressions": False})
     source = next(o for o in bpy.data.objects if o.type == "ARMATURE" and "human3r_track_id" in o)
-    sk = skeleton("UE5", "A", roll_seed=1)
-    target = bpy.data.objects.new("target", bpy.data.armatures.new("target"))
-    bpy.context.scene.collection.objects.link(target)
-    bpy.context.view_layer.objects.active = target
-    bpy.ops.object.mode_set(mode="EDIT")
-    made = []
-    for n, p, h, t, r in zip(sk.names, sk.parents, sk.heads, sk.tails, sk.rolls):
-        eb = target.data.edit_bones.new(n)
-        eb.head, eb.tail, eb.roll = h.tolist(), t.tolist(), float(r)
-        if p >= 0:
-            eb.parent = made[p]
-        made.append(eb)
-    bpy.ops.object.mode_set(mode="OBJECT")
+    target = build_armature(skeleton("UE5", "A", roll_seed=1), "target")
     times = []
     for _ in range(args.runs):
         t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import export
+from .panels import _SidebarPanel
 
 FORMAT_ITEMS = [("FBX", "FBX", "Armature + skinned body (Unity, Unreal, Maya)"),
                 ("GLB", "glTF binary (.glb)", "Armature + skinned body, one file"),
@@ -83,10 +84,7 @@ class HUMAN3R_OT_import_fbx_motion(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-class HUMAN3R_PT_export(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Human3R"
+class HUMAN3R_PT_export(_SidebarPanel, bpy.types.Panel):
     bl_label = "Export"
     bl_parent_id = "HUMAN3R_PT_main"
     bl_options = {"DEFAULT_CLOSED"}

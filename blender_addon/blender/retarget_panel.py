@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import bpy
 
+from .panels import _SidebarPanel
+
 
 class HUMAN3R_UL_bone_map(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
@@ -11,10 +13,7 @@ class HUMAN3R_UL_bone_map(bpy.types.UIList):
         row.prop(item, "source", text="", emboss=True)
 
 
-class HUMAN3R_PT_retarget(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Human3R"
+class HUMAN3R_PT_retarget(_SidebarPanel, bpy.types.Panel):
     bl_label = "Retarget"
     bl_parent_id = "HUMAN3R_PT_main"
     bl_options = {"DEFAULT_CLOSED"}

@@ -8,32 +8,13 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from mathutils import Matrix  # noqa: E402
-
 from blender_addon.blender import compat  # noqa: E402
 from blender_addon.blender.scene_builder import import_result_file  # noqa: E402
 from tests.core.synthetic_job import make_job, write_job  # noqa: E402
+from tests.support.bpy_rigs import build_armature  # noqa: E402
 from tests.support.humanoids import skeleton  # noqa: E402
 
 pytestmark = pytest.mark.bpy
-
-
-def build_armature(sk, name, object_matrix=None):
-    arm = bpy.data.objects.new(name, bpy.data.armatures.new(name))
-    bpy.context.scene.collection.objects.link(arm)
-    bpy.context.view_layer.objects.active = arm
-    bpy.ops.object.mode_set(mode="EDIT")
-    made = []
-    for n, p, h, t, r in zip(sk.names, sk.parents, sk.heads, sk.tails, sk.rolls):
-        eb = arm.data.edit_bones.new(n)
-        eb.head, eb.tail, eb.roll = h.tolist(), t.tolist(), float(r)
-        if p >= 0:
-            eb.parent = made[p]
-        made.append(eb)
-    bpy.ops.object.mode_set(mode="OBJECT")
-    if object_matrix is not None:
-        arm.matrix_world = Matrix(np.asarray(object_matrix).tolist())
-    return arm
 
 
 @pytest.fixture
