@@ -200,7 +200,7 @@ def scale_key_frames(actions, factor: float, offset: float = 0.0) -> int:
 
     changed = 0
     for action in actions:
-        for fc in _all_fcurves(action):
+        for fc in compat.action_fcurves(action):
             n = len(fc.keyframe_points)
             for prop in ("co", "handle_left", "handle_right"):
                 co = np.empty(2 * n, dtype=np.float64)
@@ -224,17 +224,6 @@ def fix_gltf_import_times(actions, fps_base: float) -> int:
     if abs(fps_base - 1.0) < 1e-12:
         return 0
     return scale_key_frames(actions, 1.0 / (fps_base * fps_base))
-
-
-def _all_fcurves(action):
-    if not compat.HAS_SLOTTED_ACTIONS:
-        return list(action.fcurves)
-    out = []
-    for layer in action.layers:
-        for strip in layer.strips:
-            for bag in strip.channelbags:
-                out.extend(bag.fcurves)
-    return out
 
 
 def import_fbx_motion(path: str) -> list[bpy.types.Object]:
