@@ -141,3 +141,20 @@ def test_linked_rig_needs_an_override_and_the_override_retargets(person, tmp_pat
     bm = preset_map("AUTO", [b.name for b in rig_o.data.bones])
     err = direction_errors(person, rig_o, bm.bones, range(1, 41, 5))
     assert err.mean() <= 0.5 and np.percentile(err, 99) <= 2.0
+
+
+def test_bone_map_files_that_cannot_be_written_or_read_are_reported(person, tmp_path):
+    target = build_armature(skeleton("UE5"), "ue")
+    s = bpy.context.scene.human3r_retarget
+    s.target = target
+    bpy.ops.human3r.bone_map_fill()
+    with pytest.raises(RuntimeError, match="bone map not saved"):
+        bpy.ops.human3r.bone_map_save(filepath=str(tmp_path / "missing" / "map.json"))
+    (tmp_path / "bad.json").write_text("{oops")
+    before = len(s.entries)
+    with pytest.raises(RuntimeError, match="not valid JSON"):
+        bpy.ops.human3r.bone_map_load(filepath=str(tmp_path / "bad.json"))
+    assert len(s.entries) == before  # the list is kept
+    with pytest.raises(RuntimeError, match="map is empty"):
+        s.entries.clear()
+        bpy.ops.human3r.retarget(source=person.name, target=target.name, preset="CUSTOM")
