@@ -109,7 +109,6 @@ def posed_bones(rig: RigSpec, rotation: dict, location: dict, bones=None) -> dic
 def forward(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
     """Local matrices L [T, J, 4, 4] -> posed armature-space matrices P [T, J, 4, 4] (see `posed_bones`;
     with `bones`, entries of other bones are zero)."""
-    t = local.shape[0]
     rot = dict(enumerate(np.ascontiguousarray(np.moveaxis(local[..., :3, :3], 1, 0))))
     loc = dict(enumerate(np.ascontiguousarray(np.moveaxis(local[..., :3, 3], 1, 0))))
     out = np.zeros(local.shape)
@@ -117,7 +116,6 @@ def forward(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
         out[:, j, :3, :3] = r
         out[:, j, :3, 3] = h
         out[:, j, 3, 3] = 1.0
-    del t
     return out
 
 

@@ -169,7 +169,6 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         ref[b] = k_b
 
     # 2. world rotations of the driven bones (and of bones that follow them)
-    driven = set(bone_map.bones) | set(chain_delta)
     world: dict[int, np.ndarray] = {}
     written: list[int] = []
     for b, p in enumerate(target.parents):
@@ -193,7 +192,6 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
             rotations[i] = (a_t[b].T @ a_t[p]) @ np.swapaxes(world[p], -1, -2) @ world[b]
         else:
             rotations[i] = (a_t[b].T @ a_t[p] @ (o_t @ a_t[p]).T) @ world[b]
-    del driven
 
     joint_to_bone = {}
     for bone, joint in bone_map.bones.items():
