@@ -21,4 +21,8 @@ if [ -f "$stamp" ]; then exit 0; fi
 extras=()
 [ "$WITH_BPY" = 1 ] && extras+=("$BPY_SPEC")
 "$VENV/bin/python" -m pip install -q -e ".[test]" "${extras[@]}"
+# Khronos glTF validator for the export tests (skipped with a reason where npm is missing)
+if command -v npm >/dev/null && [ ! -d .tools/gltf-validator/node_modules/gltf-validator ]; then
+  npm install -q --prefix .tools/gltf-validator gltf-validator@2.0.0-dev.3.10 || echo "gltf-validator not installed"
+fi
 touch "$stamp"

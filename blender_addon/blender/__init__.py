@@ -8,15 +8,22 @@ from __future__ import annotations
 import bpy
 
 from . import live, operators, panels, prefs, props, timers
+from . import export_ops, retarget_ops, retarget_panel
+
+# Feature modules with their own CLASSES and attach()/detach() (registered after the core classes).
+FEATURES = (retarget_ops, retarget_panel, export_ops)
 
 # Registration order: property groups before the pointers to them, operators before panels that use them.
-CLASSES = (*props.CLASSES, *prefs.CLASSES, *operators.CLASSES, *panels.CLASSES)
+CLASSES = (*props.CLASSES, *prefs.CLASSES, *operators.CLASSES, *panels.CLASSES,
+           *(cls for feature in FEATURES for cls in feature.CLASSES))
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     props.attach()
+    for feature in FEATURES:
+        getattr(feature, "attach", lambda: None)()
     operators.register_menus()
     timers.register()
 
@@ -28,6 +35,8 @@ def unregister() -> None:
     live.shutdown("Stopped: the Human3R add-on was disabled")
     live.forget()
     operators.unregister_menus()
+    for feature in FEATURES:
+        getattr(feature, "detach", lambda: None)()
     props.detach()
     for cls in reversed(CLASSES):
         if getattr(cls, "is_registered", True):

@@ -104,6 +104,14 @@ def fcurves_of(id_data: bpy.types.ID) -> list[bpy.types.FCurve]:
     return []
 
 
+def action_fcurves(action: bpy.types.Action) -> list[bpy.types.FCurve]:
+    """Every F-curve of an action, whatever ID or slot it animates (all channelbags on 4.4+)."""
+    if not HAS_SLOTTED_ACTIONS:
+        return list(action.fcurves)
+    return [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
+            for fc in bag.fcurves]
+
+
 def find_fcurve(id_data: bpy.types.ID, data_path: str, index: int = 0) -> bpy.types.FCurve | None:
     """The F-curve (data_path, index) animating `id_data`, or None."""
     for fc in fcurves_of(id_data):

@@ -1,0 +1,278 @@
+"""Rest-pose-corrected transfer of world bone directions from an SMPL-X rig onto any humanoid rig.
+
+Rotations (3x3, world unless noted; O = object rotation without scale, A = rest bone rotation in
+armature space, P = posed armature-space rotation):
+1. Reference pose of the target, parents first: K_b = R_p·(O_t·A_p)ᵀ·(O_t·A_b) (the bone carried by its
+   parent's reference; a root bone: K_b = O_t·A_b). A bone mapped to joint s is swung (minimal rotation,
+   keeping its roll) so its direction equals s's rest direction: R_b = Swing(K_b·ŷ → O_s·A_s·ŷ)·K_b;
+   other bones keep R_b = K_b. The target's own rest (T-pose, A-pose, any roll or axis) is only read.
+2. Per frame, the source's world delta D_s(t) = O_s·P_s(t)·(O_s·A_s)ᵀ. Mapped bones: G_b = D_s·R_b, so
+   the target bone points exactly where the source bone points. Chain bones (spine, neck of another
+   length) take D interpolated (slerp) at their normalised arc position along the source chain. Other
+   bones follow their parent: G_b = G_p·R_pᵀ·R_b.
+3. Local rotation for Blender: M_b = O_tᵀ·G_b, L_b = A_bᵀ·A_p·M_pᵀ·M_b (root: A_bᵀ·M_b).
+4. Root: the hips bone's head moves by k·(pelvis(t) − pelvis_rest) in world space, k = target leg
+   length / source leg length (hip→knee→ankle, world units), from its own rest position; in-place drops
+   the horizontal (world x, y) part. Optionally foot contacts of the source are kept planted
+   (`contacts.root_offsets`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..rotations import matrix_to_quaternion, quaternion_to_matrix
+from .bonemaps import BODY_JOINTS, BoneMap
+from .contacts import ContactOptions, detect_contacts, root_offsets
+from .rig import RigError, RigSpec, forward, posed_bones
+
+_Y = np.array([0.0, 1.0, 0.0])
+FOOT_POINTS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
+LEG = (("left_hip", "left_knee", "left_ankle"), ("right_hip", "right_knee", "right_ankle"))
+
+
+@dataclass
+class RetargetOptions:
+    in_place: bool = False
+    keep_contacts: bool = True
+    fps: float = 30.0  # frames per second of the motion (contact speeds)
+    contacts: ContactOptions = field(default_factory=ContactOptions)
+
+
+@dataclass
+class RetargetResult:
+    """Local channels for the target: bones [n] names written, rotations [n, T, 3, 3] (bone-local),
+    hips_location [T, 3] (the hips bone's pose location, None without a hips bone), leg ratio k,
+    contacts [T, 4] of the source foot points (FOOT_POINTS), unmapped = SMPL-X body joints no target
+    bone follows, root_shift [T, 3] world metres added by contact keeping."""
+
+    bones: list[str]
+    rotations: np.ndarray
+    hips: str | None
+    hips_location: np.ndarray | None
+    leg_ratio: float
+    contacts: np.ndarray | None
+    unmapped: list[str]
+    root_shift: np.ndarray | None = None
+
+
+def swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minimal rotation [3, 3] taking unit vector a onto unit vector b."""
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    if c < -1.0 + 1e-12:  # opposite: half turn about any axis perpendicular to a
+        axis = np.cross(a, [1.0, 0.0, 0.0])
+        if np.linalg.norm(axis) < 1e-6:
+            axis = np.cross(a, [0.0, 0.0, 1.0])
+        axis /= np.linalg.norm(axis)
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def slerp_matrices(r0: np.ndarray, r1: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation between rotation stacks r0, r1 [T, 3, 3] at fraction t."""
+    if t <= 0.0:
+        return r0
+    if t >= 1.0:
+        return r1
+    q0, q1 = matrix_to_quaternion(r0), matrix_to_quaternion(r1)
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    dot = np.abs(dot).clip(max=1.0)
+    theta = np.arccos(dot)
+    s = np.sin(theta)
+    small = s < 1e-8
+    w0 = np.where(small, 1.0 - t, np.sin((1.0 - t) * theta) / np.where(small, 1.0, s))
+    w1 = np.where(small, t, np.sin(t * theta) / np.where(small, 1.0, s))
+    return quaternion_to_matrix(w0 * q0 + w1 * q1)
+
+
+def leg_length(rig: RigSpec, bones: dict[str, str]) -> float:
+    """Mean hip→knee→ankle length of both legs in world units; bones maps joint -> bone name."""
+    heads = (rig.object_matrix @ rig.rest)[:, :3, 3]
+    total = []
+    for chain in LEG:
+        if all(j in bones for j in chain):
+            h = [heads[rig.index[bones[j]]] for j in chain]
+            total.append(np.linalg.norm(h[1] - h[0]) + np.linalg.norm(h[2] - h[1]))
+    if not total:
+        raise RigError("the bone map has no complete leg (hip, knee, ankle); map them to scale the root motion")
+    return float(np.mean(total))
+
+
+def _arc_positions(heads: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """Normalised arc length [n] of each bone's midpoint along a chain of heads [n, 3] ending at tail [3]."""
+    pts = np.vstack([heads, tail[None]])
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    total = cum[-1] if cum[-1] > 0 else 1.0
+    return (cum[:-1] + 0.5 * seg) / total
+
+
+def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_map: BoneMap,
+             options: RetargetOptions | None = None) -> RetargetResult:
+    """Retarget source motion (local matrices [T, Js, 4, 4], see `rig.forward`) onto `target`.
+
+    `bone_map` must already be resolved against the target (`BoneMap.resolve`). Raises RigError when
+    a mapped source joint is missing from the source or the map has no usable leg.
+    """
+    o = options or RetargetOptions()
+    missing_src = sorted({s for s in bone_map.bones.values() if s not in source.index}
+                         | {s for src, _ in bone_map.chains for s in src if s not in source.index})
+    if missing_src:
+        raise RigError(f"the source rig has no bone(s) {', '.join(missing_src)} named in the bone map")
+    t_frames = source_local.shape[0]
+    o_s, o_t = source.object_rotation, target.object_rotation
+    src_rot = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, :3], 1, 0))))
+    src_loc = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, 3], 1, 0))))
+    posed_s = posed_bones(source, src_rot, src_loc)  # {joint: (R [T, 3, 3], head [T, 3])}
+    w_rest_s = o_s @ source.rest[:, :3, :3]  # [Js, 3, 3]
+    if np.allclose(o_s, np.eye(3)):
+        delta = {j: r @ w_rest_s[j].T for j, (r, _) in posed_s.items()}  # D_s [T, 3, 3] per joint
+    else:
+        delta = {j: o_s @ (r @ w_rest_s[j].T) for j, (r, _) in posed_s.items()}
+
+    chain_delta: dict[str, np.ndarray] = {}
+    w_rest_t_full = target.object_matrix @ target.rest
+    src_world_rest = source.object_matrix @ source.rest
+    for src, tgt in bone_map.chains:
+        si = [source.index[s] for s in src]
+        ti = [target.index[b] for b in tgt]
+        src_tail = src_world_rest[si[-1], :3, 3] + w_rest_s[si[-1]] @ _Y * (
+            source.lengths[si[-1]] * source.object_scale if source.lengths is not None else 0.0)
+        tgt_tail = w_rest_t_full[ti[-1], :3, 3] + (w_rest_t_full[ti[-1], :3, :3] @ _Y) * (
+            target.lengths[ti[-1]] if target.lengths is not None else 0.0)
+        us = _arc_positions(src_world_rest[si, :3, 3], src_tail)
+        ut = _arc_positions(w_rest_t_full[ti, :3, 3], tgt_tail)
+        for b, u in zip(tgt, ut):
+            if b in bone_map.bones:
+                continue
+            k = int(np.clip(np.searchsorted(us, u) - 1, 0, len(si) - 1))
+            if k + 1 < len(si) and u > us[k]:
+                lam = (u - us[k]) / (us[k + 1] - us[k])
+                chain_delta[b] = slerp_matrices(delta[si[k]], delta[si[k + 1]], float(lam))
+            else:
+                chain_delta[b] = delta[si[0] if u <= us[0] else si[k]]
+
+    # 1. reference pose of the target
+    a_t = target.rest[:, :3, :3]
+    ref = np.empty((len(target.names), 3, 3))
+    for b, p in enumerate(target.parents):
+        k_b = o_t @ a_t[b] if p < 0 else ref[p] @ (o_t @ a_t[p]).T @ (o_t @ a_t[b])
+        joint = bone_map.bones.get(target.names[b])
+        if joint is not None:
+            k_b = swing(k_b @ _Y, w_rest_s[source.index[joint]] @ _Y) @ k_b
+        ref[b] = k_b
+
+    # 2. world rotations of the driven bones (and of bones that follow them)
+    world: dict[int, np.ndarray] = {}
+    written: list[int] = []
+    for b, p in enumerate(target.parents):
+        name = target.names[b]
+        if name in bone_map.bones:
+            world[b] = delta[source.index[bone_map.bones[name]]] @ ref[b]
+            written.append(b)
+        elif name in chain_delta:
+            world[b] = chain_delta[name] @ ref[b]
+            written.append(b)
+        elif p >= 0 and p in world:
+            world[b] = world[p] @ (ref[p].T @ ref[b])  # follows its parent: local stays at rest
+    # 3. bone-local rotations
+    # M = O_tᵀ·G, so L_b = A_bᵀ·A_p·M_pᵀ·M_b = (A_bᵀ·A_p)·G_pᵀ·G_b (an unanimated parent: G_p = O_t·A_p)
+    rotations = np.empty((len(written), t_frames, 3, 3))  # bone-major: contiguous per bone
+    for i, b in enumerate(written):
+        p = target.parents[b]
+        if p < 0:
+            rotations[i] = (a_t[b].T @ o_t.T) @ world[b]
+        elif p in world:
+            rotations[i] = (a_t[b].T @ a_t[p]) @ np.swapaxes(world[p], -1, -2) @ world[b]
+        else:
+            rotations[i] = (a_t[b].T @ a_t[p] @ (o_t @ a_t[p]).T) @ world[b]
+
+    joint_to_bone = {}
+    for bone, joint in bone_map.bones.items():
+        joint_to_bone.setdefault(joint, bone)
+    unmapped = [j for j in BODY_JOINTS if j not in joint_to_bone
+                and not any(j in src for src, _ in bone_map.chains)]
+    src_bones = {j: j for j in source.names}
+    k = leg_length(target, joint_to_bone) / leg_length(source, src_bones)
+
+    result = RetargetResult([target.names[b] for b in written], rotations, None, None, k, None, unmapped)
+    hips = bone_map.hips
+    if hips is None or hips not in target.index or "pelvis" not in source.index:
+        return result
+    h = target.index[hips]
+    pelvis = source.index["pelvis"]
+    p_src = posed_s[pelvis][1] @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
+    p_src0 = src_world_rest[pelvis, :3, 3]
+    move = k * (p_src - p_src0)
+    if o.in_place:
+        move[:, :2] = 0.0
+    head_w = w_rest_t_full[h, :3, 3] + move  # [T, 3]
+    result.hips = hips
+    rot_by_bone = dict(zip(written, rotations))
+    result.hips_location = _hips_location(target, h, rot_by_bone, head_w)
+
+    if o.keep_contacts and all(j in joint_to_bone for j in FOOT_POINTS) and all(j in source.index for j in FOOT_POINTS):
+        si = [source.index[j] for j in FOOT_POINTS]
+        src_pts = np.stack([posed_s[j][1] for j in si], axis=1) @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
+        contacts = detect_contacts(src_pts, o.fps, o.contacts)
+        ti = [target.index[joint_to_bone[j]] for j in FOOT_POINTS]
+        posed_t = posed_bones(target, rot_by_bone, {h: result.hips_location}, ti)
+        tgt_pts = np.stack([np.broadcast_to(posed_t[b][1], (t_frames, 3)) for b in ti], axis=1)
+        tgt_pts = tgt_pts @ target.object_matrix[:3, :3].T + target.object_matrix[:3, 3]
+        rest_z = w_rest_t_full[ti, 2, 3]
+        src_rest_z = src_world_rest[si, 2, 3]
+        expected = rest_z + k * (src_pts[..., 2] - src_rest_z)
+        pins = contacts.copy()  # a foot is pinned at its ankle while that is planted, else at its toe
+        pins[:, 1] &= ~contacts[:, 0]
+        pins[:, 3] &= ~contacts[:, 2]
+        shift = root_offsets(tgt_pts, expected, pins)
+        if o.in_place:
+            shift[:, :2] = 0.0
+        result.contacts = contacts
+        result.root_shift = shift
+        result.hips_location = _hips_location(target, h, rot_by_bone, head_w + shift)
+    return result
+
+
+def _hips_location(target: RigSpec, h: int, rotations: dict, head_w: np.ndarray) -> np.ndarray:
+    """Pose location [T, 3] of bone h that puts its head at world positions head_w [T, 3]; rotations
+    {bone: [T, 3, 3]} are the local rotations written (ancestors of h carry no location keys)."""
+    inv_obj = np.linalg.inv(target.object_matrix)
+    head_a = head_w @ inv_obj[:3, :3].T + inv_obj[:3, 3]
+    # with zero location the head sits at the rest-carried position; location moves it along base_r
+    base_r, base_t = posed_bones(target, {b: r for b, r in rotations.items() if b != h}, {}, [h])[h]
+    diff = head_a - base_t
+    return diff @ base_r if base_r.ndim == 2 else np.einsum("tab,ta->tb", base_r, diff)
+
+
+def local_matrices(target: RigSpec, written: list[int] | list[str], rotations: np.ndarray, hips: int | None,
+                   hips_location: np.ndarray | None) -> np.ndarray:
+    """The target's local matrices [T, J, 4, 4] from the channels of a RetargetResult."""
+    idx = [b if isinstance(b, (int, np.integer)) else target.index[b] for b in written]
+    local = np.broadcast_to(np.eye(4), (rotations.shape[1], len(target.names), 4, 4)).copy()
+    for i, b in enumerate(idx):
+        local[:, b, :3, :3] = rotations[i]
+    if hips is not None and hips_location is not None:
+        local[:, hips, :3, 3] = hips_location
+    return local
+
+
+def world_heads(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
+    """World bone head positions [T, J, 3] for local matrices [T, J, 4, 4] (or [T, len(bones), 3])."""
+    posed = forward(rig, local, bones)
+    if bones is not None:
+        posed = posed[:, bones]
+    return np.einsum("ab,tjb->tja", rig.object_matrix[:3, :3], posed[..., :3, 3]) + rig.object_matrix[:3, 3]
+
+
+def world_directions(rig: RigSpec, local: np.ndarray) -> np.ndarray:
+    """World unit bone directions (Y axes) [T, J, 3] for local matrices [T, J, 4, 4]."""
+    posed = forward(rig, local)
+    d = np.einsum("ab,tjb->tja", rig.object_matrix[:3, :3], posed[..., :3, 1])
+    return d / np.linalg.norm(d, axis=-1, keepdims=True)
