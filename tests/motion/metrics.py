@@ -16,12 +16,14 @@ def mpjpe_per_frame(x: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.linalg.norm(x - truth, axis=-1).mean(-1)
 
 
-def skating(points: np.ndarray, truth_points: np.ndarray, threshold: float = 0.01) -> float:
-    """Mean per-frame displacement (m/frame) of foot points [T, K, 3] where the truth points move < 1 cm/frame
-    (WHAM/GVHMR foot sliding with ground-truth contacts)."""
+def skating(points: np.ndarray, truth_points: np.ndarray, contacts: np.ndarray, threshold: float = 0.01) -> float:
+    """Mean per-frame 3D displacement (m/frame) of sole points [T, K, 3] over true contacts: frame pairs where
+    the known contact [T, K] holds in both frames and the truth points move < 1 cm/frame (WHAM/GVHMR foot
+    sliding with ground-truth contacts)."""
     gt_step = np.linalg.norm(np.diff(truth_points, axis=0), axis=-1)
     step = np.linalg.norm(np.diff(points, axis=0), axis=-1)
-    return float(step[gt_step < threshold].mean())
+    mask = (gt_step < threshold) & contacts[1:] & contacts[:-1]
+    return float(step[mask].mean())
 
 
 def f1(pred: np.ndarray, truth: np.ndarray) -> float:

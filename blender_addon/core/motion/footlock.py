@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import options as o
+from ..rotations import matrix_to_quaternion, quaternion_to_matrix
 from .contacts import runs
+from .smooth import continuous
+from .so3 import align_signs
 from .kinematics import LEGS, PELVIS
 
 
@@ -23,38 +26,52 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def lock_corrections(points: np.ndarray, contacts: np.ndarray, fps: float, floor_known: bool) -> np.ndarray:
-    """Per-foot translations [T, 2, 3] that lock contacting sole points (points [T, 4, 3], contacts [T, 4])."""
+def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.ndarray, contacts: np.ndarray,
+                     fps: float, floor_known: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-foot ankle translations [T, 2, 3] and ankle world rotations [T, 2, 3, 3] that lock the feet.
+
+    points [T, 4, 3] sole points, ankle_rot [T, 2, 3, 3] / ankle_pos [T, 2, 3] the ankles' world
+    rotations and positions, contacts [T, 4]. During a run the foot's world orientation is held at the
+    run's mean (so heel and toe both stay put) and blended back to the free one over the window.
+    """
     t = len(points)
     blend = max(1, int(round(o.LOCK_BLEND_S * fps)))
     out = np.zeros((t, 2, 3))
+    rot_out = ankle_rot.copy()
     weight = np.zeros((t, 2))
     for foot in range(2):
-        pts = points[:, 2 * foot:2 * foot + 2]
+        rel = np.einsum("tba,tkb->tka", ankle_rot[:, foot], points[:, 2 * foot:2 * foot + 2] - ankle_pos[:, foot, None])
         con = contacts[:, 2 * foot:2 * foot + 2]
+        q_free = continuous(matrix_to_quaternion(ankle_rot[:, foot]))
         for s, e in runs(con.any(1)):
+            q_hold = align_signs(q_free[s:e], q_free[s]).mean(0)
+            q_hold /= np.linalg.norm(q_hold)
+            r_hold = quaternion_to_matrix(q_hold)
+            held = ankle_pos[s:e, foot, None] + np.einsum("ab,tkb->tka", r_hold, rel[s:e])  # points, rotation held
             err = np.zeros((e - s, 3))
             count = np.zeros(e - s)
             for k in range(2):
                 on = con[s:e, k]
                 if not on.any():
                     continue
-                anchor = np.median(pts[s:e][on, k], axis=0)
+                anchor = np.median(held[on, k], axis=0)
                 if floor_known:
                     anchor[1] = 0.0
-                err[on] += anchor - pts[s:e][on, k]
+                err[on] += anchor - held[on, k]
                 count[on] += 1
             err /= np.maximum(count, 1)[:, None]
             out[s:e, foot] = err
+            rot_out[s:e, foot] = r_hold
             weight[s:e, foot] = 1.0
-            for side, edge, frames in ((-1, s, range(s - 1, max(s - blend, 0) - 1, -1)),
-                                       (1, e - 1, range(e, min(e + blend, t)))):
+            for edge, frames in ((s, range(s - 1, max(s - blend, 0) - 1, -1)), (e - 1, range(e, min(e + blend, t)))):
                 for i in frames:
                     w = _smoothstep(1.0 - abs(i - edge) / (blend + 1))
                     if w > weight[i, foot]:
                         weight[i, foot] = w
+                        q = (1 - w) * q_free[i] + w * align_signs(q_hold, q_free[i])
+                        rot_out[i, foot] = quaternion_to_matrix(q / np.linalg.norm(q))
                         out[i, foot] = w * out[edge, foot]
-    return out
+    return out, rot_out
 
 
 def penetration_push(points: np.ndarray, corrections: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
@@ -108,14 +125,18 @@ def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray,
     return r1, r2, reached
 
 
-def apply_leg_ik(local: np.ndarray, rot: np.ndarray, pos: np.ndarray, corrections: np.ndarray) -> tuple[np.ndarray, int]:
+def apply_leg_ik(local: np.ndarray, rot: np.ndarray, pos: np.ndarray, corrections: np.ndarray,
+                 ankle_rot: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Move each ankle by corrections [T, 2, 3] with two-bone IK; returns new local matrices [T, 22, 3, 3]
-    (hip, knee and ankle locals changed so the foot keeps its world orientation) and the number of
-    clamped (unreachable) frames. rot/pos: `kinematics.forward` outputs for `local`."""
+    (hip, knee and ankle locals changed so the foot keeps its world orientation, or takes ankle_rot
+    [T, 2, 3, 3]) and the number of clamped (unreachable) frames. rot/pos: `kinematics.forward` outputs."""
     out = local.copy()
     clamped = 0
     for foot, (hip, knee, ankle) in enumerate(LEGS):
-        active = np.flatnonzero(np.linalg.norm(corrections[:, foot], axis=-1) > 1e-7)
+        moved = np.linalg.norm(corrections[:, foot], axis=-1) > 1e-7
+        if ankle_rot is not None:
+            moved |= np.abs(ankle_rot[:, foot] - rot[:, ankle]).sum((1, 2)) > 1e-9
+        active = np.flatnonzero(moved)
         if not len(active):
             continue
         target = pos[active, ankle] + corrections[active, foot]
@@ -126,5 +147,6 @@ def apply_leg_ik(local: np.ndarray, rot: np.ndarray, pos: np.ndarray, correction
         pelvis_w = rot[active, PELVIS]
         out[active, hip] = np.swapaxes(pelvis_w, -1, -2) @ hip_w
         out[active, knee] = np.swapaxes(hip_w, -1, -2) @ knee_w
-        out[active, ankle] = np.swapaxes(knee_w, -1, -2) @ rot[active, ankle]
+        foot_w = rot[active, ankle] if ankle_rot is None else ankle_rot[active, foot]
+        out[active, ankle] = np.swapaxes(knee_w, -1, -2) @ foot_w
     return out, clamped

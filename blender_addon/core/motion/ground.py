@@ -140,7 +140,7 @@ def feet_plane(contacts: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, float,
     info = {"contacts": int(len(contacts))}
     pts = contacts
     for _ in range(3):  # trimmed refits: drop points > 3 cm off the plane
-        centre = np.median(pts, 0)
+        centre = pts.mean(0)
         _, s, vt = np.linalg.svd(pts - centre, full_matrices=False)
         proj = (pts - centre) @ vt[0]
         extent = float(np.percentile(proj, 95) - np.percentile(proj, 5))
@@ -156,7 +156,7 @@ def feet_plane(contacts: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, float,
         else:
             n = vt[2] if vt[2] @ up >= 0 else -vt[2]
             normal, info["fit"] = n, "area"
-        resid = (contacts - np.median(pts, 0)) @ normal
+        resid = (contacts - centre) @ normal
         resid -= np.median(resid)
         keep = np.abs(resid) < 0.03
         if keep.sum() < MIN_CONTACT_POINTS or keep.sum() == len(pts):

@@ -284,12 +284,15 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 pts = foot_points(shapes[p.pid], rot, pos)
                 con = detect_contacts(pts, fps, floor_known=grounded)
                 p.contacts[s:e] = con
-                corr = lock_corrections(pts, con, fps, grounded)
+                corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], con, fps, grounded)
+                # sole points as the held foot orientations place them, for the penetration test
+                rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
+                pts = (pos[:, [7, 8], None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
                 if grounded:
                     before = corr.copy()
                     corr = penetration_push(pts, corr)
                     pushed += int(np.sum(np.abs(corr - before).sum((1, 2)) > 1e-7))
-                new_local, c = apply_leg_ik(local, rot, pos, corr)
+                new_local, c = apply_leg_ik(local, rot, pos, corr, ankle_rot)
                 clamped += c
                 body_aa = quat_to_aa(matrix_to_quaternion(new_local[:, 1:BODY_JOINTS]))
                 legs = [0, 1, 3, 4, 6, 7]  # body_pose rows of hips, knees, ankles
