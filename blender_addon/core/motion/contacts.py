@@ -1,8 +1,9 @@
 """Foot contact detection per sole point (left heel, left toe, right heel, right toe) per frame.
 
 A point is in contact when it is near the floor (height <= 4 cm; without a known floor, above the
-segment's 5th percentile height) and slow: horizontal speed (centred difference over +-0.067 s of the
-trajectory smoothed by a 0.05 s Gaussian) below 0.3 m/s to enter, above 0.5 m/s to leave (hysteresis). Runs shorter than 0.1 s are
+segment's 5th percentile height) and slow: horizontal speed (the smaller of the forward and backward
+differences over 0.067 s of the trajectory smoothed by a 0.05 s Gaussian) below 0.3 m/s to enter, above 0.5 m/s to leave (hysteresis, run forwards and
+backwards in time so both ends of a contact get the same tolerance). Runs shorter than 0.1 s are
 dropped and gaps up to 0.07 s filled. Refined-world convention: height = -y, horizontal = (x, z).
 """
 from __future__ import annotations
@@ -13,18 +14,20 @@ from . import options as o
 from .smooth import gaussian_filter
 
 
-def horizontal_speed(points: np.ndarray, fps: float, half: int = 1) -> np.ndarray:
-    """Horizontal speed [T, K] (m/s) of points [T, K, 3]: centred difference over +-half frames (the
-    nearest full window at the ends)."""
+def horizontal_speed(points: np.ndarray, fps: float, span: int = 1) -> np.ndarray:
+    """Horizontal speed [T, K] (m/s) of points [T, K, 3]: the smaller of the forward and the backward
+    difference over `span` frames, so a foot that stops (or starts) moving reads as still from its first
+    (to its last) still frame instead of being blurred across the edge by a centred difference."""
     t = len(points)
-    half = max(1, min(half, (t - 1) // 2))
-    if t < 3:
+    span = max(1, min(span, t - 1))
+    out = np.full(points.shape[:2], np.inf)
+    if t < 2:
         return np.zeros(points.shape[:2])
     xz = points[..., [0, 2]]
-    v = np.empty(points.shape[:2])
-    v[half:t - half] = np.linalg.norm(xz[2 * half:] - xz[:t - 2 * half], axis=-1) * (fps / (2 * half))
-    v[:half], v[t - half:] = v[half], v[t - half - 1]
-    return v
+    step = np.linalg.norm(xz[span:] - xz[:-span], axis=-1) * (fps / span)  # [T - span, K]
+    out[:-span] = step  # forward
+    out[span:] = np.minimum(out[span:], step)  # backward
+    return out
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -40,8 +43,17 @@ def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int) -> np.ndarray:
         if s > 0 and e < len(out) and e - s <= max_gap:
             out[s:e] = True
     for s, e in runs(out):
-        if e - s < min_run:
+        if e - s < min_run and 0 < s and e < len(out):  # a run cut by the clip's ends is not short
             out[s:e] = False
+    return out
+
+
+def dilate(mask: np.ndarray, frames: int) -> np.ndarray:
+    """mask [T, K] with every True run grown by `frames` at both ends (along axis 0)."""
+    out = mask.copy()
+    for k in range(1, frames + 1):
+        out[k:] |= mask[:-k]
+        out[:-k] |= mask[k:]
     return out
 
 
@@ -51,16 +63,17 @@ def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) ->
     height = -points[..., 1]
     if not floor_known and t:
         height = height - np.percentile(height, 5, axis=0)
-    # speed of a lightly smoothed trajectory over +-2 frames at 30 fps: per-frame noise of a few cm would
-    # read as walking speed, while heavier smoothing would blur the stance edges
+    # a lightly smoothed trajectory over 2 frames at 30 fps: per-frame noise of a few cm would read as
+    # walking speed, while heavier smoothing would blur the stance edges
     speed = horizontal_speed(gaussian_filter(points, o.CONTACT_SMOOTH_S * fps), fps,
-                             int(round(o.CONTACT_SPEED_HALF_S * fps)))
+                             int(round(o.CONTACT_SPEED_SPAN_S * fps)))
     low = height <= o.CONTACT_HEIGHT_M
     out = np.zeros((t, k), bool)
-    state = np.zeros(k, bool)
-    for i in range(t):  # hysteresis on the speed
-        state = np.where(state, speed[i] <= o.CONTACT_LEAVE_MS, speed[i] <= o.CONTACT_ENTER_MS) & low[i]
-        out[i] = state
+    for order in (range(t), range(t - 1, -1, -1)):  # hysteresis both ways: a contact starts as early as it ends late
+        state = np.zeros(k, bool)
+        for i in order:
+            state = np.where(state, speed[i] <= o.CONTACT_LEAVE_MS, speed[i] <= o.CONTACT_ENTER_MS) & low[i]
+            out[i] |= state
     min_run = max(1, int(round(o.CONTACT_MIN_RUN_S * fps)))
     max_gap = max(0, int(round(o.CONTACT_FILL_GAP_S * fps)))
     for j in range(k):

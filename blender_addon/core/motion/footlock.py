@@ -7,7 +7,8 @@ points stay put. Around each run the correction at the run's edge fades out over
 (smoothstep, 0.13 s) instead of switching off, so there is no pop. A foot point still below the floor
 after that is pushed up by exactly its depth (no float is added). The ankle target is then reached by
 two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current knee),
-the legs are never stretched (unreachable targets are clamped to the leg's reach).
+the legs are never stretched: where a target is out of reach the pelvis moves towards it
+(`root_shift`, smoothed), and what is still out of reach is clamped.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 from . import options as o
 from ..rotations import matrix_to_quaternion, quaternion_to_matrix
 from .contacts import runs
-from .smooth import continuous
+from .smooth import continuous, gaussian_filter
 from .so3 import align_signs
 from .kinematics import LEGS, PELVIS
 
@@ -82,6 +83,28 @@ def penetration_push(points: np.ndarray, corrections: np.ndarray, tolerance: flo
         depth = np.maximum(y.max(1) - tolerance, 0.0)
         out[:, foot, 1] -= depth
     return out
+
+
+def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.995) -> np.ndarray:
+    """Pelvis translation [T, 3] that brings over-stretched locked legs back into reach.
+
+    pos [T, 22, 3] joint positions, corrections [T, 2, 3] ankle translations. For each leg whose target is
+    farther from the hip than margin * (thigh + shin), the pelvis moves towards the target by the
+    deficit; the shift is smoothed over time (Gaussian, half the blend window) so it never pops, and
+    six rounds make up for what the smoothing took off the peaks.
+    """
+    total = np.zeros((len(pos), 3))
+    for _ in range(6):
+        shift = np.zeros((len(pos), 3))
+        for foot, (hip, knee, ankle) in enumerate(LEGS):
+            reach = margin * (np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1)
+                              + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1))
+            v = pos[:, ankle] + corrections[:, foot] - (pos[:, hip] + total)
+            d = np.linalg.norm(v, axis=-1)
+            deficit = np.maximum(d - reach, 0.0)
+            shift += deficit[:, None] * v / np.maximum(d, 1e-9)[:, None]
+        total += gaussian_filter(shift, 0.5 * o.LOCK_BLEND_S * fps) if len(shift) >= 3 else shift
+    return total
 
 
 def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

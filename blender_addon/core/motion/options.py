@@ -17,7 +17,7 @@ SIGMA_HANDS_S = 0.1
 SIGMA_ROOT_S = 0.04
 SIGMA_CAMERA_S = 0.1
 # Live One Euro at strength 1: min cutoff (Hz, divided by strength) and speed gains (s/m, s/rad).
-ONE_EURO_MIN_CUTOFF_HZ = 1.5
+ONE_EURO_MIN_CUTOFF_HZ = 5.0  # keeps the lag at rest <= 1 frame at 30 fps (1/(2*pi*5 Hz) = 0.8 frame)
 ONE_EURO_BETA_POS = 6.0
 ONE_EURO_BETA_ROT = 1.5
 # Contact detection and foot lock (metres, metres/second, seconds).
@@ -26,9 +26,10 @@ CONTACT_ENTER_MS = 0.30
 CONTACT_LEAVE_MS = 0.50
 CONTACT_MIN_RUN_S = 0.1
 CONTACT_SMOOTH_S = 0.05
-CONTACT_SPEED_HALF_S = 0.067
+CONTACT_SPEED_SPAN_S = 0.067
 CONTACT_FILL_GAP_S = 0.07
 LOCK_BLEND_S = 0.13
+LOCK_DILATE_S = 0.034  # lock this long beyond each detected contact (the body smoothing's width)
 
 
 @dataclass(frozen=True)

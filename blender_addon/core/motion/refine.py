@@ -21,8 +21,8 @@ import numpy as np
 from ..body_model import BodyModel
 from ..rotations import axis_angle_to_matrix, matrix_to_quaternion
 from . import options as o
-from .contacts import detect_contacts
-from .footlock import apply_leg_ik, lock_corrections, penetration_push
+from .contacts import detect_contacts, dilate
+from .footlock import apply_leg_ik, lock_corrections, penetration_push, root_shift
 from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward
 from .options import CleanupOptions
@@ -284,10 +284,17 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 pts = foot_points(shapes[p.pid], rot, pos)
                 con = detect_contacts(pts, fps, floor_known=grounded)
                 p.contacts[s:e] = con
-                corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], con, fps, grounded)
+                # lock one smoothing width beyond the detected edges: smoothing spreads the swing into them
+                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)))
+                corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], lock, fps, grounded)
                 # sole points as the held foot orientations place them, for the penetration test
                 rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
                 pts = (pos[:, [7, 8], None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
+                shift = root_shift(pos, corr, fps)
+                moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7  # locked feet keep their targets
+                corr = corr - np.where(moving, shift[:, None], 0.0)
+                pos, pts = pos + shift[:, None], pts + shift[:, None]
+                p.transl[s:e] += shift
                 if grounded:
                     before = corr.copy()
                     corr = penetration_push(pts, corr)
@@ -303,7 +310,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                     "penetration_frames_fixed": pushed, "floor": "y = 0" if grounded else "per-run height",
                     "params": {"height_m": o.CONTACT_HEIGHT_M, "enter_speed_ms": o.CONTACT_ENTER_MS,
                                "leave_speed_ms": o.CONTACT_LEAVE_MS, "min_run_s": o.CONTACT_MIN_RUN_S,
-                               "fill_gap_s": o.CONTACT_FILL_GAP_S, "blend_s": o.LOCK_BLEND_S}}
+                               "fill_gap_s": o.CONTACT_FILL_GAP_S, "blend_s": o.LOCK_BLEND_S,
+                               "lock_beyond_contact_s": o.LOCK_DILATE_S}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep

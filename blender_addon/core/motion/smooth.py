@@ -3,7 +3,8 @@
 Both work on positions (metres) and on rotations (unit quaternions, SO(3)):
 - offline: frames whose pose jumps away from a running median (a Hampel test on the whole frame's
   vector) are replaced by interpolation from their neighbours, then a Gaussian of sigma frames is
-  applied along time with point-reflected ends (keeps a linear trend at the clip ends). Rotations are
+  applied along time with point-reflected ends (about a line fitted to the end frames: keeps a
+  linear trend at the clip ends). Rotations are
   filtered as sign-continuous quaternions (every quaternion in its predecessor's hemisphere) and
   renormalised: the Gaussian-weighted chordal L2 mean on SO(3), which is what the window's rotations
   average to on the sphere, not a per-component Euler average.
@@ -27,12 +28,26 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _point_reflect(x: np.ndarray, r: int) -> np.ndarray:
-    """Pad x [T, ...] by r frames at both ends with 2*x[end] - x[mirror] (r capped at T-1)."""
+def _line_end(x: np.ndarray, m: int) -> np.ndarray:
+    """Value at frame 0 of the least-squares line through x[:m] (x [T, ...]): a noise-robust end point."""
+    t = np.arange(m, dtype=np.float64) - 0.5 * (m - 1)
+    seg = x[:m]
+    mean = seg.mean(0)
+    slope = np.tensordot(t, seg - mean, axes=(0, 0)) / np.sum(t * t)
+    return mean - slope * 0.5 * (m - 1)
+
+
+def _point_reflect(x: np.ndarray, r: int) -> tuple[np.ndarray, int]:
+    """Pad x [T, ...] by r frames at both ends by point reflection about the end of a line fitted to the
+    first/last r+1 frames (keeps a linear trend without letting the noisy end sample steer the ends);
+    r is capped at T-1."""
     t = x.shape[0]
     r = min(r, t - 1)
-    head = 2.0 * x[:1] - x[r:0:-1]
-    tail = 2.0 * x[-1:] - x[-2:-r - 2:-1]
+    m = min(t, r + 1)
+    head_pivot = _line_end(x, m) if m >= 3 else x[0]
+    tail_pivot = _line_end(x[::-1], m) if m >= 3 else x[-1]
+    head = 2.0 * head_pivot - x[r:0:-1]
+    tail = 2.0 * tail_pivot - x[-2:-r - 2:-1]
     return np.concatenate([head, x, tail], axis=0), r
 
 
