@@ -158,3 +158,23 @@ def test_bad_input_is_reported_not_raised(case):
     assert expected in reasons, reasons
     if case == "nan":
         assert np.isnan(r.frames[5]["people"]["transl"][0]).any()
+
+
+def test_no_pop_at_lock_boundaries(scene, refined):
+    """What locking changes on the legs moves per frame by less than the input noise does: at the ankles and
+    feet below the RMS frame-to-frame step of the noise, at the knees (IK near full extension) below its p95."""
+    unlocked = refine_job(*split(scene.messages), options={"foot_lock": False})
+    a_raw = np.array(refined.header["conventions"]["from_raw"])
+    ta = _truth_to_refined(scene, refined)
+    raw_frames = split(scene.messages)[1]
+    for p in scene.people:
+        _, a = forward(p.shape, *person_series(refined.frames, p.pid, scene.body))
+        _, b = forward(p.shape, *person_series(unlocked.frames, p.pid, scene.body))
+        _, raw = forward(p.shape, *person_series(raw_frames, p.pid, scene.body))
+        _, truth = forward(p.shape, p.local, p.root)
+        noise = (raw @ a_raw[:3, :3].T + a_raw[:3, 3]) - (truth @ ta[:3, :3].T + ta[:3, 3])
+        for joints, limit in (([7, 8, 10, 11], "rms"), ([4, 5], "p95")):
+            pop = np.linalg.norm(np.diff((a - b)[:, joints], axis=0), axis=-1).max()
+            step = np.linalg.norm(np.diff(noise[:, joints], axis=0), axis=-1)
+            bound = np.sqrt(np.mean(step ** 2)) if limit == "rms" else np.percentile(step, 95)
+            assert pop <= bound, (p.kind, joints, pop, bound)

@@ -85,7 +85,7 @@ def penetration_push(points: np.ndarray, corrections: np.ndarray, tolerance: flo
     return out
 
 
-def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.995) -> np.ndarray:
+def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.98) -> np.ndarray:
     """Pelvis translation [T, 3] that brings over-stretched locked legs back into reach.
 
     pos [T, 22, 3] joint positions, corrections [T, 2, 3] ankle translations. For each leg whose target is
