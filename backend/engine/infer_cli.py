@@ -56,6 +56,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="pass frames through JPEG q95 like the reference's video path")
     g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=d.scene_voxel_size,
                    help=f"voxel edge of the accumulated scene cloud (default {d.scene_voxel_size})")
+    from backend.refine_cmd import add_cleanup_arguments
+
+    add_cleanup_arguments(parser.add_argument_group("motion clean-up"), optional=True)
 
 
 OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_threshold", "conf_threshold",
@@ -65,7 +68,12 @@ OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_
 
 def options_from_args(args: argparse.Namespace) -> dict:
     """The JobOptions map given by the command-line flags."""
-    return {name: getattr(args, name) for name in OPTION_NAMES if hasattr(args, name)}
+    from backend.refine_cmd import cleanup_from_args
+
+    out = {name: getattr(args, name) for name in OPTION_NAMES if hasattr(args, name)}
+    if hasattr(args, "cleanup"):
+        out["cleanup"] = cleanup_from_args(args)
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

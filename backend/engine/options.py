@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from blender_addon.core.motion.options import CleanupOptions
+
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -36,6 +38,8 @@ class JobOptions:
         scene_voxel_size: voxel edge (world units) of the accumulated scene cloud in `done`; it grows
             (doubling) if the cloud would exceed `scene_max_points`.
         scene_max_points: cap on the accumulated scene cloud (voxels).
+        cleanup: motion clean-up applied to the frames as they are produced (causal filters, floor
+            once known; `blender_addon.core.motion.CleanupOptions`, a map on the wire); None = raw output.
     """
 
     start: int = 0
@@ -53,6 +57,7 @@ class JobOptions:
     jpeg_roundtrip: bool = False
     scene_voxel_size: float = 0.02
     scene_max_points: int = 250_000
+    cleanup: CleanupOptions | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -96,6 +101,11 @@ class JobOptions:
             raise bad("scene_voxel_size", "must be > 0")
         if self.scene_max_points < 1:
             raise bad("scene_max_points", "must be >= 1")
+        if self.cleanup is not None:  # validated (and a plain map converted) by its own definition
+            try:
+                object.__setattr__(self, "cleanup", CleanupOptions.from_dict(self.cleanup))
+            except ValueError as exc:
+                raise ValueError(f"option 'cleanup': {exc}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "JobOptions":
