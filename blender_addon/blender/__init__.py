@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import bpy
 
-from . import live, operators, panels, prefs, props, timers
+from . import cleanup, live, operators, panels, prefs, props, timers
 
 # Registration order: property groups before the pointers to them, operators before panels that use them.
-CLASSES = (*props.CLASSES, *prefs.CLASSES, *operators.CLASSES, *panels.CLASSES)
+CLASSES = (*props.CLASSES, *prefs.CLASSES, *operators.CLASSES, *panels.CLASSES, *cleanup.CLASSES)
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     props.attach()
+    cleanup.attach()
     operators.register_menus()
     timers.register()
 
@@ -28,6 +29,7 @@ def unregister() -> None:
     live.shutdown("Stopped: the Human3R add-on was disabled")
     live.forget()
     operators.unregister_menus()
+    cleanup.detach()
     props.detach()
     for cls in reversed(CLASSES):
         if getattr(cls, "is_registered", True):

@@ -157,8 +157,12 @@ def _kinematics(p: _Person, shape: BodyShape, s: int, e: int):
 
 
 def refine_job(header: dict | None, frames: list[dict], tracks: list[dict] | None = None, end: dict | None = None,
-               options: CleanupOptions | dict | None = None) -> Refined:
-    """Refine one job's messages (see the module docstring). Never raises on bad data."""
+               options: CleanupOptions | dict | None = None, transform: np.ndarray | None = None) -> Refined:
+    """Refine one job's messages (see the module docstring). Never raises on bad data.
+
+    transform: a known W -> refined 4x4 to use instead of estimating the floor (e.g. the alignment an
+    imported scene already has, so a re-applied person stays in the same world); ignored with ground 'off'.
+    """
     tracks = list(tracks or [])
     opts = CleanupOptions.from_dict(options)
     reasons: list[str] = []
@@ -179,13 +183,14 @@ def refine_job(header: dict | None, frames: list[dict], tracks: list[dict] | Non
         reasons.append("no frames: nothing to refine")
         return _finish(unchanged, header, np.eye(4), False)
     try:
-        return _refine(header, list(frames), tracks, end, opts, body, report)
+        return _refine(header, list(frames), tracks, end, opts, body, report, transform)
     except Exception as exc:  # last resort: a bug must not cost the user the import
         reasons.append(f"refinement failed ({type(exc).__name__}: {exc}); data left unchanged")
         return _finish(unchanged, header, np.eye(4), False)
 
 
-def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, report: dict) -> Refined:
+def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, report: dict,
+            given: np.ndarray | None = None) -> Refined:
     reasons = report["reasons"]
     fps = _fps(header, frames)
     report["fps"] = fps
@@ -239,7 +244,11 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     # 2. ground
     transform = np.eye(4)
     ground_rep = {"applied": False, "mode": opts.ground}
-    if opts.ground != "off":
+    if opts.ground != "off" and given is not None:
+        transform = np.asarray(given, np.float64).reshape(4, 4)
+        ground_rep = {"applied": not np.allclose(transform, np.eye(4)), "mode": opts.ground, "evidence": "given",
+                      "confidence": 1.0}
+    elif opts.ground != "off":
         feet, trunks = [], []
         for p in people:
             for s, e in segments[p.pid]:
