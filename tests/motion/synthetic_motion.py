@@ -219,20 +219,23 @@ def make_scene(n_frames: int = 240, kinds=("walk", "walk", "stand", "jump"), see
     K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]], np.float32)
     msgs = [header]
     seq = 1
+    series = []  # per person: noisy axis-angle [T, 22, 3] and transl [T, 3] in W, all frames at once
+    for p in people:
+        go = R @ p.local[:, 0]
+        aa = quat_to_aa(matrix_to_quaternion(np.concatenate([go[:, None], p.local[:, 1:]], 1)))
+        transl = p.root @ R.T + tr - body.rest_joints(p.betas)[0]
+        if noisy:
+            scale = np.where(rng.random(n_frames) < outlier_rate, 5.0, 1.0)
+            noise = rng.normal(0, np.radians(noise_deg), (n_frames, 22, 3)) * scale[:, None, None]
+            aa = quat_to_aa(matrix_to_quaternion(axis_angle_to_matrix(aa) @ axis_angle_to_matrix(noise)))
+            transl = transl + rng.normal(0, noise_m, (n_frames, 3)) * scale[:, None]
+        betas = np.repeat(p.betas[None], n_frames, 0) + (rng.normal(0, 0.02, (n_frames, 10)) if noisy else 0)
+        series.append((aa, transl, betas))
     for i in range(n_frames):
         rows = {k: [] for k in ("id", "score", "global_orient", "body_pose", "left_hand_pose", "right_hand_pose",
                                 "jaw_pose", "leye_pose", "reye_pose", "betas", "expression", "transl", "head_xy")}
-        for p in people:
-            go = R @ p.local[i, 0]
-            aa = quat_to_aa(matrix_to_quaternion(np.concatenate([go[None], p.local[i, 1:]])))
-            pelvis_raw = R @ p.root[i] + tr
-            j0 = body.rest_joints(p.betas)[0]
-            transl = pelvis_raw - j0
-            if noisy:
-                scale = 5.0 if rng.random() < outlier_rate else 1.0
-                aa = quat_to_aa(matrix_to_quaternion(
-                    axis_angle_to_matrix(aa) @ axis_angle_to_matrix(rng.normal(0, np.radians(noise_deg) * scale, (22, 3)))))
-                transl = transl + rng.normal(0, noise_m * scale, 3)
+        for p, (aa_all, transl_all, betas_all) in zip(people, series):
+            aa = aa_all[i]
             rows["id"].append(p.pid)
             rows["score"].append(0.9)
             rows["global_orient"].append(aa[0])
@@ -241,9 +244,9 @@ def make_scene(n_frames: int = 240, kinds=("walk", "walk", "stand", "jump"), see
                 rows[name].append(np.zeros((k, 3)))
             for name in ("jaw_pose", "leye_pose", "reye_pose"):
                 rows[name].append(np.zeros(3))
-            rows["betas"].append(p.betas + (rng.normal(0, 0.02, 10) if noisy else 0))
+            rows["betas"].append(betas_all[i])
             rows["expression"].append(np.zeros(10))
-            rows["transl"].append(transl)
+            rows["transl"].append(transl_all[i])
             rows["head_xy"].append(np.array([320.0, 200.0]))
         people_map = {k: np.asarray(v, np.int32 if k == "id" else np.float32) for k, v in rows.items()}
         if frame_points:

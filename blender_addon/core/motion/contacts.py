@@ -68,12 +68,15 @@ def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) ->
     speed = horizontal_speed(gaussian_filter(points, o.CONTACT_SMOOTH_S * fps), fps,
                              int(round(o.CONTACT_SPEED_SPAN_S * fps)))
     low = height <= o.CONTACT_HEIGHT_M
+    # hysteresis both ways = every stretch below the leave speed (and low) that dips below the enter speed
+    stay = (speed <= o.CONTACT_LEAVE_MS) & low
+    enter = (speed <= o.CONTACT_ENTER_MS) & low
     out = np.zeros((t, k), bool)
-    for order in (range(t), range(t - 1, -1, -1)):  # hysteresis both ways: a contact starts as early as it ends late
-        state = np.zeros(k, bool)
-        for i in order:
-            state = np.where(state, speed[i] <= o.CONTACT_LEAVE_MS, speed[i] <= o.CONTACT_ENTER_MS) & low[i]
-            out[i] |= state
+    for j in range(k):
+        label = np.cumsum(np.concatenate([[stay[0, j]], stay[1:, j] & ~stay[:-1, j]])) * stay[:, j]
+        entered = np.bincount(label, weights=enter[:, j], minlength=label.max() + 1) > 0
+        entered[0] = False
+        out[:, j] = entered[label]
     min_run = max(1, int(round(o.CONTACT_MIN_RUN_S * fps)))
     max_gap = max(0, int(round(o.CONTACT_FILL_GAP_S * fps)))
     for j in range(k):

@@ -64,14 +64,16 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
             out[s:e, foot] = err
             rot_out[s:e, foot] = r_hold
             weight[s:e, foot] = 1.0
-            for edge, frames in ((s, range(s - 1, max(s - blend, 0) - 1, -1)), (e - 1, range(e, min(e + blend, t)))):
-                for i in frames:
-                    w = _smoothstep(1.0 - abs(i - edge) / (blend + 1))
-                    if w > weight[i, foot]:
-                        weight[i, foot] = w
-                        q = (1 - w) * q_free[i] + w * align_signs(q_hold, q_free[i])
-                        rot_out[i, foot] = quaternion_to_matrix(q / np.linalg.norm(q))
-                        out[i, foot] = w * out[edge, foot]
+            for edge, frames in ((s, np.arange(s - 1, max(s - blend, 0) - 1, -1)), (e - 1, np.arange(e, min(e + blend, t)))):
+                if not len(frames):
+                    continue
+                w = _smoothstep(1.0 - np.abs(frames - edge) / (blend + 1))
+                take = w > weight[frames, foot]
+                frames, w = frames[take], w[take]
+                weight[frames, foot] = w
+                q = (1 - w)[:, None] * q_free[frames] + w[:, None] * align_signs(q_hold[None], q_free[frames])
+                rot_out[frames, foot] = quaternion_to_matrix(q)
+                out[frames, foot] = w[:, None] * out[edge, foot]
     return out, rot_out
 
 

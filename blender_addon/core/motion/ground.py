@@ -96,10 +96,10 @@ def msac_planes(points: np.ndarray, up: np.ndarray, gate_deg: float, rng: np.ran
         if not len(n):
             break
         d = np.sum(n * a, 1)
-        dist = np.abs(remaining @ n.T - d)  # [N, H]
-        cost = np.minimum(dist, INLIER_M).sum(0)  # MSAC: truncated distance
+        probe = remaining[rng.integers(0, len(remaining), min(len(remaining), 3000))]  # scoring subset
+        cost = np.minimum(np.abs(probe @ n.T - d), INLIER_M).sum(0)  # MSAC: truncated distance, [H]
         best = int(np.argmin(cost))
-        inl = dist[:, best] < INLIER_M
+        inl = np.abs(remaining @ n[best] - d[best]) < INLIER_M
         if inl.sum() < min_inliers:
             break
         normal, offset, _ = _refit(remaining[inl], up)

@@ -52,22 +52,34 @@ def forward(shape: BodyShape, local: np.ndarray, root: np.ndarray) -> tuple[np.n
     local [T, 22, 3, 3] local rotation matrices (joint 0 = global_orient); root [T, 3] the pelvis
     position (J_0(β_frame) + transl).
     """
+    return forward_rest(shape.rest, shape.parents, local, root)
+
+
+def forward_rest(rest: np.ndarray, parents: np.ndarray, local: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`forward` with rest joints [22, 3] shared by all samples or [T, 22, 3] per sample (several people)."""
     t = local.shape[0]
     rot = np.empty((t, BODY_JOINTS, 3, 3))
     pos = np.empty((t, BODY_JOINTS, 3))
     rot[:, 0] = local[:, 0]
     pos[:, 0] = root
+    bone = rest - rest[..., parents.clip(0), :]  # [(T,) 22, 3] offset of each joint from its parent
     for j in range(1, BODY_JOINTS):
-        p = shape.parents[j]
+        p = parents[j]
         rot[:, j] = rot[:, p] @ local[:, j]
-        pos[:, j] = pos[:, p] + rot[:, p] @ (shape.rest[j] - shape.rest[p])
+        if bone.ndim == 2:
+            pos[:, j] = pos[:, p] + rot[:, p] @ bone[j]
+        else:
+            pos[:, j] = pos[:, p] + np.einsum("tab,tb->ta", rot[:, p], bone[:, j])
     return rot, pos
 
 
-def foot_points(shape: BodyShape, rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Foot contact points [T, 4, 3] (FOOT_POINTS order) from `forward`'s outputs."""
+def foot_points(shape: BodyShape | np.ndarray, rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Foot contact points [T, 4, 3] (FOOT_POINTS order) from `forward`'s outputs; `shape` may also be
+    sole offsets [T, 4, 3] per sample."""
+    offsets = shape.sole_offsets if isinstance(shape, BodyShape) else np.asarray(shape)
     r = rot[:, FOOT_POINT_JOINT]
-    return pos[:, FOOT_POINT_JOINT] + np.einsum("tkab,kb->tka", r, shape.sole_offsets)
+    spec = "tkab,kb->tka" if offsets.ndim == 2 else "tkab,tkb->tka"
+    return pos[:, FOOT_POINT_JOINT] + np.einsum(spec, r, offsets)
 
 
 def local_matrices(global_orient: np.ndarray, body_pose: np.ndarray) -> np.ndarray:

@@ -19,10 +19,10 @@ import numpy as np
 from ..body_model import BodyModel
 from . import options as o
 from .ground import estimate_floor, floor_transform
-from .kinematics import BodyShape, foot_points, forward, local_matrices
+from .kinematics import BodyShape, foot_points, forward_rest, local_matrices
 from .options import CleanupOptions
 from .refine import ROT_FIELDS, _py
-from .smooth import OneEuroPositions, OneEuroRotations
+from .smooth import one_euro_positions, one_euro_rotations
 from .so3 import aa_to_quat, quat_to_aa
 
 MIN_EVIDENCE_S = 2.0
@@ -33,11 +33,12 @@ MAX_FEET_FRAMES = 900
 
 
 class _Track:
-    def __init__(self, opts: CleanupOptions):
-        s = max(opts.smooth, 1e-3)
-        self.rot = OneEuroRotations(o.ONE_EURO_MIN_CUTOFF_HZ / s, o.ONE_EURO_BETA_ROT)
-        self.pos = OneEuroPositions(o.ONE_EURO_MIN_CUTOFF_HZ / s, o.ONE_EURO_BETA_POS)
-        self.last_frame = -1  # the refiner's frame counter when this person was last filtered
+    """One person's filter state: rotations [55, 4] + angular speeds [55], pelvis [3] + speed."""
+
+    def __init__(self, q: np.ndarray, root: np.ndarray, frame: int):
+        self.q, self.q_speed = q, np.zeros(q.shape[:-1])
+        self.root, self.root_speed = root, np.zeros(())
+        self.frame = frame
 
 
 class LiveRefiner:
@@ -100,8 +101,7 @@ class LiveRefiner:
         ids = np.asarray(people.get("id", np.zeros(0, np.int32))).reshape(-1)
         if self.options.smooth > 0 and self.body is not None and len(ids):
             people = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for k, v in people.items()}
-            for r, pid in enumerate(ids.tolist()):
-                self._filter_person(int(pid), r, people, dt)
+            self._filter_people(people, ids, dt)
             out["people"] = people
         if self.options.ground != "off" and self.ground is None:
             self._collect(msg, people, ids)
@@ -112,33 +112,47 @@ class LiveRefiner:
                     out["ground"] = found
         return out
 
-    def _filter_person(self, pid: int, r: int, people: dict, dt: float) -> None:
-        rows = []
-        for name, n in ROT_FIELDS:
-            if name in people:
-                rows.append(np.asarray(people[name][r], np.float64).reshape(n, 3))
-            else:
-                rows.append(np.zeros((n, 3)))
-        aa = np.concatenate(rows)
-        betas = np.asarray(people["betas"][r], np.float64)
-        transl = np.asarray(people["transl"][r], np.float64)
-        if not (np.isfinite(aa).all() and np.isfinite(betas).all() and np.isfinite(transl).all()):
-            self.tracks.pop(pid, None)  # restart after a bad sample
+    def _filter_people(self, people: dict, ids: np.ndarray, dt: float) -> None:
+        """Filter every valid person of the frame in one batch (people arrays are copies, written in place)."""
+        n = len(ids)
+        aa = np.concatenate([np.asarray(people[name], np.float64).reshape(n, k, 3) if name in people
+                             else np.zeros((n, k, 3)) for name, k in ROT_FIELDS], axis=1)  # [n, 55, 3]
+        betas = np.asarray(people["betas"], np.float64).reshape(n, -1)
+        transl = np.asarray(people["transl"], np.float64).reshape(n, 3)
+        ok = np.isfinite(aa).all((1, 2)) & np.isfinite(betas).all(1) & np.isfinite(transl).all(1)
+        for pid in ids[~ok].tolist():
+            self.tracks.pop(int(pid), None)  # restart after a bad sample
+        rows = np.flatnonzero(ok)
+        if not len(rows):
             return
-        track = self.tracks.get(pid)
-        if track is None or track.last_frame != self.frames_seen - 1:
-            track = self.tracks[pid] = _Track(self.options)  # new, or back after a gap
-        track.last_frame = self.frames_seen
-        pelvis0 = self.body.rest_joints(betas)[0]
-        q = track.rot(aa_to_quat(aa), dt)
-        root = track.pos((pelvis0 + transl)[None], dt)[0]
-        aa = quat_to_aa(q)
+        b = betas[rows, :self.body.J_dirs.shape[-1]]
+        pelvis0 = self.body.J_template[0] + b @ self.body.J_dirs[0, :, :b.shape[1]].T
+        q = aa_to_quat(aa[rows])
+        root = pelvis0 + transl[rows]
+        cont = [i for i, r in enumerate(rows) if (t := self.tracks.get(int(ids[r]))) is not None
+                and t.frame == self.frames_seen - 1]
+        out_q, out_root = q.copy(), root.copy()
+        if cont:
+            tracks = [self.tracks[int(ids[rows[i]])] for i in cont]
+            s = max(self.options.smooth, 1e-3)
+            vq, sq = one_euro_rotations(np.stack([t.q for t in tracks]), np.stack([t.q_speed for t in tracks]),
+                                        q[cont], dt, o.ONE_EURO_MIN_CUTOFF_HZ / s, o.ONE_EURO_BETA_ROT)
+            vr, sr = one_euro_positions(np.stack([t.root for t in tracks]), np.stack([t.root_speed for t in tracks]),
+                                        root[cont], dt, o.ONE_EURO_MIN_CUTOFF_HZ / s, o.ONE_EURO_BETA_POS)
+            out_q[cont], out_root[cont] = vq, vr
+            for t, a, b_, c, d in zip(tracks, vq, sq, vr, sr):
+                t.q, t.q_speed, t.root, t.root_speed, t.frame = a, b_, c, d, self.frames_seen
+        for i, r in enumerate(rows):
+            if i not in cont:  # new, or back after a gap: fresh filters
+                self.tracks[int(ids[r])] = _Track(q[i], root[i], self.frames_seen)
+        aa_out = quat_to_aa(out_q)
         start = 0
-        for name, n in ROT_FIELDS:
+        for name, k in ROT_FIELDS:
             if name in people:
-                people[name][r] = aa[start:start + n].reshape(people[name][r].shape)
-            start += n
-        people["transl"][r] = root - pelvis0
+                shape = people[name].shape
+                people[name][rows] = aa_out[:, start:start + k].reshape((len(rows),) + shape[1:])
+            start += k
+        people["transl"][rows] = out_root - pelvis0
 
     def _collect(self, msg: dict, people: dict, ids: np.ndarray) -> None:
         cam = np.asarray((msg.get("camera") or {}).get("cam_to_world", np.full((4, 4), np.nan)), np.float64)
@@ -149,23 +163,33 @@ class LiveRefiner:
             take = xyz[::max(1, len(xyz) // 300)]
             self.points.append(take)
             self.n_points += len(take)
-        if self.body is None:
+        if self.body is None or not len(ids):
             return
-        for r, pid in enumerate(ids.tolist()):
-            go = np.asarray(people["global_orient"][r], np.float64).reshape(1, 3)
-            bp = np.asarray(people["body_pose"][r], np.float64).reshape(1, 21, 3)
-            betas = np.asarray(people["betas"][r], np.float64)
-            transl = np.asarray(people["transl"][r], np.float64)
-            if not (np.isfinite(go).all() and np.isfinite(bp).all() and np.isfinite(betas).all() and np.isfinite(transl).all()):
-                continue
-            shape = self.shapes.get(int(pid))
-            if shape is None:
-                shape = self.shapes[int(pid)] = BodyShape.from_model(self.body, betas)
-            rot, pos = forward(shape, local_matrices(go, bp), (self.body.rest_joints(betas)[0] + transl)[None])
-            self.trunks.append(pos[0, 12] - pos[0, 0])
-            feet = self.feet.setdefault(int(pid), [])
-            feet.append(foot_points(shape, rot, pos)[0])
-            del feet[:-MAX_FEET_FRAMES]
+        n = len(ids)
+        go = np.asarray(people["global_orient"], np.float64).reshape(n, 3)
+        bp = np.asarray(people["body_pose"], np.float64).reshape(n, 21, 3)
+        betas = np.asarray(people["betas"], np.float64).reshape(n, -1)
+        transl = np.asarray(people["transl"], np.float64).reshape(n, 3)
+        ok = np.isfinite(go).all(1) & np.isfinite(bp).all((1, 2)) & np.isfinite(betas).all(1) & np.isfinite(transl).all(1)
+        rows = np.flatnonzero(ok)
+        if not len(rows):
+            return
+        shapes = []
+        for r in rows:
+            pid = int(ids[r])
+            if pid not in self.shapes:
+                self.shapes[pid] = BodyShape.from_model(self.body, betas[r])
+            shapes.append(self.shapes[pid])
+        b = betas[rows, :self.body.J_dirs.shape[-1]]
+        root = self.body.J_template[0] + b @ self.body.J_dirs[0, :, :b.shape[1]].T + transl[rows]
+        rot, pos = forward_rest(np.stack([s.rest for s in shapes]), shapes[0].parents,
+                                local_matrices(go[rows], bp[rows]), root)
+        self.trunks.extend(pos[:, 12] - pos[:, 0])
+        feet = foot_points(np.stack([s.sole_offsets for s in shapes]), rot, pos)
+        for r, f in zip(rows, feet):
+            track_feet = self.feet.setdefault(int(ids[r]), [])
+            track_feet.append(f)
+            del track_feet[:-MAX_FEET_FRAMES]
 
     def _estimate(self) -> dict | None:
         feet = [np.stack(f) for f in self.feet.values() if len(f) >= 3]

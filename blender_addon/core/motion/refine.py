@@ -59,6 +59,7 @@ class _Person:
     pelvis0: np.ndarray | None = None  # [T, 3] J_0(β_frame)
     contacts: np.ndarray | None = None  # [T, 4]
     changed: bool = False
+    sel: np.ndarray | None = None  # rows of this person in the stacked table
 
 
 def _py(value):
@@ -99,28 +100,60 @@ def _segments(positions: np.ndarray, valid: np.ndarray) -> list[tuple[int, int]]
     return out
 
 
-def collect_people(frames: list[dict]) -> list[_Person]:
-    """Per track id, its samples in frame order (float64 copies)."""
-    rows: dict[int, list[tuple[int, int]]] = {}
-    for k, f in enumerate(frames):
-        ids = np.asarray((f.get("people") or {}).get("id", np.zeros(0, np.int32))).reshape(-1)
-        for r, pid in enumerate(ids.tolist()):
-            rows.setdefault(int(pid), []).append((k, r))
+@dataclass
+class _Rows:
+    """Every frame's people rows stacked: offsets [F+1] into the table, and per field a float64 table
+    (rotations [N, k, 3], transl [N, 3], betas [N, B]); NaN where a frame's array was missing or malformed."""
+
+    offsets: np.ndarray
+    ids: np.ndarray
+    tables: dict[str, np.ndarray]
+
+
+def _stack_rows(frames: list[dict]) -> _Rows:
+    counts = []
+    ids = []
+    for f in frames:
+        i = np.asarray((f.get("people") or {}).get("id", np.zeros(0, np.int32))).reshape(-1)
+        ids.append(i.astype(np.int64))
+        counts.append(len(i))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    shapes = {name: (n, 3) for name, n in ROT_FIELDS}
+    shapes["transl"] = (3,)
+    tables = {}
+    people_maps = [f.get("people") or {} for f in frames]
+    for name, shape in list(shapes.items()) + [("betas", None)]:
+        parts = [m.get(name) for m in people_maps]
+        if shape is None:  # betas: the width of the first well-formed array
+            shape = next((np.shape(a)[1:] for a in parts if a is not None and np.ndim(a) == 2), (10,))
+        size = int(np.prod(shape))
+        out = []
+        for a, n in zip(parts, counts):
+            if a is None and name != "betas" and name != "transl":
+                out.append(np.zeros((n,) + shape))  # a missing pose field counts as zero rotation
+            elif a is None or len(a) != n or np.size(a) != n * size:
+                out.append(np.full((n,) + shape, np.nan))  # malformed: the row is invalid, left unchanged
+            else:
+                out.append(a)
+        tables[name] = (np.concatenate([np.reshape(a, (len(a),) + shape) for a in out]).astype(np.float64)
+                        if out else np.zeros((0,) + shape))
+    return _Rows(offsets, np.concatenate(ids) if ids else np.zeros(0, np.int64), tables)
+
+
+def collect_people(rows: _Rows) -> list[_Person]:
+    """Per track id (in order of appearance), its samples in frame order (float64 copies)."""
+    frame_of = np.repeat(np.arange(len(rows.offsets) - 1), np.diff(rows.offsets))
     people = []
-    for pid, where in rows.items():
-        rot = {}
-        for name, n in ROT_FIELDS:
-            vals = []
-            for k, r in where:
-                arr = (frames[k]["people"]).get(name)
-                vals.append(np.zeros((n, 3)) if arr is None else np.asarray(arr[r], np.float64).reshape(n, 3))
-            rot[name] = np.stack(vals)
-        transl = np.stack([np.asarray(frames[k]["people"]["transl"][r], np.float64) for k, r in where])
-        betas = np.stack([np.asarray(frames[k]["people"]["betas"][r], np.float64) for k, r in where])
+    _, first = np.unique(rows.ids, return_index=True)
+    for pid in rows.ids[np.sort(first)]:
+        sel = np.flatnonzero(rows.ids == pid)
+        where = list(zip(frame_of[sel].tolist(), (sel - rows.offsets[frame_of[sel]]).tolist()))
+        rot = {name: rows.tables[name][sel] for name, _ in ROT_FIELDS}
+        transl, betas = rows.tables["transl"][sel], rows.tables["betas"][sel]
         finite = np.isfinite(transl).all(1) & np.isfinite(betas).all(1)
         for v in rot.values():
             finite &= np.isfinite(v).all((1, 2))
-        people.append(_Person(pid, where, rot, transl, betas, finite))
+        people.append(_Person(int(pid), where, rot, transl, betas, finite, sel=sel))
     return people
 
 
@@ -194,7 +227,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     reasons = report["reasons"]
     fps = _fps(header, frames)
     report["fps"] = fps
-    people = collect_people(frames)
+    rows = _stack_rows(frames)
+    people = collect_people(rows)
     track_betas = {int(t["id"]): np.asarray(t["betas"], np.float64) for t in tracks
                    if "betas" in t and np.isfinite(np.asarray(t["betas"], np.float64)).all()}
     if not people:
@@ -325,7 +359,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep
 
-    out_frames = _write_frames(frames, people, c2w if cams_changed else None, transform if grounded else None)
+    out_frames = _write_frames(frames, rows, people, c2w if cams_changed else None, transform if grounded else None)
     new_end = end
     if grounded and end is not None and isinstance(end.get("scene_points"), dict) and "xyz" in end["scene_points"]:
         sp = dict(end["scene_points"])
@@ -353,34 +387,34 @@ def _scene_points(frames: list[dict], end: dict | None) -> np.ndarray | None:
     return np.concatenate(parts) if parts else None
 
 
-def _write_frames(frames, people: list[_Person], c2w: np.ndarray | None, transform: np.ndarray | None) -> list[dict]:
-    out = []
-    new_people = []
-    for f in frames:
-        pm = dict(f.get("people") or {})
-        for name, arr in list(pm.items()):
-            if isinstance(arr, np.ndarray):
-                pm[name] = np.array(arr, copy=True)
-        new_people.append(pm)
+def _write_frames(frames, rows: _Rows, people: list[_Person], c2w: np.ndarray | None,
+                  transform: np.ndarray | None) -> list[dict]:
+    """New frame messages: people fields rebuilt from the refined per-person values (float32, the
+    original shapes), cameras and points replaced where they changed; input arrays are never written."""
+    changed = [p for p in people if p.changed]
+    fields = [name for name, _ in ROT_FIELDS] + ["transl"] if changed else []
+    tables = {name: rows.tables[name].copy() for name in fields}
     lock = any(p.contacts is not None for p in people)
-    if lock:
-        for pm in new_people:
-            pm["contacts"] = np.zeros((len(np.asarray(pm.get("id", []))), 4), np.uint8)
+    contacts = np.zeros((len(rows.ids), 4), np.uint8) if lock else None
     for p in people:
-        if not p.changed and p.contacts is None:
-            continue
-        for i, (k, r) in enumerate(p.where):
-            pm = new_people[k]
-            if p.changed:  # invalid rows only carry the rigid transform (NaN stays NaN)
-                for name, n in ROT_FIELDS:
-                    if name in pm:
-                        pm[name][r] = p.rot[name][i].reshape(pm[name][r].shape)
-                pm["transl"][r] = p.transl[i]
-            if p.contacts is not None:
-                pm["contacts"][r] = p.contacts[i]
+        if p.changed:
+            for name, _ in ROT_FIELDS:
+                tables[name][p.sel] = p.rot[name]
+            tables["transl"][p.sel] = p.transl
+        if contacts is not None and p.contacts is not None:
+            contacts[p.sel] = p.contacts
+    out = []
     for k, f in enumerate(frames):
         nf = dict(f)
-        nf["people"] = new_people[k]
+        a, b = rows.offsets[k], rows.offsets[k + 1]
+        pm = dict(f.get("people") or {})
+        for name in fields:
+            if name in pm:
+                orig = np.asarray(pm[name])
+                pm[name] = tables[name][a:b].reshape(orig.shape).astype(orig.dtype)
+        if contacts is not None:
+            pm["contacts"] = contacts[a:b].copy()
+        nf["people"] = pm
         if c2w is not None:
             cam = dict(f["camera"])
             cam["cam_to_world"] = c2w[k].astype(np.float32)

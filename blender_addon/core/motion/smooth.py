@@ -75,8 +75,8 @@ def running_median(x: np.ndarray, half: int) -> np.ndarray:
     with the edge values)."""
     t = x.shape[0]
     padded = np.concatenate([np.repeat(x[:1], half, 0), x, np.repeat(x[-1:], half, 0)], axis=0)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)  # [T, C, W]
-    return np.median(windows[:t], axis=-1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)[:t]  # [T, C, W]
+    return np.partition(windows, half, axis=-1)[..., half]  # odd window: the middle order statistic
 
 
 def outlier_frames(x: np.ndarray, half: int = 3, threshold: float = 4.0) -> np.ndarray:
@@ -138,58 +138,27 @@ def _alpha(cutoff: np.ndarray, dt: float) -> np.ndarray:
     return 1.0 / (1.0 + tau / dt)
 
 
-class OneEuroPositions:
-    """Causal One Euro filter for positions [C, 3] (metres); one independent filter per row.
-
-    min_cutoff (Hz) sets the smoothing at rest, beta (s/m) how fast the cutoff rises with speed,
-    d_cutoff (Hz) the low-pass of the speed estimate.
-    """
-
-    def __init__(self, min_cutoff: float, beta: float, d_cutoff: float = 1.0):
-        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
-        self.value: np.ndarray | None = None
-        self.speed: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self.value = self.speed = None
-
-    def __call__(self, x: np.ndarray, dt: float) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self.value is None or self.value.shape != x.shape or dt <= 0:
-            self.value, self.speed = x.copy(), np.zeros(x.shape[:-1])
-            return self.value.copy()
-        raw_speed = np.linalg.norm(x - self.value, axis=-1) / dt
-        self.speed = self.speed + _alpha(np.full_like(raw_speed, self.d_cutoff), dt) * (raw_speed - self.speed)
-        a = _alpha(self.min_cutoff + self.beta * self.speed, dt)[..., None]
-        self.value = self.value + a * (x - self.value)
-        return self.value.copy()
+def one_euro_positions(value: np.ndarray, speed: np.ndarray, x: np.ndarray, dt: float, min_cutoff: float,
+                       beta: float, d_cutoff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One causal step for positions: (value [..., 3], speed [...]) of the previous step and sample x
+    [..., 3] -> the new (value, speed). min_cutoff/d_cutoff in Hz, beta in s/m, dt in s."""
+    raw_speed = np.linalg.norm(x - value, axis=-1) / dt
+    speed = speed + _alpha(np.full_like(raw_speed, d_cutoff), dt) * (raw_speed - speed)
+    a = _alpha(min_cutoff + beta * speed, dt)[..., None]
+    return value + a * (x - value), speed
 
 
-class OneEuroRotations:
-    """Causal One Euro filter on SO(3) for unit quaternions [C, 4]: geodesic steps, beta in s/rad."""
-
-    def __init__(self, min_cutoff: float, beta: float, d_cutoff: float = 1.0):
-        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
-        self.value: np.ndarray | None = None
-        self.speed: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self.value = self.speed = None
-
-    def __call__(self, q: np.ndarray, dt: float) -> np.ndarray:
-        q = np.asarray(q, dtype=np.float64)
-        if self.value is None or self.value.shape != q.shape or dt <= 0:
-            self.value, self.speed = q.copy(), np.zeros(q.shape[:-1])
-            return self.value.copy()
-        delta = quat_mul(quat_conj(self.value), align_signs(q, self.value))  # previous -> new sample
-        s = np.linalg.norm(delta[..., 1:], axis=-1)
-        angle = 2.0 * np.arctan2(s, np.abs(delta[..., 0]))
-        self.speed = self.speed + _alpha(np.full_like(angle, self.d_cutoff), dt) * (angle / dt - self.speed)
-        a = _alpha(self.min_cutoff + self.beta * self.speed, dt)
-        # exp(a * log(delta)): rotate by the fraction a of the step angle about the same axis
-        half = 0.5 * a * angle
-        axis = delta[..., 1:] / np.maximum(s, 1e-12)[..., None]
-        step = np.concatenate([np.cos(half)[..., None], np.sin(half)[..., None] * axis], axis=-1)
-        value = quat_mul(self.value, step)
-        self.value = value / np.linalg.norm(value, axis=-1, keepdims=True)
-        return self.value.copy()
+def one_euro_rotations(value: np.ndarray, speed: np.ndarray, q: np.ndarray, dt: float, min_cutoff: float,
+                       beta: float, d_cutoff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One causal step on SO(3): (value [..., 4], angular speed [...]) and unit quaternions q [..., 4] ->
+    the new (value, speed); the estimate moves along the geodesic towards q by alpha. beta in s/rad."""
+    delta = quat_mul(quat_conj(value), align_signs(q, value))  # previous -> new sample, w >= 0
+    s = np.linalg.norm(delta[..., 1:], axis=-1)
+    angle = 2.0 * np.arctan2(s, np.abs(delta[..., 0]))
+    speed = speed + _alpha(np.full_like(angle, d_cutoff), dt) * (angle / dt - speed)
+    a = _alpha(min_cutoff + beta * speed, dt)
+    half = 0.5 * a * angle  # exp(a * log(delta)): a fraction a of the step about the same axis
+    axis = delta[..., 1:] / np.maximum(s, 1e-12)[..., None]
+    step = np.concatenate([np.cos(half)[..., None], np.sin(half)[..., None] * axis], axis=-1)
+    out = quat_mul(value, step)
+    return out / np.linalg.norm(out, axis=-1, keepdims=True), speed
