@@ -178,3 +178,28 @@ def test_no_pop_at_lock_boundaries(scene, refined):
             step = np.linalg.norm(np.diff(noise[:, joints], axis=0), axis=-1)
             bound = np.sqrt(np.mean(step ** 2)) if limit == "rms" else np.percentile(step, 95)
             assert pop <= bound, (p.kind, joints, pop, bound)
+
+
+def test_refined_world_keeps_the_first_camera_forward_and_above_the_origin(refined):
+    c2w = np.asarray(refined.frames[0]["camera"]["cam_to_world"], np.float64)
+    forward = c2w[:3, 2]
+    assert abs(forward[0]) < 1e-5 and forward[2] > 0  # ground-projected forward along +z (Blender +Y)
+    assert np.allclose(c2w[[0, 2], 3], 0.0, atol=1e-5) and c2w[1, 3] < -1.0  # above the origin, up = -y
+    assert np.allclose(c2w[:3, :3] @ c2w[:3, :3].T, np.eye(3), atol=1e-5)
+
+
+def test_camera_smoothing_only_on_request(scene, refined):
+    smoothed = refine_job(*split(scene.messages), options={"smooth_camera": True})
+    a = np.array(refined.header["conventions"]["from_raw"])
+    # same floor (the smoothed first camera only moves the yaw/origin choice slightly)
+    assert np.allclose(np.array(smoothed.header["conventions"]["from_raw"])[1, :3], a[1, :3], atol=2e-3)
+    raw = split(scene.messages)[1]
+    for f_raw, f_ref in zip(raw[::20], refined.frames[::20]):  # default: the camera only moves rigidly
+        assert np.allclose(a @ np.asarray(f_raw["camera"]["cam_to_world"], np.float64),
+                           f_ref["camera"]["cam_to_world"], atol=1e-5)
+    diffs = [np.abs(np.asarray(s["camera"]["cam_to_world"]) - np.asarray(r["camera"]["cam_to_world"])).max()
+             for s, r in zip(smoothed.frames, refined.frames)]
+    assert max(diffs) > 1e-4 and smoothed.header["refinement"]["smooth"]["sigma_s"]["camera"] > 0
+    for f in smoothed.frames[::20]:
+        r = np.asarray(f["camera"]["cam_to_world"], np.float64)[:3, :3]
+        assert np.allclose(r @ r.T, np.eye(3), atol=1e-5)
