@@ -5,8 +5,8 @@ cloud of floor, walls and a table with outliers.
 Truth world T: OpenCV axes, floor y = 0, up -y (the refined world's convention). The raw world W is the
 first camera's frame, so W = inv(cam0) · T: the camera's pitch, roll and height are the tilt and offset
 the refinement must undo. Legs are posed by analytic IK onto designed ankle paths (feet planted during
-stance, flat, sole points exactly on the floor); `Truth.foot_points` are the resulting sole points
-(checked by FK in the tests).
+stance, flat, sole points on the floor); the truth's sole points come from FK of `Person.local`/`root`
+(the tests check that the planted ones stay put and on the floor).
 """
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ import numpy as np
 from blender_addon.core import protocol
 from blender_addon.core.body_model import BodyModel
 from blender_addon.core.motion.footlock import apply_leg_ik
-from blender_addon.core.motion.kinematics import BodyShape, L_ANKLE, foot_points, forward
-from blender_addon.core.rotations import axis_angle_to_matrix
-from blender_addon.core.motion.so3 import aa_to_quat, quat_to_aa
-from blender_addon.core.rotations import matrix_to_quaternion
+from blender_addon.core.motion.kinematics import BodyShape, forward
+from blender_addon.core.motion.so3 import quat_to_aa
+from blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_quaternion
 from tests.core.synthetic_job import JOB, header_message
 
 FPS = 30.0
@@ -78,7 +77,6 @@ def make_person(pid: int, kind: str, body: BodyModel, n: int, start: np.ndarray,
     leg = np.linalg.norm(rest[7] - rest[1])
     pelvis_above_ankle = (rest[0, 1] - rest[1, 1]) + 0.95 * leg
     fwd = np.array([-np.sin(heading), 0.0, -np.cos(heading)])  # body faces -z rotated by heading about y
-    right = np.array([np.cos(heading), 0.0, -np.sin(heading)])
     lateral = np.array([rest[7, 0], rest[8, 0]])  # ankle x in canonical (+x = body's left)
     # body's left in T: R_go maps canonical +x to world: Ry(heading)·Rx(pi)·(1,0,0) = Ry(heading)(1,0,0)
     left = _ry(np.array(heading)) @ np.array([1.0, 0, 0])
@@ -162,7 +160,8 @@ def look_at(position: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray
 
 @dataclass
 class Scene:
-    """Raw messages plus the truth: cams_T [F, 4, 4], people, world_from_truth (W <- T) [4, 4]."""
+    """Raw messages plus the truth: cams_T [F, 4, 4], people, raw_from_truth (W <- T) [4, 4], the cloud's
+    floor points in T, and the body model of the header."""
 
     messages: list[dict]
     people: list[Person]

@@ -203,3 +203,13 @@ def test_camera_smoothing_only_on_request(scene, refined):
     for f in smoothed.frames[::20]:
         r = np.asarray(f["camera"]["cam_to_world"], np.float64)[:3, :3]
         assert np.allclose(r @ r.T, np.eye(3), atol=1e-5)
+
+
+def test_truth_feet_are_planted(scene):
+    """The generator's own check: during known contacts the truth sole points stay on the floor and still."""
+    for p in scene.people:
+        rot, pos = forward(p.shape, p.local, p.root)
+        pts = foot_points(p.shape, rot, pos)
+        assert np.abs(pts[..., 1][p.contacts]).max() < 0.005, p.kind
+        both = p.contacts[1:] & p.contacts[:-1]
+        assert np.linalg.norm(np.diff(pts, axis=0), axis=-1)[both].max() < 0.001, p.kind

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..body_model import BodyModel
-from ..rotations import axis_angle_to_matrix, matrix_to_quaternion
+from ..rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from . import options as o
 from .contacts import detect_contacts, dilate
 from .footlock import apply_leg_ik, lock_corrections, penetration_push, root_shift
 from .ground import estimate_floor, floor_transform
-from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward
+from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
-from .smooth import gaussian_filter, outlier_frames, smooth_positions, smooth_quaternions
+from .smooth import continuous, gaussian_filter, outlier_frames, smooth_positions, smooth_quaternions
 from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
@@ -166,7 +166,6 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         body = np.concatenate([p.rot["global_orient"][s:e], p.rot["body_pose"][s:e]], 1)  # [n, 22, 3]
         q_body = aa_to_quat(body)
         root = p.pelvis0[s:e] + p.transl[s:e]
-        from .smooth import continuous
         qc = continuous(q_body)
         bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1))
         outliers += int(bad.sum())
@@ -183,7 +182,6 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
 
 
 def _kinematics(p: _Person, shape: BodyShape, s: int, e: int):
-    from .kinematics import local_matrices
     local = local_matrices(p.rot["global_orient"][s:e, 0], p.rot["body_pose"][s:e])
     rot, pos = forward(shape, local, p.pelvis0[s:e] + p.transl[s:e])
     return local, rot, pos
@@ -270,7 +268,6 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     cams_changed = False
     if opts.smooth > 0 and opts.smooth_camera and len(frames) >= 3 and np.isfinite(c2w).all():
         q = smooth_quaternions(matrix_to_quaternion(c2w[:, :3, :3]), opts.smooth * o.SIGMA_CAMERA_S * fps)
-        from ..rotations import quaternion_to_matrix
         c2w[:, :3, :3] = quaternion_to_matrix(q)
         c2w[:, :3, 3] = gaussian_filter(c2w[:, :3, 3], opts.smooth * o.SIGMA_CAMERA_S * fps)
         cams_changed = True
@@ -309,8 +306,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
         cams_changed = True
         for p in people:
             go = axis_angle_to_matrix(p.rot["global_orient"])
-            from ..rotations import matrix_to_quaternion as m2q
-            p.rot["global_orient"] = quat_to_aa(m2q(rot_a @ go))
+            p.rot["global_orient"] = quat_to_aa(matrix_to_quaternion(rot_a @ go))
             p.transl = (p.pelvis0 + p.transl) @ rot_a.T + t_a - p.pelvis0
             p.changed = True
 

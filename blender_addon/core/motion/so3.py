@@ -48,13 +48,3 @@ def quat_conj(q: np.ndarray) -> np.ndarray:
 def align_signs(q: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Flip each quaternion of q [..., 4] into the hemisphere of `reference` (broadcastable)."""
     return np.where(np.sum(q * reference, axis=-1, keepdims=True) < 0, -q, q)
-
-
-def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate vectors v [..., 3] by unit quaternions q [..., 4]."""
-    w = q[..., :1]
-    u = q[..., 1:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
-
-
