@@ -1,7 +1,7 @@
 """Foot contact detection per sole point (left heel, left toe, right heel, right toe) per frame.
 
 A point is in contact when it is near the floor (height <= 4 cm; without a known floor, above the
-segment's 5th percentile height) and slow: horizontal speed (the smaller of the forward and backward
+segment's 5th percentile height) and slow: speed (3D; the smaller of the forward and backward
 differences over 0.067 s of the trajectory smoothed by a 0.05 s Gaussian) below 0.3 m/s to enter, above 0.5 m/s to leave (hysteresis, run forwards and
 backwards in time so both ends of a contact get the same tolerance). Runs shorter than 0.1 s are
 dropped and gaps up to 0.07 s filled. Refined-world convention: height = -y, horizontal = (x, z).
@@ -14,17 +14,16 @@ from . import options as o
 from .smooth import gaussian_filter
 
 
-def horizontal_speed(points: np.ndarray, fps: float, span: int = 1) -> np.ndarray:
-    """Horizontal speed [T, K] (m/s) of points [T, K, 3]: the smaller of the forward and the backward
-    difference over `span` frames, so a foot that stops (or starts) moving reads as still from its first
+def point_speed(points: np.ndarray, fps: float, span: int = 1) -> np.ndarray:
+    """Speed [T, K] (m/s, 3D: a foot lifting straight up is moving too) of points [T, K, 3]: the smaller of
+    the forward and the backward difference over `span` frames, so a foot that stops (or starts) moving reads as still from its first
     (to its last) still frame instead of being blurred across the edge by a centred difference."""
     t = len(points)
     span = max(1, min(span, t - 1))
     out = np.full(points.shape[:2], np.inf)
     if t < 2:
         return np.zeros(points.shape[:2])
-    xz = points[..., [0, 2]]
-    step = np.linalg.norm(xz[span:] - xz[:-span], axis=-1) * (fps / span)  # [T - span, K]
+    step = np.linalg.norm(points[span:] - points[:-span], axis=-1) * (fps / span)  # [T - span, K]
     out[:-span] = step  # forward
     out[span:] = np.minimum(out[span:], step)  # backward
     return out
@@ -65,7 +64,7 @@ def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) ->
         height = height - np.percentile(height, 5, axis=0)
     # a lightly smoothed trajectory over 2 frames at 30 fps: per-frame noise of a few cm would read as
     # walking speed, while heavier smoothing would blur the stance edges
-    speed = horizontal_speed(gaussian_filter(points, o.CONTACT_SMOOTH_S * fps), fps,
+    speed = point_speed(gaussian_filter(points, o.CONTACT_SMOOTH_S * fps), fps,
                              int(round(o.CONTACT_SPEED_SPAN_S * fps)))
     low = height <= o.CONTACT_HEIGHT_M
     # hysteresis both ways = every stretch below the leave speed (and low) that dips below the enter speed
