@@ -20,6 +20,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty
 
 from ..core.motion import CleanupOptions, LiveRefiner, refine_job
+from ..core.keyframes import CONSTANT, channel_keys
 from ..core.motion.scene_keys import contact_keys, floor_matrix_blender, only_person
 from .compat import AnimationTarget, fcurves_of
 
@@ -228,9 +229,10 @@ class LiveCleanup:
             self.floor.empty_display_type = "PLAIN_AXES"
             coll.objects.link(self.floor)
         self.floor.matrix_world = _matrix(floor_matrix_blender(ground["from_raw"]))
-        frame = int(self.builder.options.scene_frame_start) + index
-        self.floor.keyframe_insert("location", frame=frame)
-        self.floor.keyframe_insert("rotation_euler", frame=frame)
+        frame = np.array([float(self.builder.options.scene_frame_start + index)])
+        keys = (channel_keys("location", frame, np.array([tuple(self.floor.location)]), CONSTANT)
+                + channel_keys("rotation_euler", frame, np.array([tuple(self.floor.rotation_euler)]), CONSTANT))
+        AnimationTarget(self.floor, f"{self.floor.name} action").apply(keys)  # the one key of the transform
         coll[TRANSFORM_KEY] = [float(v) for v in np.asarray(ground["from_raw"], np.float64).ravel()]
         self._parent_new()
 
