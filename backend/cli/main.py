@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("backend.cli.doctor", "check torch/device, checkpoint, SMPL-X file and port"),
     "download": ("backend.cli.download", "fetch the official checkpoint; explain the SMPL-X registration"),
     "keys": ("backend.cli.keys", "make a CurveZMQ key pair for binding beyond loopback"),
+    "refine": ("backend.cli.refine", "clean up a result file: floor alignment, smoothing, foot lock"),
     "export": ("backend.cli.export", "SMPL-X files for other tools: AMASS-style .npz per person, camera JSON/NPZ"),
 }
 

@@ -68,7 +68,19 @@ def _frame_message(res, job_id: str, seq: int) -> dict:
 
 def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
                       cancel: threading.Event | None = None) -> Iterator[dict]:
-    """Run one job and yield its protocol messages (see the module docstring).
+    """Run one job and yield its protocol messages; with `options.cleanup` they pass through the causal
+    motion clean-up (`blender_addon.core.motion.refine_stream`) as they are produced."""
+    messages = _job_messages(engine, video, options, job_id, cancel)
+    if options.cleanup is not None:
+        from blender_addon.core.motion import refine_stream
+
+        messages = refine_stream(messages, options.cleanup)
+    yield from messages
+
+
+def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
+                  cancel: threading.Event | None = None) -> Iterator[dict]:
+    """Run one job and yield its raw protocol messages (see the module docstring).
 
     Args:
         engine: a loaded `Engine`.

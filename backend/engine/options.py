@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from blender_addon.core.motion.options import CleanupOptions
+
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -39,6 +41,8 @@ class JobOptions:
         scene_voxel_size: voxel edge (world units) of the accumulated scene cloud in `done`; it grows
             (doubling) if the cloud would exceed `scene_max_points`.
         scene_max_points: cap on the accumulated scene cloud (voxels).
+        cleanup: motion clean-up applied to the frames as they are produced (causal filters, floor
+            once known; `blender_addon.core.motion.CleanupOptions`, a map on the wire); None = raw output.
     """
 
     start: int = 0
@@ -56,6 +60,7 @@ class JobOptions:
     jpeg_roundtrip: bool = False
     scene_voxel_size: float = 0.02
     scene_max_points: int = 250_000
+    cleanup: CleanupOptions | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -99,6 +104,11 @@ class JobOptions:
             raise bad("scene_voxel_size", "must be > 0")
         if self.scene_max_points < 1:
             raise bad("scene_max_points", "must be >= 1")
+        if self.cleanup is not None:  # validated (and a plain map converted) by its own definition
+            try:
+                object.__setattr__(self, "cleanup", CleanupOptions.from_dict(self.cleanup))
+            except ValueError as exc:
+                raise ValueError(f"option 'cleanup': {exc}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "JobOptions":
@@ -155,6 +165,40 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="pass frames through JPEG q95 like the reference's video path")
     g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=d.scene_voxel_size,
                    help=f"voxel edge of the accumulated scene cloud (default {d.scene_voxel_size})")
+    add_cleanup_arguments(parser.add_argument_group("motion clean-up"), optional=True)
+
+
+def add_cleanup_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, optional: bool) -> None:
+    """Clean-up flags. optional=True (infer): nothing happens unless --cleanup is given."""
+    from blender_addon.core.motion.options import CleanupOptions
+
+    d = CleanupOptions()
+    if optional:
+        parser.add_argument("--cleanup", action="store_true",
+                            help="clean up the motion as frames are produced (causal filters, floor once known); "
+                                 "off by default so the file holds the raw model output")
+    parser.add_argument("--ground", choices=("both", "points", "feet"), default=d.ground,
+                        help="floor evidence: scene points, foot contacts or both (default both)")
+    parser.add_argument("--no-ground", dest="ground", action="store_const", const="off",
+                        help="keep the model's world (no floor alignment)")
+    parser.add_argument("--smooth", type=float, default=d.smooth, metavar="STRENGTH",
+                        help=f"smoothing strength, 0 = off (default {d.smooth:g}, at most 4)")
+    parser.add_argument("--foot-lock", choices=("on", "off"), default="on" if d.foot_lock else "off",
+                        help="lock feet during contacts and remove floor penetration (default on)")
+    parser.add_argument("--smooth-camera", action="store_true",
+                        help="also smooth the camera path (changes the match to the footage)")
+
+
+# the flags of `add_cleanup_arguments` (argparse `dest`), read back into `JobOptions.cleanup`
+CLEANUP_FLAG_NAMES = ("cleanup", "ground", "smooth", "foot_lock", "smooth_camera")
+
+
+def cleanup_from_args(args: argparse.Namespace) -> dict | None:
+    """The clean-up map given by the flags, or None where --cleanup exists and was not given."""
+    if hasattr(args, "cleanup") and not args.cleanup:
+        return None
+    return {"ground": args.ground, "smooth": args.smooth, "foot_lock": args.foot_lock == "on",
+            "smooth_camera": bool(args.smooth_camera)}
 
 
 # the options that `add_model_arguments` gives a flag (argparse `dest` = option name)
@@ -165,4 +209,6 @@ OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options map given by the flags of `add_model_arguments` (validate with `JobOptions.from_dict`)."""
-    return {name: getattr(args, name) for name in OPTION_NAMES}
+    out = {name: getattr(args, name) for name in OPTION_NAMES}
+    out["cleanup"] = cleanup_from_args(args)
+    return out

@@ -77,12 +77,14 @@ def collection_name_for(video: str) -> str:
 
 
 def start(video: str, job_options: dict, import_options: dict, *, address: str, curve_server_key: str = "",
-          curve_client_key_file: str = "", timeout_s: float = 10.0, client=None) -> LiveSession:
+          curve_client_key_file: str = "", timeout_s: float = 10.0, client=None,
+          cleanup: dict | None = None) -> LiveSession:
     """Submit `video` to the server at `address` and stream its results into a new collection.
 
     Returns the session at once (state CONNECTING, or ERROR when the client could not be made);
     `poll_once()` does the rest. `timeout_s`: silence after which the server counts as gone (the
-    session adds a backstop a few seconds later). `client` replaces the default client.
+    session adds a backstop a few seconds later). `client` replaces the default client. `cleanup` (a
+    `core.motion.CleanupOptions` map) runs the causal clean-up on the frames (`cleanup.LiveCleanup`).
     Raises RuntimeError when a job is already running.
     """
     global _session
@@ -93,6 +95,10 @@ def start(video: str, job_options: dict, import_options: dict, *, address: str, 
     if client is None:
         client = make_client(address, curve_server_key, curve_client_key_file, timeout_s=timeout_s)
     builder = SceneBuilder(collection_name_for(video), import_options)
+    if cleanup is not None:
+        from .cleanup import LiveCleanup
+
+        builder = LiveCleanup(builder, cleanup)
     _session = LiveSession(client, builder, address=address, connect_timeout_s=timeout_s + 5.0)
     _session.start(video, job_options)
     _update_ui()

@@ -45,6 +45,8 @@ class HUMAN3R_OT_run(bpy.types.Operator):
         return not live.is_active()
 
     def execute(self, context):
+        from .cleanup import cleanup_options
+
         settings = context.scene.human3r
         prefs = get_prefs(context)
         address = prefs.server_address.strip()
@@ -63,7 +65,8 @@ class HUMAN3R_OT_run(bpy.types.Operator):
         try:
             session = live.start(video, settings.job_options(), settings.import_options(), address=address,
                                  curve_server_key=prefs.curve_server_key,
-                                 curve_client_key_file=prefs.curve_client_key_file, timeout_s=prefs.timeout_s)
+                                 curve_client_key_file=prefs.curve_client_key_file, timeout_s=prefs.timeout_s,
+                                 cleanup=cleanup_options(context))
         except (ImportError, RuntimeError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -119,6 +122,7 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
 
     def execute(self, context):
         from ..core.resultfile import ResultFileError
+        from .cleanup import cleanup_options
         from .scene_builder import import_result_file
 
         path = bpy.path.abspath(self.filepath)
@@ -127,7 +131,7 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         options = context.scene.human3r.import_options() if hasattr(context.scene, "human3r") else {}
         try:
-            result = import_result_file(path, options)
+            result = import_result_file(path, options, cleanup=cleanup_options(context))
         except ResultFileError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -181,13 +181,15 @@ class SceneBuilder:
 
 
 def import_result_file(path: str | os.PathLike, options: ImportOptions | dict | None = None, *,
-                       scene: bpy.types.Scene | None = None, batch_frames: int = 4096) -> dict:
+                       scene: bpy.types.Scene | None = None, batch_frames: int = 4096,
+                       cleanup: dict | None = None) -> dict:
     """Import a .h3r result file with the same builder; returns the builder's summary plus file facts.
 
     Reads the file once, keeping small copies of each frame's camera and people (points only when
     per-frame clouds are wanted), so the `track` messages at the end of the file shape the rigs before
     any is built. A truncated file imports up to its last whole frame (`summary['truncated']`).
     Raises `resultfile.ResultFileError` for a file that is not a result file, ValueError without header.
+    `cleanup` (a `core.motion.CleanupOptions` map) refines the job first (see `cleanup.py`).
     """
     t0 = time.perf_counter()
     opts = _options(options)
@@ -206,12 +208,18 @@ def import_result_file(path: str | os.PathLike, options: ImportOptions | dict | 
             end = msg
     if header is None:
         raise ValueError(f"{path}: the result file has no header (nothing to import)")
+    from .cleanup import after_import, refine_messages
+
+    header, frames, tracks, end, refined = refine_messages(header, frames, tracks, end, cleanup)
     t_read = time.perf_counter()
     builder = SceneBuilder(None, opts, scene=scene, tracks=tracks)
     builder.on_header(header)
     for i in range(0, len(frames), max(1, batch_frames)):
         builder.on_frames(frames[i:i + batch_frames])
     summary = builder.on_end(end)
+    if refined is not None:
+        after_import(builder, path, frames, header)
+        summary["cleanup"] = refined
     summary.update({"path": os.fspath(path), "truncated": reader.truncated, "problem": reader.problem,
                     "read_s": t_read - t0, "build_s": time.perf_counter() - t_read})
     return summary

@@ -77,6 +77,14 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
 A job's stream is: accepted (reply), then header, (frame | track | progress)*, and exactly one of
 done / error / cancelled.
 
+Motion clean-up (optional fields, `blender_addon.core.motion`): a refined header carries `refinement`
+(map: stage 'offline'|'live', options, ground {applied, evidence 'points'|'feet'|'both'|'given'|'none',
+confidence, ...}, smooth {filter, parameters}, foot_lock {...}, reasons [str]) and `conventions.from_raw`
+([4][4] floats, raw W -> refined world; an offline refinement also renames `conventions.world`: floor
+y = 0, up -y, OpenCV axes, metres). Refined frames may carry people.contacts [n,4] u1 (left heel, left
+toe, right heel, right toe; 1 = in contact); in a live stream the frame on which the floor is found
+carries ground {from_raw [4,4] f8, evidence, confidence, reasons, frame} and the data stay in W.
+
 World frame W: the OpenCV camera frame of the first processed frame (x right, y down, z forward),
 metres as predicted. Result files (.h3r) store the F messages of one job: see `resultfile.py`.
 """

@@ -35,12 +35,12 @@ def test_bad_values_name_the_option(bad, name):
 def test_flags_map_one_to_one_onto_options_with_their_defaults():
     import argparse
 
-    from backend.engine.options import OPTION_NAMES, add_model_arguments, options_from_args
+    from backend.engine.options import CLEANUP_FLAG_NAMES, OPTION_NAMES, add_model_arguments, options_from_args
 
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     dests = {a.dest for a in parser._actions if a.dest != "help"}
-    assert dests == set(OPTION_NAMES) and set(OPTION_NAMES) <= {f.name for f in dataclasses.fields(JobOptions)}
+    assert dests == set(OPTION_NAMES) | set(CLEANUP_FLAG_NAMES) and set(OPTION_NAMES) <= {f.name for f in dataclasses.fields(JobOptions)}
     assert JobOptions.from_dict(options_from_args(parser.parse_args([]))) == JobOptions()
     args = parser.parse_args(["--max-points", "7", "--no-ttt3r", "--keep-human-points", "--precision", "bf16",
                               "--voxel-size", "0.5", "--end", "9"])

@@ -1,0 +1,83 @@
+"""Foot contact detection per sole point (left heel, left toe, right heel, right toe) per frame.
+
+A point is in contact when it is near the floor (height <= 4 cm; without a known floor, above the
+segment's 5th percentile height) and slow: speed (3D; the smaller of the forward and backward
+differences over 0.067 s of the trajectory smoothed by a 0.05 s Gaussian) below 0.3 m/s to enter, above 0.5 m/s to leave (hysteresis, run forwards and
+backwards in time so both ends of a contact get the same tolerance). Runs shorter than 0.1 s are
+dropped and gaps up to 0.07 s filled. Refined-world convention: height = -y, horizontal = (x, z).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import options as o
+from .smooth import gaussian_filter
+
+
+def point_speed(points: np.ndarray, fps: float, span: int = 1) -> np.ndarray:
+    """Speed [T, K] (m/s, 3D: a foot lifting straight up is moving too) of points [T, K, 3]: the smaller of
+    the forward and the backward difference over `span` frames, so a foot that stops (or starts) moving reads as still from its first
+    (to its last) still frame instead of being blurred across the edge by a centred difference."""
+    t = len(points)
+    span = max(1, min(span, t - 1))
+    out = np.full(points.shape[:2], np.inf)
+    if t < 2:
+        return np.zeros(points.shape[:2])
+    step = np.linalg.norm(points[span:] - points[:-span], axis=-1) * (fps / span)  # [T - span, K]
+    out[:-span] = step  # forward
+    out[span:] = np.minimum(out[span:], step)  # backward
+    return out
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) pairs (end exclusive) of the True runs of a 1-D bool array."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(m[1:] != m[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int) -> np.ndarray:
+    out = mask.copy()
+    for s, e in runs(~out):  # fill short gaps between contacts
+        if s > 0 and e < len(out) and e - s <= max_gap:
+            out[s:e] = True
+    for s, e in runs(out):
+        if e - s < min_run and 0 < s and e < len(out):  # a run cut by the clip's ends is not short
+            out[s:e] = False
+    return out
+
+
+def dilate(mask: np.ndarray, frames: int) -> np.ndarray:
+    """mask [T, K] with every True run grown by `frames` at both ends (along axis 0)."""
+    out = mask.copy()
+    for k in range(1, frames + 1):
+        out[k:] |= mask[:-k]
+        out[:-k] |= mask[k:]
+    return out
+
+
+def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) -> np.ndarray:
+    """Contacts [T, K] bool for sole points [T, K, 3] in the refined world (metres)."""
+    t, k = points.shape[:2]
+    height = -points[..., 1]
+    if not floor_known and t:
+        height = height - np.percentile(height, 5, axis=0)
+    # a lightly smoothed trajectory over 2 frames at 30 fps: per-frame noise of a few cm would read as
+    # walking speed, while heavier smoothing would blur the stance edges
+    speed = point_speed(gaussian_filter(points, o.CONTACT_SMOOTH_S * fps), fps,
+                             int(round(o.CONTACT_SPEED_SPAN_S * fps)))
+    low = height <= o.CONTACT_HEIGHT_M
+    # hysteresis both ways = every stretch below the leave speed (and low) that dips below the enter speed
+    stay = (speed <= o.CONTACT_LEAVE_MS) & low
+    enter = (speed <= o.CONTACT_ENTER_MS) & low
+    out = np.zeros((t, k), bool)
+    for j in range(k):
+        label = np.cumsum(np.concatenate([[stay[0, j]], stay[1:, j] & ~stay[:-1, j]])) * stay[:, j]
+        entered = np.bincount(label, weights=enter[:, j], minlength=label.max() + 1) > 0
+        entered[0] = False
+        out[:, j] = entered[label]
+    min_run = max(1, int(round(o.CONTACT_MIN_RUN_S * fps)))
+    max_gap = max(0, int(round(o.CONTACT_FILL_GAP_S * fps)))
+    for j in range(k):
+        out[:, j] = _clean_runs(out[:, j], min_run, max_gap)
+    return out

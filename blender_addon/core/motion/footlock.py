@@ -1,0 +1,177 @@
+"""Foot locking during contacts and floor penetration removal, by analytic two-bone leg IK.
+
+Per foot (heel + toe sole points) and contact run: each point in contact gets an anchor, the median of
+its horizontal positions over the run, at the floor (y = 0) when the floor is known; the foot is moved
+rigidly (its world orientation is kept) by the mean error of its contacting points, so the contact
+points stay put. Around each run the correction at the run's edge fades out over a blend window
+(smoothstep, 0.13 s) instead of switching off, so there is no pop. A foot point still below the floor
+after that is pushed up by exactly its depth (no float is added). The ankle target is then reached by
+two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current knee),
+the legs are never stretched: where a target is out of reach the pelvis moves towards it
+(`root_shift`, smoothed), and what is still out of reach is clamped.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import options as o
+from ..rotations import matrix_to_quaternion, quaternion_to_matrix
+from .contacts import runs
+from .smooth import continuous, gaussian_filter
+from .so3 import align_signs
+from .kinematics import LEGS, PELVIS
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.ndarray, contacts: np.ndarray,
+                     fps: float, floor_known: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-foot ankle translations [T, 2, 3] and ankle world rotations [T, 2, 3, 3] that lock the feet.
+
+    points [T, 4, 3] sole points, ankle_rot [T, 2, 3, 3] / ankle_pos [T, 2, 3] the ankles' world
+    rotations and positions, contacts [T, 4]. During a run the foot's world orientation is held at the
+    run's mean (so heel and toe both stay put) and blended back to the free one over the window.
+    """
+    t = len(points)
+    blend = max(1, int(round(o.LOCK_BLEND_S * fps)))
+    out = np.zeros((t, 2, 3))
+    rot_out = ankle_rot.copy()
+    weight = np.zeros((t, 2))
+    for foot in range(2):
+        rel = np.einsum("tba,tkb->tka", ankle_rot[:, foot], points[:, 2 * foot:2 * foot + 2] - ankle_pos[:, foot, None])
+        con = contacts[:, 2 * foot:2 * foot + 2]
+        q_free = continuous(matrix_to_quaternion(ankle_rot[:, foot]))
+        for s, e in runs(con.any(1)):
+            q_hold = align_signs(q_free[s:e], q_free[s]).mean(0)
+            q_hold /= np.linalg.norm(q_hold)
+            r_hold = quaternion_to_matrix(q_hold)
+            held = ankle_pos[s:e, foot, None] + np.einsum("ab,tkb->tka", r_hold, rel[s:e])  # points, rotation held
+            err = np.zeros((e - s, 3))
+            count = np.zeros(e - s)
+            for k in range(2):
+                on = con[s:e, k]
+                if not on.any():
+                    continue
+                anchor = np.median(held[on, k], axis=0)
+                if floor_known:
+                    anchor[1] = 0.0
+                err[on] += anchor - held[on, k]
+                count[on] += 1
+            err /= np.maximum(count, 1)[:, None]
+            out[s:e, foot] = err
+            rot_out[s:e, foot] = r_hold
+            weight[s:e, foot] = 1.0
+            for edge, frames in ((s, np.arange(s - 1, max(s - blend, 0) - 1, -1)), (e - 1, np.arange(e, min(e + blend, t)))):
+                if not len(frames):
+                    continue
+                w = _smoothstep(1.0 - np.abs(frames - edge) / (blend + 1))
+                take = w > weight[frames, foot]
+                frames, w = frames[take], w[take]
+                weight[frames, foot] = w
+                q = (1 - w)[:, None] * q_free[frames] + w[:, None] * align_signs(q_hold[None], q_free[frames])
+                rot_out[frames, foot] = quaternion_to_matrix(q)
+                out[frames, foot] = w[:, None] * out[edge, foot]
+    return out, rot_out
+
+
+def penetration_push(points: np.ndarray, corrections: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
+    """Add to corrections [T, 2, 3] the upward push that keeps every sole point at height >= 0."""
+    out = corrections.copy()
+    for foot in range(2):
+        y = points[:, 2 * foot:2 * foot + 2, 1] + out[:, foot, None, 1]  # y down: depth = y > 0
+        depth = np.maximum(y.max(1) - tolerance, 0.0)
+        out[:, foot, 1] -= depth
+    return out
+
+
+def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.98) -> np.ndarray:
+    """Pelvis translation [T, 3] that brings over-stretched locked legs back into reach.
+
+    pos [T, 22, 3] joint positions, corrections [T, 2, 3] ankle translations. For each leg whose target is
+    farther from the hip than margin * (thigh + shin), the pelvis moves towards the target by the
+    deficit; the shift is smoothed over time (Gaussian, half the blend window) so it never pops, and
+    six rounds make up for what the smoothing took off the peaks.
+    """
+    total = np.zeros((len(pos), 3))
+    for _ in range(6):
+        shift = np.zeros((len(pos), 3))
+        for foot, (hip, knee, ankle) in enumerate(LEGS):
+            reach = margin * (np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1)
+                              + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1))
+            v = pos[:, ankle] + corrections[:, foot] - (pos[:, hip] + total)
+            d = np.linalg.norm(v, axis=-1)
+            deficit = np.maximum(d - reach, 0.0)
+            shift += deficit[:, None] * v / np.maximum(d, 1e-9)[:, None]
+        total += gaussian_filter(shift, 0.5 * o.LOCK_BLEND_S * fps) if len(shift) >= 3 else shift
+    return total
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minimal rotations [n, 3, 3] taking directions a [n, 3] to b [n, 3]."""
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    v = np.cross(a, b)
+    c = np.sum(a * b, -1)
+    k = np.zeros(a.shape[:-1] + (3, 3))
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    f = 1.0 / np.maximum(1.0 + c, 1e-9)
+    return np.eye(3) + k + (k @ k) * f[..., None, None]
+
+
+def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray,
+                target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Analytic IK for hip-knee-ankle [n, 3] each towards target [n, 3].
+
+    Returns (thigh delta [n, 3, 3], shin delta [n, 3, 3], reached ankle [n, 3]): the new thigh world
+    rotation is thigh_delta @ old, the new shin world rotation shin_delta @ thigh_delta @ old. Bone
+    lengths are kept; the knee bends in the plane of the current knee offset from the hip-target line.
+    """
+    l1 = np.linalg.norm(knee - hip, axis=-1)
+    l2 = np.linalg.norm(ankle - knee, axis=-1)
+    v = target - hip
+    d = np.linalg.norm(v, axis=-1)
+    d = np.clip(d, np.abs(l1 - l2) + 1e-6, (l1 + l2) * (1 - 1e-6))
+    u = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+    a = (l1 ** 2 - l2 ** 2 + d ** 2) / (2 * d)
+    h = np.sqrt(np.maximum(l1 ** 2 - a ** 2, 0.0))
+    pole = knee - hip
+    pole = pole - np.sum(pole * u, -1, keepdims=True) * u
+    pn = np.linalg.norm(pole, axis=-1, keepdims=True)
+    fallback = np.cross(u, np.array([1.0, 0.0, 0.0]))  # a straight leg: bend in the sagittal plane
+    pole = np.where(pn > 1e-6, pole / np.maximum(pn, 1e-12), fallback / np.linalg.norm(fallback, axis=-1, keepdims=True))
+    new_knee = hip + a[:, None] * u + h[:, None] * pole
+    reached = hip + d[:, None] * u
+    r1 = _rotation_between(knee - hip, new_knee - hip)
+    r2 = _rotation_between(np.einsum("nab,nb->na", r1, ankle - knee), reached - new_knee)
+    return r1, r2, reached
+
+
+def apply_leg_ik(local: np.ndarray, rot: np.ndarray, pos: np.ndarray, corrections: np.ndarray,
+                 ankle_rot: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Move each ankle by corrections [T, 2, 3] with two-bone IK; returns new local matrices [T, 22, 3, 3]
+    (hip, knee and ankle locals changed so the foot keeps its world orientation, or takes ankle_rot
+    [T, 2, 3, 3]) and the number of clamped (unreachable) frames. rot/pos: `kinematics.forward` outputs."""
+    out = local.copy()
+    clamped = 0
+    for foot, (hip, knee, ankle) in enumerate(LEGS):
+        moved = np.linalg.norm(corrections[:, foot], axis=-1) > 1e-7
+        if ankle_rot is not None:
+            moved |= np.abs(ankle_rot[:, foot] - rot[:, ankle]).sum((1, 2)) > 1e-9
+        active = np.flatnonzero(moved)
+        if not len(active):
+            continue
+        target = pos[active, ankle] + corrections[active, foot]
+        r1, r2, reached = two_bone_ik(pos[active, hip], pos[active, knee], pos[active, ankle], target)
+        clamped += int(np.sum(np.linalg.norm(reached - target, axis=-1) > 1e-4))
+        hip_w = r1 @ rot[active, hip]
+        knee_w = r2 @ r1 @ rot[active, knee]
+        pelvis_w = rot[active, PELVIS]
+        out[active, hip] = np.swapaxes(pelvis_w, -1, -2) @ hip_w
+        out[active, knee] = np.swapaxes(hip_w, -1, -2) @ knee_w
+        foot_w = rot[active, ankle] if ankle_rot is None else ankle_rot[active, foot]
+        out[active, ankle] = np.swapaxes(knee_w, -1, -2) @ foot_w
+    return out, clamped

@@ -1,0 +1,85 @@
+"""Clean-up options: the one definition used by `human3r refine`, infer/serve jobs and the add-on panel.
+
+A plain map (JSON/msgpack/panel) goes through `CleanupOptions.from_dict`, the single validation point;
+its `ValueError` names the bad option.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+GROUND_MODES = ("both", "points", "feet", "off")
+
+# Offline Gaussian sigmas at strength 1 (seconds): body rotations, hands/face, root translation, camera.
+SIGMA_BODY_S = 0.05
+SIGMA_HANDS_S = 0.1
+SIGMA_ROOT_S = 0.04
+SIGMA_CAMERA_S = 0.1
+# Live One Euro at strength 1: min cutoff (Hz, divided by strength) and speed gains (s/m, s/rad).
+ONE_EURO_MIN_CUTOFF_HZ = 5.0  # keeps the lag at rest <= 1 frame at 30 fps (1/(2*pi*5 Hz) = 0.8 frame)
+ONE_EURO_BETA_POS = 6.0
+ONE_EURO_BETA_ROT = 1.5
+# Contact detection and foot lock (metres, metres/second, seconds).
+CONTACT_HEIGHT_M = 0.04
+CONTACT_ENTER_MS = 0.30
+CONTACT_LEAVE_MS = 0.50
+CONTACT_MIN_RUN_S = 0.1
+CONTACT_SMOOTH_S = 0.05
+CONTACT_SPEED_SPAN_S = 0.067
+CONTACT_FILL_GAP_S = 0.07
+LOCK_BLEND_S = 0.13
+LOCK_DILATE_S = 0.034  # lock this long beyond each detected contact (the body smoothing's width)
+
+
+@dataclass(frozen=True)
+class CleanupOptions:
+    """What the clean-up does.
+
+    Attributes:
+        ground: floor evidence: 'both' (scene points and foot contacts), 'points', 'feet', or 'off'
+            (keep the model's world).
+        smooth: smoothing strength, 0 = off, 1 = default (scales the filter widths), at most 4.
+        foot_lock: detect foot contacts and lock feet during them (two-bone leg IK with blend
+            windows) and push feet out of the floor.
+        smooth_camera: also smooth the camera path (off: the per-frame camera is what lines up with
+            the footage; smoothing it changes the match-move).
+    """
+
+    ground: str = "both"
+    smooth: float = 1.0
+    foot_lock: bool = True
+    smooth_camera: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ground not in GROUND_MODES:
+            raise ValueError(f"cleanup option 'ground' must be one of {', '.join(GROUND_MODES)} (got {self.ground!r})")
+        if (not isinstance(self.smooth, (int, float)) or isinstance(self.smooth, bool) or self.smooth != self.smooth
+                or not 0.0 <= self.smooth <= 4.0):
+            raise ValueError(f"cleanup option 'smooth' must be a number in [0, 4] (got {self.smooth!r})")
+        for name in ("foot_lock", "smooth_camera"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"cleanup option '{name}' must be true or false (got {getattr(self, name)!r})")
+
+    @property
+    def active(self) -> bool:
+        return self.ground != "off" or self.smooth > 0 or self.foot_lock
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "CleanupOptions":
+        """Validate a plain map; missing keys take the defaults. Raises ValueError naming the option."""
+        if isinstance(data, CleanupOptions):
+            return data
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"cleanup options must be a map (got {type(data).__name__})")
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown cleanup option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        if isinstance(data.get("smooth"), int) and not isinstance(data.get("smooth"), bool):
+            data["smooth"] = float(data["smooth"])
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

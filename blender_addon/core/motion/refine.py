@@ -1,0 +1,437 @@
+"""The offline refinement stage: a job's decoded messages in, refined messages out.
+
+`refine_job(header, frames, tracks, end, options)` never modifies its inputs (the raw file stays as it
+is) and never raises on bad data: whatever it cannot do is left unchanged and explained in
+`header['refinement']['reasons']`. Steps, in order:
+1. smoothing per person and contiguous segment (outlier frames + zero-phase Gaussian on SO(3) and on
+   the pelvis position; camera only if asked);
+2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
+   applied to cameras, people and points, so reprojection is unchanged;
+3. foot contacts (`contacts`) and foot lock + penetration removal (`footlock`), in the refined world.
+The refined world keeps the protocol's conventions (OpenCV axes, metres) with the floor at y = 0 and
+up = -y; `header['conventions']['from_raw']` holds A and `['world']` names the refined world.
+Per frame, `people['contacts']` [n, 4] u1 marks contacts (left heel, left toe, right heel, right toe).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..body_model import BodyModel
+from ..rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix
+from . import options as o
+from .contacts import detect_contacts, dilate
+from .footlock import apply_leg_ik, lock_corrections, penetration_push, root_shift
+from .ground import estimate_floor, floor_transform
+from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
+from .options import CleanupOptions
+from .smooth import continuous, gaussian_filter, outlier_frames, smooth_positions, smooth_quaternions
+from .so3 import aa_to_quat, quat_to_aa
+
+REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
+                 "the first camera looks along +z (ground-projected) and stands above the origin; "
+                 "p_refined = from_raw @ p_raw")
+# SMPL-X rotation fields: (name, joints) in the full-pose order used here.
+ROT_FIELDS = (("global_orient", 1), ("body_pose", 21), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
+              ("left_hand_pose", 15), ("right_hand_pose", 15))
+
+
+@dataclass
+class Refined:
+    """Refined messages (inputs are untouched) and the report stored in header['refinement']."""
+
+    header: dict | None
+    frames: list[dict]
+    tracks: list[dict]
+    end: dict | None
+    report: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Person:
+    pid: int
+    where: list[tuple[int, int]]  # (frame position, row) per sample
+    rot: dict[str, np.ndarray]  # field -> [T, k, 3] axis-angle float64
+    transl: np.ndarray  # [T, 3]
+    betas: np.ndarray  # [T, B]
+    valid: np.ndarray  # [T] all values finite
+    pelvis0: np.ndarray | None = None  # [T, 3] J_0(β_frame)
+    contacts: np.ndarray | None = None  # [T, 4]
+    changed: bool = False
+    sel: np.ndarray | None = None  # rows of this person in the stacked table
+
+
+def _py(value):
+    """numpy scalars/arrays -> plain Python values for the header (msgpack-safe)."""
+    if isinstance(value, dict):
+        return {str(k): _py(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_py(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _fps(header: dict, frames: list[dict]) -> float:
+    times = np.array([f.get("time", np.nan) for f in frames], dtype=np.float64)
+    dt = np.diff(times)
+    dt = dt[np.isfinite(dt) & (dt > 0)]
+    if len(dt):
+        return float(1.0 / np.median(dt))
+    fps = float((header.get("video") or {}).get("fps") or 30.0)
+    stride = int((header.get("options") or {}).get("stride") or 1)
+    return fps / max(stride, 1) if np.isfinite(fps) and fps > 0 else 30.0
+
+
+def _segments(positions: np.ndarray, valid: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of consecutive frames whose values are all finite."""
+    out = []
+    start = None
+    for i in range(len(positions) + 1):
+        ok = i < len(positions) and valid[i] and (start is None or positions[i] == positions[i - 1] + 1)
+        if start is not None and not ok:
+            out.append((start, i))
+            start = None
+        if start is None and i < len(positions) and valid[i]:
+            start = i
+    return out
+
+
+@dataclass
+class _Rows:
+    """Every frame's people rows stacked: offsets [F+1] into the table, and per field a float64 table
+    (rotations [N, k, 3], transl [N, 3], betas [N, B]); NaN where a frame's array was missing or malformed."""
+
+    offsets: np.ndarray
+    ids: np.ndarray
+    tables: dict[str, np.ndarray]
+
+
+def _stack_rows(frames: list[dict]) -> _Rows:
+    counts = []
+    ids = []
+    for f in frames:
+        i = np.asarray((f.get("people") or {}).get("id", np.zeros(0, np.int32))).reshape(-1)
+        ids.append(i.astype(np.int64))
+        counts.append(len(i))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    shapes = {name: (n, 3) for name, n in ROT_FIELDS}
+    shapes["transl"] = (3,)
+    tables = {}
+    people_maps = [f.get("people") or {} for f in frames]
+    for name, shape in list(shapes.items()) + [("betas", None)]:
+        parts = [m.get(name) for m in people_maps]
+        if shape is None:  # betas: the width of the first well-formed array
+            shape = next((np.shape(a)[1:] for a in parts if a is not None and np.ndim(a) == 2), (10,))
+        size = int(np.prod(shape))
+        out = []
+        for a, n in zip(parts, counts):
+            if a is None and name != "betas" and name != "transl":
+                out.append(np.zeros((n,) + shape))  # a missing pose field counts as zero rotation
+            elif a is None or len(a) != n or np.size(a) != n * size:
+                out.append(np.full((n,) + shape, np.nan))  # malformed: the row is invalid, left unchanged
+            else:
+                out.append(a)
+        tables[name] = (np.concatenate([np.reshape(a, (len(a),) + shape) for a in out]).astype(np.float64)
+                        if out else np.zeros((0,) + shape))
+    return _Rows(offsets, np.concatenate(ids) if ids else np.zeros(0, np.int64), tables)
+
+
+def collect_people(rows: _Rows) -> list[_Person]:
+    """Per track id (in order of appearance), its samples in frame order (float64 copies)."""
+    frame_of = np.repeat(np.arange(len(rows.offsets) - 1), np.diff(rows.offsets))
+    people = []
+    _, first = np.unique(rows.ids, return_index=True)
+    for pid in rows.ids[np.sort(first)]:
+        sel = np.flatnonzero(rows.ids == pid)
+        where = list(zip(frame_of[sel].tolist(), (sel - rows.offsets[frame_of[sel]]).tolist()))
+        rot = {name: rows.tables[name][sel] for name, _ in ROT_FIELDS}
+        transl, betas = rows.tables["transl"][sel], rows.tables["betas"][sel]
+        finite = np.isfinite(transl).all(1) & np.isfinite(betas).all(1)
+        for v in rot.values():
+            finite &= np.isfinite(v).all((1, 2))
+        people.append(_Person(int(pid), where, rot, transl, betas, finite, sel=sel))
+    return people
+
+
+def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength: float) -> int:
+    """Offline filter in place on each segment; returns the number of outlier frames replaced."""
+    outliers = 0
+    for s, e in segs:
+        if e - s < 3:
+            continue
+        body = np.concatenate([p.rot["global_orient"][s:e], p.rot["body_pose"][s:e]], 1)  # [n, 22, 3]
+        q_body = aa_to_quat(body)
+        root = p.pelvis0[s:e] + p.transl[s:e]
+        qc = continuous(q_body)
+        bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1))
+        outliers += int(bad.sum())
+        q_body = smooth_quaternions(qc, strength * o.SIGMA_BODY_S * fps, bad)
+        aa = quat_to_aa(q_body)
+        p.rot["global_orient"][s:e], p.rot["body_pose"][s:e] = aa[:, :1], aa[:, 1:]
+        for name, _n in ROT_FIELDS[2:]:
+            q = smooth_quaternions(aa_to_quat(p.rot[name][s:e]), strength * o.SIGMA_HANDS_S * fps, bad)
+            p.rot[name][s:e] = quat_to_aa(q)
+        root = smooth_positions(root, strength * o.SIGMA_ROOT_S * fps, bad)
+        p.transl[s:e] = root - p.pelvis0[s:e]
+    p.changed = True
+    return outliers
+
+
+def _kinematics(p: _Person, shape: BodyShape, s: int, e: int):
+    local = local_matrices(p.rot["global_orient"][s:e, 0], p.rot["body_pose"][s:e])
+    rot, pos = forward(shape, local, p.pelvis0[s:e] + p.transl[s:e])
+    return local, rot, pos
+
+
+def refine_job(header: dict | None, frames: list[dict], tracks: list[dict] | None = None, end: dict | None = None,
+               options: CleanupOptions | dict | None = None, transform: np.ndarray | None = None) -> Refined:
+    """Refine one job's messages (see the module docstring). Never raises on bad data.
+
+    transform: a known W -> refined 4x4 to use instead of estimating the floor (e.g. the alignment an
+    imported scene already has, so a re-applied person stays in the same world); ignored with ground 'off'.
+    """
+    tracks = list(tracks or [])
+    opts = CleanupOptions.from_dict(options)
+    reasons: list[str] = []
+    report = {"stage": "offline", "options": opts.to_dict(), "reasons": reasons}
+    unchanged = Refined(header, list(frames), tracks, end, report)
+    if header is None:
+        reasons.append("no header: nothing to refine")
+        return unchanged
+    if header.get("refinement"):
+        reasons.append("already refined: the header records an earlier refinement; refine the raw file instead")
+        return unchanged
+    try:
+        body = BodyModel.from_header(header)
+    except Exception as exc:  # a header without a usable body model: keep the data
+        reasons.append(f"header has no usable body_model ({type(exc).__name__}: {exc}); data left unchanged")
+        return _finish(unchanged, header, np.eye(4), False)
+    if not frames:
+        reasons.append("no frames: nothing to refine")
+        return _finish(unchanged, header, np.eye(4), False)
+    try:
+        return _refine(header, list(frames), tracks, end, opts, body, report, transform)
+    except Exception as exc:  # last resort: a bug must not cost the user the import
+        reasons.append(f"refinement failed ({type(exc).__name__}: {exc}); data left unchanged")
+        return _finish(unchanged, header, np.eye(4), False)
+
+
+def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, report: dict,
+            given: np.ndarray | None = None) -> Refined:
+    reasons = report["reasons"]
+    fps = _fps(header, frames)
+    report["fps"] = fps
+    rows = _stack_rows(frames)
+    people = collect_people(rows)
+    track_betas = {int(t["id"]): np.asarray(t["betas"], np.float64) for t in tracks
+                   if "betas" in t and np.isfinite(np.asarray(t["betas"], np.float64)).all()}
+    if not people:
+        reasons.append("no people in any frame: smoothing and foot lock skipped")
+    shapes, segments = {}, {}
+    for p in people:
+        positions = np.array([k for k, _ in p.where])
+        segments[p.pid] = _segments(positions, p.valid)
+        bad = int((~p.valid).sum())
+        if bad:
+            reasons.append(f"person {p.pid}: {bad} frame(s) with NaN/inf values left unchanged")
+        if len(positions) > 1 and np.any(np.diff(positions) > 1):
+            reasons.append(f"person {p.pid}: track has gaps; each part is filtered on its own")
+        if not any(e - s >= 3 for s, e in segments[p.pid]):
+            reasons.append(f"person {p.pid}: fewer than 3 consecutive valid frames; not filtered or locked")
+        betas = track_betas.get(p.pid)
+        if betas is None:
+            good = p.betas[p.valid]
+            betas = np.median(good, 0) if len(good) else np.zeros(p.betas.shape[1])
+        shapes[p.pid] = BodyShape.from_model(body, betas)
+        pel = body.rest_joints(np.where(np.isfinite(p.betas), p.betas, 0.0))[..., 0, :]
+        p.pelvis0 = pel
+
+    # 1. smoothing
+    smooth_rep = {"applied": False}
+    if opts.smooth > 0:
+        n_out = sum(_smooth_person(p, segments[p.pid], fps, opts.smooth) for p in people)
+        smooth_rep = {"applied": bool(people), "filter": "outlier frames (Hampel, 7 frames, 4x median deviation) "
+                      "+ zero-phase Gaussian; rotations as sign-continuous quaternions (chordal SO(3) mean)",
+                      "sigma_s": {"body_rotations": opts.smooth * o.SIGMA_BODY_S,
+                                  "hands_face_rotations": opts.smooth * o.SIGMA_HANDS_S,
+                                  "root_translation": opts.smooth * o.SIGMA_ROOT_S,
+                                  "camera": opts.smooth * o.SIGMA_CAMERA_S if opts.smooth_camera else 0.0},
+                      "outlier_frames": n_out}
+    report["smooth"] = smooth_rep
+
+    # cameras as float64 [F, 4, 4]; smoothed only on request
+    c2w = np.stack([np.asarray(f["camera"]["cam_to_world"], np.float64) for f in frames])
+    cams_changed = False
+    if opts.smooth > 0 and opts.smooth_camera and len(frames) >= 3 and np.isfinite(c2w).all():
+        q = smooth_quaternions(matrix_to_quaternion(c2w[:, :3, :3]), opts.smooth * o.SIGMA_CAMERA_S * fps)
+        c2w[:, :3, :3] = quaternion_to_matrix(q)
+        c2w[:, :3, 3] = gaussian_filter(c2w[:, :3, 3], opts.smooth * o.SIGMA_CAMERA_S * fps)
+        cams_changed = True
+
+    # 2. ground
+    transform = np.eye(4)
+    ground_rep = {"applied": False, "mode": opts.ground}
+    if opts.ground != "off" and given is not None:
+        transform = np.asarray(given, np.float64).reshape(4, 4)
+        ground_rep = {"applied": not np.allclose(transform, np.eye(4)), "mode": opts.ground, "evidence": "given",
+                      "confidence": 1.0}
+    elif opts.ground != "off":
+        feet, trunks = [], []
+        for p in people:
+            for s, e in segments[p.pid]:
+                if e - s < 3:
+                    continue
+                _, rot, pos = _kinematics(p, shapes[p.pid], s, e)
+                pts = foot_points(shapes[p.pid], rot, pos)
+                feet.append(pts if opts.smooth > 0 else gaussian_filter(pts, 2.0))
+                trunks.append(pos[:, 12] - pos[:, 0])
+        points = _scene_points(frames, end)
+        first = c2w[0] if np.isfinite(c2w[0]).all() else None
+        est = estimate_floor(points, feet, fps, np.concatenate(trunks) if trunks else None, first, opts.ground)
+        reasons.extend(est.reasons)
+        ground_rep = {"applied": est.found, "mode": opts.ground, "evidence": est.evidence,
+                      "confidence": est.confidence, "details": _py(est.details)}
+        if est.found:
+            transform = floor_transform(est.normal, est.offset, first)
+            ground_rep.update(normal_raw=_py(est.normal), offset_raw_m=float(est.offset))
+    report["ground"] = ground_rep
+    grounded = bool(ground_rep["applied"])
+    rot_a, t_a = transform[:3, :3], transform[:3, 3]
+    if grounded:
+        c2w = transform @ c2w
+        cams_changed = True
+        for p in people:
+            go = axis_angle_to_matrix(p.rot["global_orient"])
+            p.rot["global_orient"] = quat_to_aa(matrix_to_quaternion(rot_a @ go))
+            p.transl = (p.pelvis0 + p.transl) @ rot_a.T + t_a - p.pelvis0
+            p.changed = True
+
+    # 3. contacts + foot lock
+    lock_rep = {"applied": False}
+    if opts.foot_lock and people:
+        n_contact, clamped, pushed = 0, 0, 0
+        for p in people:
+            p.contacts = np.zeros((len(p.where), 4), bool)
+            for s, e in segments[p.pid]:
+                if e - s < 3:
+                    continue
+                local, rot, pos = _kinematics(p, shapes[p.pid], s, e)
+                pts = foot_points(shapes[p.pid], rot, pos)
+                con = detect_contacts(pts, fps, floor_known=grounded)
+                p.contacts[s:e] = con
+                # lock one smoothing width beyond the detected edges: smoothing spreads the swing into them
+                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)))
+                corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], lock, fps, grounded)
+                # sole points as the held foot orientations place them, for the penetration test
+                rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
+                pts = (pos[:, [7, 8], None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
+                shift = root_shift(pos, corr, fps)
+                moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7  # locked feet keep their targets
+                corr = corr - np.where(moving, shift[:, None], 0.0)
+                pos, pts = pos + shift[:, None], pts + shift[:, None]
+                p.transl[s:e] += shift
+                if grounded:
+                    before = corr.copy()
+                    corr = penetration_push(pts, corr)
+                    pushed += int(np.sum(np.abs(corr - before).sum((1, 2)) > 1e-7))
+                new_local, c = apply_leg_ik(local, rot, pos, corr, ankle_rot)
+                clamped += c
+                body_aa = quat_to_aa(matrix_to_quaternion(new_local[:, 1:BODY_JOINTS]))
+                legs = [0, 1, 3, 4, 6, 7]  # body_pose rows of hips, knees, ankles
+                p.rot["body_pose"][s:e, legs] = body_aa[:, legs]
+                n_contact += int(con.sum())
+            p.changed = True
+        lock_rep = {"applied": True, "contact_samples": n_contact, "ik_clamped_frames": clamped,
+                    "penetration_frames_fixed": pushed, "floor": "y = 0" if grounded else "per-run height",
+                    "params": {"height_m": o.CONTACT_HEIGHT_M, "enter_speed_ms": o.CONTACT_ENTER_MS,
+                               "leave_speed_ms": o.CONTACT_LEAVE_MS, "min_run_s": o.CONTACT_MIN_RUN_S,
+                               "fill_gap_s": o.CONTACT_FILL_GAP_S, "blend_s": o.LOCK_BLEND_S,
+                               "lock_beyond_contact_s": o.LOCK_DILATE_S}}
+        if not grounded:
+            reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
+    report["foot_lock"] = lock_rep
+
+    out_frames = _write_frames(frames, rows, people, c2w if cams_changed else None, transform if grounded else None)
+    new_end = end
+    if grounded and end is not None and isinstance(end.get("scene_points"), dict) and "xyz" in end["scene_points"]:
+        sp = dict(end["scene_points"])
+        sp["xyz"] = _transform_points(sp["xyz"], transform)
+        new_end = {**end, "scene_points": sp}
+    return _finish(Refined(header, out_frames, tracks, new_end, report), header, transform, grounded)
+
+
+def _transform_points(xyz, transform: np.ndarray) -> np.ndarray:
+    xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
+    return (xyz @ transform[:3, :3].T + transform[:3, 3]).astype(np.float32)
+
+
+def _scene_points(frames: list[dict], end: dict | None) -> np.ndarray | None:
+    """The accumulated cloud of `done` if present, else an even subset of the per-frame points."""
+    if end is not None and isinstance(end.get("scene_points"), dict):
+        xyz = np.asarray(end["scene_points"].get("xyz", np.zeros((0, 3))), np.float64).reshape(-1, 3)
+        if len(xyz):
+            return xyz
+    parts = []
+    for f in frames:
+        xyz = np.asarray((f.get("points") or {}).get("xyz", np.zeros((0, 3))), np.float64).reshape(-1, 3)
+        if len(xyz):
+            parts.append(xyz[::max(1, len(xyz) // 500)])
+    return np.concatenate(parts) if parts else None
+
+
+def _write_frames(frames, rows: _Rows, people: list[_Person], c2w: np.ndarray | None,
+                  transform: np.ndarray | None) -> list[dict]:
+    """New frame messages: people fields rebuilt from the refined per-person values (float32, the
+    original shapes), cameras and points replaced where they changed; input arrays are never written."""
+    changed = [p for p in people if p.changed]
+    fields = [name for name, _ in ROT_FIELDS] + ["transl"] if changed else []
+    tables = {name: rows.tables[name].copy() for name in fields}
+    lock = any(p.contacts is not None for p in people)
+    contacts = np.zeros((len(rows.ids), 4), np.uint8) if lock else None
+    for p in people:
+        if p.changed:
+            for name, _ in ROT_FIELDS:
+                tables[name][p.sel] = p.rot[name]
+            tables["transl"][p.sel] = p.transl
+        if contacts is not None and p.contacts is not None:
+            contacts[p.sel] = p.contacts
+    out = []
+    for k, f in enumerate(frames):
+        nf = dict(f)
+        a, b = rows.offsets[k], rows.offsets[k + 1]
+        pm = dict(f.get("people") or {})
+        for name in fields:
+            if name in pm:
+                orig = np.asarray(pm[name])
+                pm[name] = tables[name][a:b].reshape(orig.shape).astype(orig.dtype)
+        if contacts is not None:
+            pm["contacts"] = contacts[a:b].copy()
+        nf["people"] = pm
+        if c2w is not None:
+            cam = dict(f["camera"])
+            cam["cam_to_world"] = c2w[k].astype(np.float32)
+            nf["camera"] = cam
+        if transform is not None and isinstance(f.get("points"), dict) and "xyz" in f["points"]:
+            pts = dict(f["points"])
+            pts["xyz"] = _transform_points(pts["xyz"], transform)
+            nf["points"] = pts
+        out.append(nf)
+    return out
+
+
+def _finish(result: Refined, header: dict, transform: np.ndarray, grounded: bool) -> Refined:
+    """Stamp the refined header (conventions + refinement report) onto a copy of `header`."""
+    h = dict(header)
+    conv = dict(header.get("conventions") or {})
+    if grounded:
+        conv["raw_world"] = conv.get("world")
+        conv["world"] = REFINED_WORLD
+    conv["from_raw"] = _py(transform)
+    h["conventions"] = conv
+    h["refinement"] = _py(result.report)
+    result.header = h
+    return result

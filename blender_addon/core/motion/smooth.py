@@ -1,0 +1,164 @@
+"""Temporal filters: an offline zero-phase filter (outlier rejection + Gaussian) and a causal One Euro filter.
+
+Both work on positions (metres) and on rotations (unit quaternions, SO(3)):
+- offline: frames whose pose jumps away from a running median (a Hampel test on the whole frame's
+  vector) are replaced by interpolation from their neighbours, then a Gaussian of sigma frames is
+  applied along time with point-reflected ends (about a line fitted to the end frames: keeps a
+  linear trend at the clip ends). Rotations are
+  filtered as sign-continuous quaternions (every quaternion in its predecessor's hemisphere) and
+  renormalised: the Gaussian-weighted chordal L2 mean on SO(3), which is what the window's rotations
+  average to on the sphere, not a per-component Euler average.
+- causal (One Euro, Casiez et al. 2012): per channel, the cutoff rises with the filtered speed,
+  cutoff = min_cutoff + beta * |speed|; rotations step along the geodesic (slerp) from the previous
+  estimate towards the new sample by alpha, with the speed = geodesic angle * fps.
+Time is in frames for the offline filter (callers convert seconds), in seconds for One Euro.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .so3 import align_signs, quat_conj, quat_mul
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """Normalised Gaussian taps [2r+1], r = ceil(3 sigma) (sigma in frames, > 0)."""
+    r = max(1, int(np.ceil(3.0 * sigma)))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _line_end(x: np.ndarray, m: int) -> np.ndarray:
+    """Value at frame 0 of the least-squares line through x[:m] (x [T, ...]): a noise-robust end point."""
+    t = np.arange(m, dtype=np.float64) - 0.5 * (m - 1)
+    seg = x[:m]
+    mean = seg.mean(0)
+    slope = np.tensordot(t, seg - mean, axes=(0, 0)) / np.sum(t * t)
+    return mean - slope * 0.5 * (m - 1)
+
+
+def _point_reflect(x: np.ndarray, r: int) -> tuple[np.ndarray, int]:
+    """Pad x [T, ...] by r frames at both ends by point reflection about the end of a line fitted to the
+    first/last r+1 frames (keeps a linear trend without letting the noisy end sample steer the ends);
+    r is capped at T-1."""
+    t = x.shape[0]
+    r = min(r, t - 1)
+    m = min(t, r + 1)
+    head_pivot = _line_end(x, m) if m >= 3 else x[0]
+    tail_pivot = _line_end(x[::-1], m) if m >= 3 else x[-1]
+    head = 2.0 * head_pivot - x[r:0:-1]
+    tail = 2.0 * tail_pivot - x[-2:-r - 2:-1]
+    return np.concatenate([head, x, tail], axis=0), r
+
+
+def gaussian_filter(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase Gaussian along axis 0 of x [T, ...] (float64); sigma <= 0 or T < 3 returns a copy."""
+    x = np.asarray(x, dtype=np.float64)
+    t = x.shape[0]
+    if sigma <= 0 or t < 3:
+        return x.copy()
+    taps = gaussian_kernel(sigma)
+    r = len(taps) // 2
+    padded, rp = _point_reflect(x, r)
+    if rp < r:  # short clip: fewer taps, renormalised
+        taps = taps[r - rp:r + rp + 1]
+        taps = taps / taps.sum()
+        r = rp
+    out = np.zeros_like(x)
+    for k, w in enumerate(taps):
+        out += w * padded[k:k + t]
+    return out
+
+
+def running_median(x: np.ndarray, half: int) -> np.ndarray:
+    """Median over a window of 2*half+1 frames along axis 0 of x [T, C] (ends: shrunken windows by padding
+    with the edge values)."""
+    t = x.shape[0]
+    padded = np.concatenate([np.repeat(x[:1], half, 0), x, np.repeat(x[-1:], half, 0)], axis=0)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)[:t]  # [T, C, W]
+    return np.partition(windows, half, axis=-1)[..., half]  # odd window: the middle order statistic
+
+
+def outlier_frames(x: np.ndarray, half: int = 3, threshold: float = 4.0) -> np.ndarray:
+    """Frames [T] bool whose vector x[t] [C] is far from the running median of its neighbours.
+
+    A frame is an outlier when its distance to the running median exceeds `threshold` times the
+    clip's median distance (a Hampel test on the frame's whole vector: noise level is learnt from the
+    clip itself). Needs at least 2*half+2 frames, else nothing is flagged.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if len(x) < 2 * half + 2:
+        return np.zeros(len(x), bool)
+    dev = np.linalg.norm(x - running_median(x, half), axis=1)
+    scale = np.median(dev)
+    if scale <= 0:
+        return np.zeros(len(x), bool)
+    return dev > threshold * scale
+
+
+def fill_frames(x: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Replace frames x[bad] (x [T, ...]) by linear interpolation between the nearest good frames."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    if not bad.any() or bad.all():
+        return x
+    t = np.arange(len(x))
+    good = ~bad
+    flat = x.reshape(len(x), -1)
+    for c in range(flat.shape[1]):
+        flat[bad, c] = np.interp(t[bad], t[good], flat[good, c])
+    return flat.reshape(x.shape)
+
+
+def smooth_positions(x: np.ndarray, sigma: float, bad: np.ndarray | None = None) -> np.ndarray:
+    """Offline filter of positions x [T, ..., 3]: fill `bad` frames, then Gaussian of sigma frames."""
+    if bad is not None:
+        x = fill_frames(x, bad)
+    return gaussian_filter(x, sigma)
+
+
+def continuous(q: np.ndarray) -> np.ndarray:
+    """Sign-continuous copy of quaternions q [T, ..., 4] along time (dot(q[t], q[t-1]) >= 0)."""
+    q = np.asarray(q, dtype=np.float64)
+    dots = np.sum(q[1:] * q[:-1], axis=-1)
+    sign = np.concatenate([np.ones((1,) + dots.shape[1:]), np.cumprod(np.where(dots < 0, -1.0, 1.0), axis=0)])
+    return q * sign[..., None]
+
+
+def smooth_quaternions(q: np.ndarray, sigma: float, bad: np.ndarray | None = None) -> np.ndarray:
+    """Offline filter of rotations q [T, ..., 4]: sign continuity, fill `bad` frames, Gaussian, renormalise."""
+    q = continuous(q)
+    if bad is not None:
+        q = fill_frames(q, bad)
+    out = gaussian_filter(q, sigma)
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+def _alpha(cutoff: np.ndarray, dt: float) -> np.ndarray:
+    tau = 1.0 / (2.0 * np.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+def one_euro_positions(value: np.ndarray, speed: np.ndarray, x: np.ndarray, dt: float, min_cutoff: float,
+                       beta: float, d_cutoff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One causal step for positions: (value [..., 3], speed [...]) of the previous step and sample x
+    [..., 3] -> the new (value, speed). min_cutoff/d_cutoff in Hz, beta in s/m, dt in s."""
+    raw_speed = np.linalg.norm(x - value, axis=-1) / dt
+    speed = speed + _alpha(np.full_like(raw_speed, d_cutoff), dt) * (raw_speed - speed)
+    a = _alpha(min_cutoff + beta * speed, dt)[..., None]
+    return value + a * (x - value), speed
+
+
+def one_euro_rotations(value: np.ndarray, speed: np.ndarray, q: np.ndarray, dt: float, min_cutoff: float,
+                       beta: float, d_cutoff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One causal step on SO(3): (value [..., 4], angular speed [...]) and unit quaternions q [..., 4] ->
+    the new (value, speed); the estimate moves along the geodesic towards q by alpha. beta in s/rad."""
+    delta = quat_mul(quat_conj(value), align_signs(q, value))  # previous -> new sample, w >= 0
+    s = np.linalg.norm(delta[..., 1:], axis=-1)
+    angle = 2.0 * np.arctan2(s, np.abs(delta[..., 0]))
+    speed = speed + _alpha(np.full_like(angle, d_cutoff), dt) * (angle / dt - speed)
+    a = _alpha(min_cutoff + beta * speed, dt)
+    half = 0.5 * a * angle  # exp(a * log(delta)): a fraction a of the step about the same axis
+    axis = delta[..., 1:] / np.maximum(s, 1e-12)[..., None]
+    step = np.concatenate([np.cos(half)[..., None], np.sin(half)[..., None] * axis], axis=-1)
+    out = quat_mul(value, step)
+    return out / np.linalg.norm(out, axis=-1, keepdims=True), speed

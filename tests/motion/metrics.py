@@ -1,0 +1,36 @@
+"""Metrics of the clean-up tests (definitions of the motion note): jitter, MPJPE, foot skating, F1,
+penetration, all on positions in metres with fps = the clip's rate."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def jitter(x: np.ndarray, fps: float) -> float:
+    """Mean third-difference magnitude (m/s^3) over frames and joints of x [T, J, 3]."""
+    d3 = x[3:] - 3 * x[2:-1] + 3 * x[1:-2] - x[:-3]
+    return float(np.linalg.norm(d3, axis=-1).mean() * fps ** 3)
+
+
+def mpjpe_per_frame(x: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Mean joint error [T] (m) of x [T, J, 3] against truth [T, J, 3]."""
+    return np.linalg.norm(x - truth, axis=-1).mean(-1)
+
+
+def skating(points: np.ndarray, truth_points: np.ndarray, contacts: np.ndarray, threshold: float = 0.01) -> float:
+    """Mean per-frame 3D displacement (m/frame) of sole points [T, K, 3] over true contacts: frame pairs where
+    the known contact [T, K] holds in both frames and the truth points move < 1 cm/frame (WHAM/GVHMR foot
+    sliding with ground-truth contacts)."""
+    gt_step = np.linalg.norm(np.diff(truth_points, axis=0), axis=-1)
+    step = np.linalg.norm(np.diff(points, axis=0), axis=-1)
+    mask = (gt_step < threshold) & contacts[1:] & contacts[:-1]
+    return float(step[mask].mean())
+
+
+def f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    tp = np.sum(pred & truth)
+    return float(2 * tp / max(pred.sum() + truth.sum(), 1))
+
+
+def penetration(points: np.ndarray) -> float:
+    """Deepest sole point below the floor y = 0 (m; y down), 0 if none."""
+    return float(max(0.0, points[..., 1].max()))

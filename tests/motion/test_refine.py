@@ -1,0 +1,215 @@
+"""The clean-up stage on motion with a known answer (tests/motion/synthetic_motion.py): floor, smoothing,
+contacts, foot lock, reprojection, and bad input. Noise: 2 cm on the root, 1.5 deg on every body joint,
+1 % outlier frames at 5x; 30 fps; floor seen with a 20 deg pitch, 5 deg roll, 1.6 m offset."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blender_addon.core.motion.kinematics import foot_points, forward
+from blender_addon.core.motion.refine import refine_job
+from tests.motion import metrics as M
+from tests.motion.synthetic_motion import make_scene, person_series, split
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_scene(seed=0)
+
+
+@pytest.fixture(scope="module")
+def refined(scene):
+    return refine_job(*split(scene.messages))
+
+
+def _truth_to_refined(scene, refined) -> np.ndarray:
+    return np.array(refined.header["conventions"]["from_raw"]) @ scene.raw_from_truth
+
+
+def _floor_error(scene, refined) -> tuple[float, float]:
+    """(angle of the true floor normal from up in the refined world, deg; |height| of the true floor, m)."""
+    ta = _truth_to_refined(scene, refined)
+    n = ta[:3, :3] @ np.array([0.0, -1.0, 0.0])
+    floor = scene.floor_points_T[np.abs(scene.floor_points_T[:, 1]) < 0.05][:500]
+    heights = (floor @ ta[:3, :3].T + ta[:3, 3])[:, 1]
+    return float(np.degrees(np.arccos(np.clip(-n[1], -1, 1)))), float(abs(np.mean(heights)))
+
+
+@pytest.mark.parametrize("mode", ["points", "feet", "both"])
+def test_floor_alignment_per_evidence(mode):
+    sc = make_scene(seed=2, n_frames=180)
+    r = refine_job(*split(sc.messages), options={"ground": mode, "foot_lock": False})
+    g = r.header["refinement"]["ground"]
+    assert g["applied"] and g["evidence"] == mode
+    angle, height = _floor_error(sc, r)
+    assert angle <= 1.0 and height <= 0.01, (angle, height)
+    assert "refined" in r.header["conventions"]["world"]
+
+
+def test_no_floor_evidence_leaves_world_unchanged():
+    sc = make_scene(seed=3, n_frames=60, kinds=(), floor_points=False)
+    header, frames, tracks, end = split(sc.messages)
+    end["scene_points"]["xyz"] = end["scene_points"]["xyz"][:50]  # a few wall/outlier points only
+    r = refine_job(header, frames, tracks, end)
+    assert r.header["refinement"]["ground"]["evidence"] == "none"
+    assert any("no floor evidence" in x for x in r.header["refinement"]["reasons"])
+    assert np.array_equal(np.array(r.header["conventions"]["from_raw"]), np.eye(4))
+    for a, b in zip(frames, r.frames):
+        assert np.array_equal(a["camera"]["cam_to_world"], b["camera"]["cam_to_world"])
+
+
+def test_smoothing_and_lock_against_truth(scene, refined):
+    ta = _truth_to_refined(scene, refined)
+    a = np.array(refined.header["conventions"]["from_raw"])
+    header, frames, _, _ = split(scene.messages)
+    pooled_pred, pooled_true = [], []
+    for p in scene.people:
+        rt, pt = forward(p.shape, p.local, p.root)
+        truth_j = pt @ ta[:3, :3].T + ta[:3, 3]
+        truth_f = foot_points(p.shape, rt, pt) @ ta[:3, :3].T + ta[:3, 3]
+        loc, root = person_series(frames, p.pid, scene.body)
+        ro, po = forward(p.shape, loc, root)
+        raw_j = po @ a[:3, :3].T + a[:3, 3]
+        raw_f = foot_points(p.shape, ro, po) @ a[:3, :3].T + a[:3, 3]
+        loc, root = person_series(refined.frames, p.pid, scene.body)
+        ro, po = forward(p.shape, loc, root)
+        ref_f = foot_points(p.shape, ro, po)
+        # jitter -80 %
+        assert M.jitter(po, 30) <= 0.2 * M.jitter(raw_j, 30), p.kind
+        # MPJPE better on average and in every 1 s window (per frame the noise is random)
+        e_raw, e_ref = M.mpjpe_per_frame(raw_j, truth_j), M.mpjpe_per_frame(po, truth_j)
+        assert e_ref.mean() < e_raw.mean()
+        w = len(e_raw) // 30 * 30
+        assert np.all(e_ref[:w].reshape(-1, 30).mean(1) <= e_raw[:w].reshape(-1, 30).mean(1)), p.kind
+        # skating during true contacts -80 %
+        assert M.skating(ref_f, truth_f, p.contacts) <= 0.2 * M.skating(raw_f, truth_f, p.contacts), p.kind
+        # penetration <= 5 mm
+        assert M.penetration(ref_f) <= 0.005, p.kind
+        con = np.array([f["people"]["contacts"][list(f["people"]["id"]).index(p.pid)] for f in refined.frames], bool)
+        pooled_pred.append(con)
+        pooled_true.append(p.contacts)
+    assert M.f1(np.concatenate(pooled_pred), np.concatenate(pooled_true)) >= 0.9
+
+
+def test_skating_below_half_a_millimetre(scene, refined):
+    """Pooled over every person's true contacts: mean 3D sole-point step <= 0.5 mm/frame after locking."""
+    ta = _truth_to_refined(scene, refined)
+    steps = []
+    for p in scene.people:
+        rt, pt = forward(p.shape, p.local, p.root)
+        truth_f = foot_points(p.shape, rt, pt) @ ta[:3, :3].T + ta[:3, 3]
+        loc, root = person_series(refined.frames, p.pid, scene.body)
+        ro, po = forward(p.shape, loc, root)
+        ref_f = foot_points(p.shape, ro, po)
+        mask = (np.linalg.norm(np.diff(truth_f, axis=0), axis=-1) < 0.01) & p.contacts[1:] & p.contacts[:-1]
+        steps.append(np.linalg.norm(np.diff(ref_f, axis=0), axis=-1)[mask])
+    assert np.concatenate(steps).mean() <= 0.0005, np.concatenate(steps).mean()
+
+
+def test_reprojection_unchanged(scene, refined):
+    a = np.array(refined.header["conventions"]["from_raw"])
+    _, frames, _, end = split(scene.messages)
+    xyz = np.asarray(end["scene_points"]["xyz"], np.float64)[:2000]
+    xyz_ref = np.asarray(refined.end["scene_points"]["xyz"], np.float64)[:2000]
+    assert np.allclose(xyz @ a[:3, :3].T + a[:3, 3], xyz_ref, atol=1e-5)
+    worst = 0.0
+    for f_raw, f_ref in zip(frames[::10], refined.frames[::10]):
+        k = np.asarray(f_raw["camera"]["K"], np.float64)
+        uv = []
+        for f, pts in ((f_raw, xyz), (f_ref, xyz_ref)):
+            w2c = np.linalg.inv(np.asarray(f["camera"]["cam_to_world"], np.float64))
+            c = pts @ w2c[:3, :3].T + w2c[:3, 3]
+            front = c[:, 2] > 0.1
+            uv.append((c @ k.T)[:, :2] / c[:, 2:3])
+        worst = max(worst, float(np.abs(uv[0] - uv[1])[front].max()))
+    assert worst <= 0.05, worst
+
+
+def test_raw_messages_untouched(scene):
+    before = [np.array(f["people"]["transl"]) for f in split(scene.messages)[1]]
+    refine_job(*split(scene.messages))
+    for b, f in zip(before, split(scene.messages)[1]):
+        assert np.array_equal(b, f["people"]["transl"])
+
+
+@pytest.mark.parametrize("case", ["no_people", "one_frame", "single_frame_person", "nan", "gaps"])
+def test_bad_input_is_reported_not_raised(case):
+    sc = make_scene(seed=4, n_frames=40, kinds=("walk", "stand"))
+    header, frames, tracks, end = split(sc.messages)
+    if case == "no_people":
+        sc = make_scene(seed=4, n_frames=40, kinds=())
+        header, frames, tracks, end = split(sc.messages)
+    elif case == "one_frame":
+        frames = frames[:1]
+    elif case == "single_frame_person":
+        for f in frames[1:]:
+            f["people"] = {k: v[1:] for k, v in f["people"].items()}
+    elif case == "nan":
+        frames[5]["people"]["transl"][0] = np.nan
+        frames[6]["people"]["body_pose"][1, 3] = np.inf
+    elif case == "gaps":
+        for f in frames[10:15]:
+            f["people"] = {k: v[1:] for k, v in f["people"].items()}
+    r = refine_job(header, frames, tracks, end)
+    assert len(r.frames) == len(frames)
+    reasons = " ".join(r.header["refinement"]["reasons"])
+    expected = {"no_people": "no people", "one_frame": "fewer than 3", "single_frame_person": "fewer than 3",
+                "nan": "NaN/inf", "gaps": "gaps"}[case]
+    assert expected in reasons, reasons
+    if case == "nan":
+        assert np.isnan(r.frames[5]["people"]["transl"][0]).any()
+
+
+def test_no_pop_at_lock_boundaries(scene, refined):
+    """What locking changes on the legs moves per frame by less than the input noise does: at the ankles and
+    feet below the RMS frame-to-frame step of the noise, at the knees (IK near full extension) below its p95."""
+    unlocked = refine_job(*split(scene.messages), options={"foot_lock": False})
+    a_raw = np.array(refined.header["conventions"]["from_raw"])
+    ta = _truth_to_refined(scene, refined)
+    raw_frames = split(scene.messages)[1]
+    for p in scene.people:
+        _, a = forward(p.shape, *person_series(refined.frames, p.pid, scene.body))
+        _, b = forward(p.shape, *person_series(unlocked.frames, p.pid, scene.body))
+        _, raw = forward(p.shape, *person_series(raw_frames, p.pid, scene.body))
+        _, truth = forward(p.shape, p.local, p.root)
+        noise = (raw @ a_raw[:3, :3].T + a_raw[:3, 3]) - (truth @ ta[:3, :3].T + ta[:3, 3])
+        for joints, limit in (([7, 8, 10, 11], "rms"), ([4, 5], "p95")):
+            pop = np.linalg.norm(np.diff((a - b)[:, joints], axis=0), axis=-1).max()
+            step = np.linalg.norm(np.diff(noise[:, joints], axis=0), axis=-1)
+            bound = np.sqrt(np.mean(step ** 2)) if limit == "rms" else np.percentile(step, 95)
+            assert pop <= bound, (p.kind, joints, pop, bound)
+
+
+def test_refined_world_keeps_the_first_camera_forward_and_above_the_origin(refined):
+    c2w = np.asarray(refined.frames[0]["camera"]["cam_to_world"], np.float64)
+    forward = c2w[:3, 2]
+    assert abs(forward[0]) < 1e-5 and forward[2] > 0  # ground-projected forward along +z (Blender +Y)
+    assert np.allclose(c2w[[0, 2], 3], 0.0, atol=1e-5) and c2w[1, 3] < -1.0  # above the origin, up = -y
+    assert np.allclose(c2w[:3, :3] @ c2w[:3, :3].T, np.eye(3), atol=1e-5)
+
+
+def test_camera_smoothing_only_on_request(scene, refined):
+    smoothed = refine_job(*split(scene.messages), options={"smooth_camera": True})
+    a = np.array(refined.header["conventions"]["from_raw"])
+    # same floor (the smoothed first camera only moves the yaw/origin choice slightly)
+    assert np.allclose(np.array(smoothed.header["conventions"]["from_raw"])[1, :3], a[1, :3], atol=2e-3)
+    raw = split(scene.messages)[1]
+    for f_raw, f_ref in zip(raw[::20], refined.frames[::20]):  # default: the camera only moves rigidly
+        assert np.allclose(a @ np.asarray(f_raw["camera"]["cam_to_world"], np.float64),
+                           f_ref["camera"]["cam_to_world"], atol=1e-5)
+    diffs = [np.abs(np.asarray(s["camera"]["cam_to_world"]) - np.asarray(r["camera"]["cam_to_world"])).max()
+             for s, r in zip(smoothed.frames, refined.frames)]
+    assert max(diffs) > 1e-4 and smoothed.header["refinement"]["smooth"]["sigma_s"]["camera"] > 0
+    for f in smoothed.frames[::20]:
+        r = np.asarray(f["camera"]["cam_to_world"], np.float64)[:3, :3]
+        assert np.allclose(r @ r.T, np.eye(3), atol=1e-5)
+
+
+def test_truth_feet_are_planted(scene):
+    """The generator's own check: during known contacts the truth sole points stay on the floor and still."""
+    for p in scene.people:
+        rot, pos = forward(p.shape, p.local, p.root)
+        pts = foot_points(p.shape, rot, pos)
+        assert np.abs(pts[..., 1][p.contacts]).max() < 0.005, p.kind
+        both = p.contacts[1:] & p.contacts[:-1]
+        assert np.linalg.norm(np.diff(pts, axis=0), axis=-1)[both].max() < 0.001, p.kind
