@@ -11,7 +11,9 @@ unusable; 4 unreadable video; 130 interrupted (Ctrl-C; the file ends with `cance
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 import uuid
@@ -71,6 +73,8 @@ def options_from_args(args: argparse.Namespace) -> dict:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file (or folder of images)")
     parser.add_argument("-o", "--output", required=True, help="result file to write (.h3r)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing file at -o that is not a Human3R result file")
     add_model_file_arguments(parser)
     parser.add_argument("--server", default=None, metavar="ADDR",
                         help="run on a human3r server (e.g. tcp://127.0.0.1:5555) instead of locally")
@@ -130,8 +134,10 @@ def run(args: argparse.Namespace) -> int:
         _err(problem)
         return EXIT_USAGE
     out_path = Path(args.output)
-    if out_path.exists() and out_path.is_dir():
-        _err(f"output {out_path} is a folder; give a file name like result.h3r")
+    from backend.engine.result_output import output_problem
+
+    if (problem := output_problem(out_path, args.overwrite, inputs=(args.video,))) is not None:
+        _err(problem)
         return EXIT_USAGE
 
     # cheap checks first: the video and the SMPL-X file, before loading the network
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from backend.engine.job import iter_job_messages
     from backend.engine.stream import Engine, resolve_checkpoint_path
     from backend.model.checkpoint import CheckpointError
-    from blender_addon.core.resultfile import ResultFileWriter
+    from backend.engine.result_output import OutputWriteError, ResultOutput
 
     t_load = time.perf_counter()
     try:
@@ -178,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     last: dict | None = None
     seq = 0
     started = time.perf_counter()
-    with ResultFileWriter(out_path) as writer:
+    with ResultOutput(out_path) as writer, _sigterm_as_interrupt():
         try:
             for msg in iter_job_messages(engine, args.video, options, job_id):
                 seq = msg["seq"] + 1
@@ -195,10 +201,31 @@ def run(args: argparse.Namespace) -> int:
 
             last = protocol.make_message(protocol.MessageType.CANCELLED, job_id, seq, frames=frames)
             writer.write(last)
+        except OutputWriteError as exc:
+            progress.close()
+            _err(str(exc))
+            return EXIT_FAILED
         finally:
             progress.close()
     elapsed = time.perf_counter() - started
     return _summary(last, frames, elapsed, out_path)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a service manager, `kill`) ends the run like Ctrl-C: the file gets its `cancelled` record."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> int:
