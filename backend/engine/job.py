@@ -75,8 +75,9 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
         video: path of the video file / image folder (already checked against media roots).
         options: validated `JobOptions`.
         job_id: id stamped on every message.
-        cancel: set it to stop after the current frame (`cancelled` is then the last message).
+        cancel: set it to stop, within a layer of the current frame (`cancelled` is then the last message).
     """
+    from backend.engine.interrupt import JobInterrupted, interruptible
     from backend.video.reader import VideoError, open_source
 
     seq = 0
@@ -117,8 +118,12 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                 terminal = {"type": protocol.MessageType.CANCELLED, "frames": frames_done}
                 break
             try:
-                res = next(results)
+                with interruptible(cancel):
+                    res = next(results)
             except StopIteration:
+                break
+            except JobInterrupted:  # cancelled in the middle of a frame: that frame is dropped
+                terminal = {"type": protocol.MessageType.CANCELLED, "frames": frames_done}
                 break
             except VideoError as exc:
                 stop = exc.frame_index if exc.frame_index is not None else next_index

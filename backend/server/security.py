@@ -64,6 +64,27 @@ def check_bind(endpoint: str, curve_enabled: bool) -> None:
             "tcp://127.0.0.1:PORT (and reach it through an SSH tunnel).")
 
 
+def check_bindable(endpoint: str) -> None:
+    """Bind `endpoint` once and let it go, so a malformed address or a port in use is told before
+    the model loads (raises SecurityError with what to do)."""
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.bind(endpoint[:-2] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint)
+    except zmq.ZMQError as exc:
+        if exc.errno == zmq.EADDRINUSE:
+            raise SecurityError(f"cannot bind {endpoint}: the port is already in use (another `human3r serve`?). "
+                                "Stop that server or pick another port, e.g. --bind tcp://127.0.0.1:5556") from None
+        raise SecurityError(f"cannot bind {endpoint}: {exc.strerror}. Give an endpoint like tcp://127.0.0.1:5555 "
+                            "(port 0 picks a free one) or ipc:///tmp/human3r.sock") from None
+    finally:
+        sock.close(0)
+        ctx.term()
+
+
 # ------------------------------------------------------------------------------------------------
 # CurveZMQ keys
 
@@ -212,3 +233,29 @@ def check_video_path(path: str, media_roots: Iterable[Path]) -> Path:
     if head.startswith(_PLAYLIST_MAGIC):
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r} is a playlist or concat list, not a video")
     return real
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    """(st_dev, st_ino) of an admitted video: what the worker compares before decoding it."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def recheck_video_path(path: str, identity: tuple[int, int] | None, media_roots: Iterable[Path]) -> None:
+    """Refuse to decode `path` unless it still is the very file admitted at submit.
+
+    The path was checked when the job was queued; by the time the worker starts, a folder on the way
+    may have been swapped for a link leading out of the media roots. The path is resolved and checked
+    again and the file found must have the device and inode recorded at admission.
+    """
+    try:
+        real = check_video_path(path, media_roots)
+        same = identity is None or file_identity(real) == identity
+    except OSError:
+        same = False
+    except ProtocolError as exc:
+        raise ProtocolError(exc.code, f"{exc.message} (it changed while the job was queued; submit it again)") from None
+    if not same or str(real) != path:
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
+                            f"{path!r} was replaced while the job was queued (it is no longer the file that was "
+                            "admitted); submit it again")

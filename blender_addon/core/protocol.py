@@ -141,6 +141,8 @@ class ErrorCode(str, enum.Enum):
     SERVER_GONE = "server_gone"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    DISK_FULL = "disk_full"  # the server's results disk is full; the frames before it were sent and kept
+    SERVER_STOPPING = "server_stopping"  # the server is shutting down; the job was cancelled
 
 
 TERMINAL_TYPES = frozenset({MessageType.DONE, MessageType.ERROR, MessageType.CANCELLED})
