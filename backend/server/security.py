@@ -55,7 +55,11 @@ def is_loopback_endpoint(endpoint: str) -> bool:
 
 
 def check_bind(endpoint: str, curve_enabled: bool) -> None:
-    """Raise SecurityError when `endpoint` reaches beyond this machine and CurveZMQ is off."""
+    """Raise SecurityError when `endpoint` reaches beyond this machine and CurveZMQ is off (or is no
+    ZeroMQ endpoint at all)."""
+    if not endpoint.startswith(("tcp://", "ipc://", "inproc://")):
+        raise SecurityError(f"{endpoint!r} is not a ZeroMQ endpoint; give one like tcp://127.0.0.1:5555 "
+                            "(port 0 picks a free one) or ipc:///tmp/human3r.sock")
     if not is_loopback_endpoint(endpoint) and not curve_enabled:
         raise SecurityError(
             f"refusing to bind {endpoint}: it is reachable from other machines, and without encryption "
