@@ -30,6 +30,8 @@ def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SMPLX_NEUTRAL.npz or a folder holding it (default: $HUMAN3R_SMPLX or "
                              "~/.cache/human3r/smplx/SMPLX_NEUTRAL.npz)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--strict-checkpoint", action="store_true",
+                        help="refuse a checkpoint holding keys the model does not use (default: warn and ignore them)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for a model on the CPU (default: all cores but one, which decodes the video)")
 

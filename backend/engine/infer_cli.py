@@ -164,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
 
     t_load = time.perf_counter()
     try:
-        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=options.precision)
+        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=options.precision,
+                                   strict_checkpoint=args.strict_checkpoint)
     except CheckpointError as exc:
         _err(f"cannot load the checkpoint {resolve_checkpoint_path(args.checkpoint)}:\n{exc}")
         return EXIT_SETUP

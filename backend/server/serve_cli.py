@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     log.info("loading the model (%s) on %s", args.checkpoint or "default checkpoint", args.device)
     try:
-        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision)
+        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision,
+                                   strict_checkpoint=args.strict_checkpoint)
     except (OSError, ValueError) as exc:
         print(f"error: cannot load the model: {exc}\n(`human3r doctor` says what is missing)", file=sys.stderr)
         return 3
