@@ -13,6 +13,8 @@ If the video cannot be opened at all, the stream is a single `error` (no header)
 """
 from __future__ import annotations
 
+import os
+
 import threading
 import time
 import traceback
@@ -42,6 +44,21 @@ CONVENTIONS: dict[str, Any] = {
     "points": "world xyz, colours of the model input image, confidence conf_self (>= 1); kept where "
               "conf > conf_threshold (strict)",
 }
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as UTF-8 text for messages and files. Names the OS gives as undecodable bytes (Python's
+    surrogate escapes) show U+FFFD where those bytes were; the file itself is still opened by its
+    exact name."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def utf8_text(text: str) -> str:
+    """`text` made encodable as UTF-8 (error texts quoting such a path), like `display_path`."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # surrogates that stand for no byte
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _video_facts(info, path: str) -> dict[str, Any]:
@@ -78,12 +95,15 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
         cancel: set it to stop, within a layer of the current frame (`cancelled` is then the last message).
     """
     from backend.engine.interrupt import JobInterrupted, interruptible
+    from backend.video.preprocess import frame_size_problem
     from backend.video.reader import VideoError, open_source
 
     seq = 0
 
     def msg(mtype: protocol.MessageType, **fields) -> dict:
         nonlocal seq
+        if isinstance(fields.get("message"), str):
+            fields["message"] = utf8_text(fields["message"])
         m = protocol.make_message(mtype, job_id, seq, **fields)
         seq += 1
         return m
@@ -98,6 +118,11 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
         yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.JOB_FAILED.value,
                   message=f"could not open {video}: {type(exc).__name__}: {exc}", frame=None)
         return
+    if (problem := frame_size_problem(source.info.width, source.info.height, options.size)) is not None:
+        source.close()
+        yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.BAD_VIDEO.value, message=problem,
+                  frame=options.start, reason="too_elongated")
+        return
 
     tracks = TrackBook()
     cloud = VoxelCloud(options.scene_voxel_size, options.scene_max_points)
@@ -108,7 +133,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
     last_progress = started
     results = None
     try:
-        yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, str(video)),
+        yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, display_path(video)),
                   options=options.to_dict(), model={**engine.describe(), "dtype": options.precision}, smplx=engine.body.header_settings(),
                   conventions=CONVENTIONS, body_model=engine.body.header_arrays())
         terminal: dict | None = None

@@ -12,6 +12,10 @@ from typing import Any
 PRECISIONS = ("fp32", "bf16")
 
 
+# no video has more frames; bigger indices would overflow the protocol's 64-bit integers
+MAX_FRAME_INDEX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """Options of one inference job.
@@ -72,8 +76,10 @@ class JobOptions:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
                 raise bad(name, "must be a number")
-        if self.start < 0:
-            raise bad("start", "must be >= 0")
+        if not 0 <= self.start <= MAX_FRAME_INDEX:
+            raise bad("start", f"must be a source frame index from 0 to {MAX_FRAME_INDEX}, such as 0")
+        if self.end is not None and self.end > MAX_FRAME_INDEX + 1:
+            raise bad("end", f"must be at most {MAX_FRAME_INDEX + 1}; leave it out to run to the end of the video")
         if self.end is not None and self.end <= self.start:
             raise bad("end", f"must be greater than start ({self.start})")
         if self.stride < 1:

@@ -73,13 +73,14 @@ def test_corrupt_video_reports_where_it_stopped(tiny_engine, tmp_path):
     assert 0 < len(frames) < 24 and frames == list(range(end["frame"]))
 
 
-def test_processing_failure_is_job_failed(tiny_engine, tmp_path):
-    # a frame so elongated that the model crop is empty: preprocessing fails on frame 0
+def test_a_frame_too_elongated_for_the_model_is_refused_before_processing(tiny_engine, tmp_path):
+    # a frame so elongated that the model crop is empty: told from the video's size, before any frame
     path = tmp_path / "sliver.png"
     PIL.Image.fromarray(np.zeros((2, 600, 3), np.uint8)).save(path)
     msgs = collect(tiny_engine, path, tiny_job_options())
-    assert [m["type"] for m in msgs] == ["header", "error"]
-    assert msgs[-1]["code"] == "job_failed" and msgs[-1]["frame"] == 0
+    assert [m["type"] for m in msgs] == ["error"]
+    assert msgs[-1]["code"] == "bad_video" and msgs[-1]["reason"] == "too_elongated" and msgs[-1]["frame"] == 0
+    assert "600x2" in msgs[-1]["message"] and "crop or pad the video" in msgs[-1]["message"]
 
 
 def test_detection_threshold_option_reaches_the_model(tiny_engine, tennis_video):
