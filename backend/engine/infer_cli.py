@@ -237,6 +237,8 @@ def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> 
     if last["type"] == "done":
         print(f"done: {last['frames']} frames, {last['people']} people, {fps:.2f} frames/s, "
               f"{len(last['scene_points']['xyz'])} scene points -> {out_path} ({_size(out_path)})")
+        for warning in last.get("warnings") or ():
+            _err(f"warning: {warning}")
         return EXIT_OK
     if last["type"] == "cancelled":
         _err(f"interrupted after {last['frames']} frames; they are in {out_path}")

@@ -61,6 +61,22 @@ def utf8_text(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def truncation_warning(info, next_index: int | None, options: JobOptions) -> str | None:
+    """A warning when the video ran out of frames before its container said it would, by too little
+    for the reader to call it damaged (a file cut at 90 %, or still being copied), else None.
+
+    `next_index` is the source frame the job would have processed next (its last index + stride)."""
+    if info.frame_count is None or next_index is None:
+        return None
+    expected = info.frame_count if options.end is None else min(info.frame_count, options.end)
+    missing = expected - next_index  # frames the stride would have reached after the last one
+    if missing < 2 or missing < 0.01 * expected:  # count estimates from the duration are off by a frame or so
+        return None
+    return (f"the video ended after source frame {next_index - options.stride} but its container announces "
+            f"{info.frame_count} frames: about {missing} at the end are missing (a truncated file, or one still "
+            "being copied). Every frame present was processed; copy or download the video again if its end matters")
+
+
 def _video_facts(info, path: str) -> dict[str, Any]:
     frac = info.fps_fraction
     return {
@@ -184,7 +200,9 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
         if terminal is None:
             elapsed = time.perf_counter() - started
             xyz, rgb = cloud.result()
+            warnings = [w for w in (truncation_warning(source.info, next_index, options),) if w]
             yield msg(protocol.MessageType.DONE, frames=frames_done, people=len(tracks), elapsed_s=elapsed,
+                      **({"warnings": warnings} if warnings else {}),
                       fps=frames_done / max(elapsed, 1e-9),
                       scene_points={"xyz": xyz, "rgb": rgb, "voxel_size": cloud.voxel_size})
         else:

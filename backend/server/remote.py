@@ -83,6 +83,8 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
     progress.finish()
     if end["type"] == "done":
         print(f"wrote {args.output}: {end.get('frames')} frames, {end.get('people')} people", file=sys.stderr)
+        for warning in end.get("warnings") or ():
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     if end["type"] == "cancelled":
         print(f"cancelled after {end.get('frames')} frames; partial results in {args.output}", file=sys.stderr)

@@ -89,3 +89,22 @@ def test_detection_threshold_option_reaches_the_model(tiny_engine, tennis_video)
     assert len(frames) == 2 and all(len(f["people"]["id"]) == 0 for f in frames)
     assert all(f["people"]["body_pose"].shape == (0, 21, 3) for f in frames)
     assert [m["type"] for m in msgs][-1] == "done" and msgs[-1]["people"] == 0
+
+
+def test_a_video_cut_short_is_reported_in_the_done_summary(tiny_engine, tmp_path):
+    from blender_addon.core.scene_plan import ScenePlanner
+    from tests.video.media import noise_frame, write_video
+
+    full = write_video(tmp_path / "clip.mkv", [noise_frame(96, 64, i) for i in range(39)])
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.9)])  # too little missing for the reader to call it damaged
+    msgs = collect(tiny_engine, cut, tiny_job_options(stride=4))  # every 4th frame: 0, 4, ..., 32
+    end = msgs[-1]
+    assert end["type"] == "done" and end["frames"] == 9
+    [warning] = end["warnings"]
+    assert "ended after source frame 32" in warning and "announces 39 frames" in warning
+    assert "copy or download the video again" in warning
+    assert "warnings" not in collect(tiny_engine, full, tiny_job_options(stride=4))[-1]  # whole: nothing to say
+    assert "warnings" not in collect(tiny_engine, cut, tiny_job_options(end=3))[-1]  # the part asked for is there
+    assert warning in ScenePlanner().end(end).summary["warnings"]  # what the add-on's panel lists
