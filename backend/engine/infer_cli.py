@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             total = probe.expected_frames
     except VideoError as exc:
         _err(f"cannot read the video: {exc}")
+        _err("check the path, or that the file plays (`ffprobe FILE`); a damaged file may play again after "
+             "`ffmpeg -i FILE -c:v libx264 fixed.mp4`")
         return EXIT_VIDEO
     from backend.smplx_model import SmplxNotFoundError, resolve_smplx_path
 

@@ -233,7 +233,8 @@ class Server:
         size = sum(len(f) for f in body)
         if size > self.settings.max_request_bytes:
             self._reply_error(peer, ErrorCode.TOO_LARGE,
-                              f"request of {size} bytes (this server accepts at most {self.settings.max_request_bytes})")
+                              f"request of {size} bytes (this server accepts at most {self.settings.max_request_bytes}); "
+                              "send the video's path, not its contents")
             return
         try:
             msg = protocol.decode(body)
@@ -352,7 +353,8 @@ class Server:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"job {job_id} is already streaming to you")
         fetching = sum(1 for t in self._fetch_threads if t.is_alive() and t.stream.peer == peer.identity)
         if fetching >= self.settings.max_fetches_per_client:
-            raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"{fetching} fetches already running for you")
+            raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"{fetching} fetches already running for you; "
+                                "wait for one to end")
         job = self.board.get(job_id)
         path = job.result_path if job is not None else self._result_path(job_id)
         ownership = job.ownership if job is not None else Ownership.load(path)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -81,26 +80,6 @@ def test_a_run_without_frames_leaves_an_existing_result_untouched(tmp_path):
     with ResultOutput(fresh) as out:
         out.write(protocol.error_message("bad_video", "broken", "new", 0))
     assert read_result(fresh).end["code"] == "bad_video"  # nothing was there: the error record is kept
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """Factory: mount a tmpfs of `size` bytes (skips where mounting is not permitted)."""
-    mounts = []
-
-    def mount(size: int) -> Path:
-        point = tmp_path / f"tmpfs{len(mounts)}"
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs to fill: {done.stderr.strip()}")
-        mounts.append(point)
-        return point
-
-    yield mount
-    for point in mounts:
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def test_full_disk_says_what_was_kept(tmp_path, tennis_video, parity_fixture_dir, synthetic_smplx_path, capsys,

@@ -13,7 +13,7 @@ from backend.engine import infer_cli
 from blender_addon.core import protocol
 from blender_addon.core.resultfile import read_result
 
-from .conftest import FAST_OPTIONS, make_video, replay_runner, wait_for
+from .conftest import FAST_OPTIONS, make_video, replay_runner
 
 
 def _submit(raw, video: str, **options) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import struct
-import subprocess
 
 import pytest
 import zmq
@@ -13,26 +12,6 @@ from backend.server import serve_cli
 from blender_addon.core.resultfile import read_result
 
 from .conftest import FAST_OPTIONS, replay_runner
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """Factory: mount a tmpfs of `size` bytes (skips where mounting is not permitted)."""
-    mounts = []
-
-    def mount(size: int):
-        point = tmp_path / f"tmpfs{len(mounts)}"
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs to fill: {done.stderr.strip()}")
-        mounts.append(point)
-        return point
-
-    yield mount
-    for point in mounts:
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def _record_sizes(path) -> list[int]:
