@@ -56,13 +56,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fp32 (reference numerics) or bf16 autocast (default fp32)")
     g.add_argument("--jpeg-roundtrip", action="store_true",
                    help="pass frames through JPEG q95 like the reference's video path")
+    g.add_argument("--skip-damaged", action="store_true",
+                   help="decode on past unreadable packets (gaps listed in the summary) instead of stopping there")
     g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=d.scene_voxel_size,
                    help=f"voxel edge of the accumulated scene cloud (default {d.scene_voxel_size})")
 
 
 OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_threshold", "conf_threshold",
                 "point_stride", "max_points_per_frame", "remove_humans_from_points", "size", "precision",
-                "jpeg_roundtrip", "scene_voxel_size")
+                "jpeg_roundtrip", "scene_voxel_size", "skip_damaged")
 
 
 def options_from_args(args: argparse.Namespace) -> dict:

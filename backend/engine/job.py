@@ -61,6 +61,15 @@ def utf8_text(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def skipped_warning(skipped: list[tuple[int, int]]) -> str | None:
+    """The damaged stretches a `skip_damaged` job decoded past, as one warning (None if none)."""
+    if not skipped:
+        return None
+    ranges = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in skipped)
+    return (f"skipped unreadable source frames {ranges} (damaged packets, --skip-damaged): the result has a gap "
+            "there; re-copy or re-encode the video to recover them")
+
+
 def truncation_warning(info, next_index: int | None, options: JobOptions) -> str | None:
     """A warning when the video ran out of frames before its container said it would, by too little
     for the reader to call it damaged (a file cut at 90 %, or still being copied), else None.
@@ -125,7 +134,8 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
         return m
 
     try:
-        source = open_source(video, start=options.start, end=options.end, stride=options.stride)
+        source = open_source(video, start=options.start, end=options.end, stride=options.stride,
+                             skip_damaged=options.skip_damaged)
     except VideoError as exc:
         yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.BAD_VIDEO.value, message=str(exc),
                   frame=None, reason=exc.code)
@@ -148,6 +158,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
     started = time.perf_counter()
     last_progress = started
     results = None
+    skipped: list[tuple[int, int]] = []  # source frame ranges lost to damaged packets (skip_damaged)
     try:
         yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, display_path(video)),
                   options=options.to_dict(), model={**engine.describe(), "dtype": options.precision}, smplx=engine.body.header_settings(),
@@ -179,6 +190,8 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                             "detail": traceback.format_exc(limit=8)}
                 break
             frames_done += 1
+            if next_index is not None and res.index > next_index:  # frames of damaged packets were dropped
+                skipped.append((next_index, res.index - 1))
             next_index = res.index + options.stride
             tracks.update(res.index, res.people["id"], res.people["betas"])
             if len(res.points["xyz"]):  # an even subset is plenty for a voxel-averaged cloud
@@ -200,7 +213,8 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
         if terminal is None:
             elapsed = time.perf_counter() - started
             xyz, rgb = cloud.result()
-            warnings = [w for w in (truncation_warning(source.info, next_index, options),) if w]
+            warnings = [w for w in (truncation_warning(source.info, next_index, options), skipped_warning(skipped))
+                        if w]
             yield msg(protocol.MessageType.DONE, frames=frames_done, people=len(tracks), elapsed_s=elapsed,
                       **({"warnings": warnings} if warnings else {}),
                       fps=frames_done / max(elapsed, 1e-9),

@@ -40,6 +40,9 @@ class JobOptions:
         scene_voxel_size: voxel edge (world units) of the accumulated scene cloud in `done`; it grows
             (doubling) if the cloud would exceed `scene_max_points`.
         scene_max_points: cap on the accumulated scene cloud (voxels).
+        skip_damaged: decode on past packets that fail to decode (their frames are missing and the
+            `done` summary lists the skipped source frames) instead of ending the job there; source
+            indices then follow the frames' timestamps.
     """
 
     start: int = 0
@@ -57,6 +60,7 @@ class JobOptions:
     jpeg_roundtrip: bool = False
     scene_voxel_size: float = 0.02
     scene_max_points: int = 250_000
+    skip_damaged: bool = False
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -69,7 +73,7 @@ class JobOptions:
                 raise bad(name, "must be an integer")
         if self.end is not None and (not isinstance(self.end, int) or isinstance(self.end, bool)):
             raise bad("end", "must be an integer or null")
-        for name in ("ttt3r", "remove_humans_from_points", "jpeg_roundtrip"):
+        for name in ("ttt3r", "remove_humans_from_points", "jpeg_roundtrip", "skip_damaged"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         for name in ("detection_threshold", "conf_threshold", "scene_voxel_size"):

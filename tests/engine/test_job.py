@@ -108,3 +108,21 @@ def test_a_video_cut_short_is_reported_in_the_done_summary(tiny_engine, tmp_path
     assert "warnings" not in collect(tiny_engine, full, tiny_job_options(stride=4))[-1]  # whole: nothing to say
     assert "warnings" not in collect(tiny_engine, cut, tiny_job_options(end=3))[-1]  # the part asked for is there
     assert warning in ScenePlanner().end(end).summary["warnings"]  # what the add-on's panel lists
+
+
+def test_skip_damaged_decodes_past_a_glitch_and_lists_the_gap(tiny_engine, tmp_path):
+    from tests.video.media import noise_frame, write_video
+
+    full = write_video(tmp_path / "clip.mp4", [noise_frame(96, 64, i) for i in range(40)])
+    data = bytearray(full.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    stop = collect(tiny_engine, damaged, tiny_job_options(start=16, end=26))[-1]
+    assert stop["type"] == "error" and stop["reason"] == "corrupt" and "--skip-damaged" in stop["message"]
+    msgs = collect(tiny_engine, damaged, tiny_job_options(start=16, end=26, skip_damaged=True))
+    end = msgs[-1]
+    indices = [m["index"] for m in msgs if m["type"] == "frame"]
+    assert end["type"] == "done" and indices == [i for i in range(16, 26) if i != 21]
+    assert any("skipped unreadable source frames 21 " in w for w in end["warnings"])
