@@ -339,11 +339,13 @@ class Server:
             stream.grant(self.settings.max_credit_grant, self.settings.max_credit_grant)
 
     def _on_status(self, peer: Peer, msg: dict) -> None:
-        shared = self.settings.shared_results
-        jobs = [summary if shared or self._may_access(peer, job.ownership, {}) else _anonymous(summary)
-                for job, summary in self.board.summaries_with_jobs()]
-        # others' finished jobs are none of this client's business; their queued/running ones show the queue
-        jobs = [j for j in jobs if j.get("mine", True) or j["state"] in ("queued", "running")]
+        jobs = []
+        for job, summary in self.board.summaries_with_jobs():
+            mine = job.ownership is not None and job.ownership.allows(peer.owner, None, tokens_count=False)
+            if mine or self.settings.shared_results:
+                jobs.append({**summary, "mine": mine})
+            elif summary["state"] in ("queued", "running"):  # others' jobs only show the queue
+                jobs.append(_anonymous(summary))
         self._send_control(peer, protocol.make_message(
             MessageType.STATUS, request=msg.get("request"), jobs=jobs, peers=len(self._peers)))
 

@@ -69,7 +69,7 @@ class Job:
         """The job's entry in a `status` reply."""
         return {"job": self.id, "state": self.state, "video": self.video, "queue_position": queue_position,
                 "frames_done": self.frames_done, "frames_total": self.frames_total,
-                "result_path": str(self.result_path), "error_code": self.error_code, "mine": True}
+                "result_path": str(self.result_path), "error_code": self.error_code}
 
 
 class JobBoard:
