@@ -52,6 +52,8 @@ def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smplx", default=None,
                         help=f"SMPLX_NEUTRAL.npz or a folder holding it (default: ${SMPLX_ENV} or {DEFAULT_SMPLX})")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--strict-checkpoint", action="store_true",
+                        help="refuse a checkpoint holding keys the model does not use (default: warn and ignore them)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for a model on the CPU (default: all cores but one, which decodes the video)")
 

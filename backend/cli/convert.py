@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output name: OUT.safetensors is used as given, otherwise '.safetensors' is appended; "
                              "the JSON config is written beside it with the same stem")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    parser.add_argument("--strict-checkpoint", action="store_true",
+                        help="refuse a checkpoint holding keys the model does not use (default: leave them out, warn)")
 
 
 def _preset_name(config_dict: dict) -> str | None:
@@ -33,10 +35,11 @@ def run(args: argparse.Namespace) -> int:
     weights, sidecar = converted_paths(args.output)
     existing = [str(p) for p in (weights, sidecar) if p.exists()]
     if existing and not args.force:
-        print(f"error: output exists: {', '.join(existing)} (use --force to overwrite)", file=sys.stderr)
+        print(f"error: output exists: {', '.join(existing)}; pass --force to overwrite it or choose another -o",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
-        summary = convert_checkpoint(args.input, args.output)
+        summary = convert_checkpoint(args.input, args.output, strict=args.strict_checkpoint)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -44,5 +47,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"converted {summary['input']} ({summary['input_format']}, sha256 {summary['source_digest'][:16]}...)")
     print(f"  weights: {summary['safetensors']} ({summary['num_keys']} tensors, "
           f"{summary['num_parameters']:,} values, sha256 {summary['digest'][:16]}...)")
+    if summary["ignored_keys"]:
+        print(f"  left out {len(summary['ignored_keys'])} keys the model does not use", file=sys.stderr)
     print(f"  config:  {summary['json']} ({'preset ' + preset if preset else 'custom sizes'})")
     return EXIT_OK

@@ -11,14 +11,16 @@ same flags, the same file and the same exit statuses.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 import uuid
 from pathlib import Path
 
 from backend.cli.common import (
-    EXIT_SETUP, EXIT_USAGE, EXIT_VIDEO, add_model_file_arguments, exit_status, model_file_argument_error,
+    EXIT_FAILED, EXIT_SETUP, EXIT_USAGE, EXIT_VIDEO, add_model_file_arguments, exit_status, model_file_argument_error,
     model_load_error,
 )
 from backend.cli.remote import add_remote_arguments
@@ -31,6 +33,8 @@ _FILE_TYPES = {"header", "frame", "track", "done", "error", "cancelled"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file (or folder of images)")
     parser.add_argument("-o", "--output", required=True, help="result file to write (.h3r)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing file at -o that is not a Human3R result file")
     add_model_file_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_remote_arguments(parser)
@@ -89,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
         _err(problem)
         return EXIT_USAGE
     out_path = Path(args.output)
-    if out_path.exists() and out_path.is_dir():
-        _err(f"output {out_path} is a folder; give a file name like result.h3r")
+    from backend.engine.result_output import output_problem
+
+    if (problem := output_problem(out_path, args.overwrite, inputs=(args.video,))) is not None:
+        _err(problem)
         return EXIT_USAGE
 
     # cheap checks first: the video and the SMPL-X file, before loading the network
@@ -101,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             total = probe.expected_frames
     except VideoError as exc:
         _err(f"cannot read the video: {exc}")
+        _err("check the path, or that the file plays (`ffprobe FILE`); a damaged file may play again after "
+             "`ffmpeg -i FILE -c:v libx264 fixed.mp4`")
         return EXIT_VIDEO
     from backend.model_files import SmplxNotFoundError, resolve_smplx_path
 
@@ -111,12 +119,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SETUP
 
     from backend.engine.job import iter_job_messages
+    from backend.engine.result_output import OutputWriteError, ResultOutput
     from backend.engine.stream import Engine
-    from blender_addon.core.resultfile import ResultFileWriter
 
     t_load = time.perf_counter()
     try:
-        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=options.precision)
+        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=options.precision,
+                                   strict_checkpoint=args.strict_checkpoint)
     except Exception as exc:
         if (message := model_load_error(exc, args.checkpoint)) is None:
             raise
@@ -135,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     last: dict | None = None
     seq = 0
     started = time.perf_counter()
-    with ResultFileWriter(out_path) as writer:
+    with ResultOutput(out_path) as writer, _sigterm_as_interrupt():
         try:
             for msg in iter_job_messages(engine, args.video, options, job_id):
                 seq = msg["seq"] + 1
@@ -152,10 +161,31 @@ def run(args: argparse.Namespace) -> int:
 
             last = protocol.make_message(protocol.MessageType.CANCELLED, job_id, seq, frames=frames)
             writer.write(last)
+        except OutputWriteError as exc:
+            progress.close()
+            _err(str(exc))
+            return EXIT_FAILED
         finally:
             progress.close()
     elapsed = time.perf_counter() - started
     return _summary(last, frames, elapsed, out_path)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a service manager, `kill`) ends the run like Ctrl-C: the file gets its `cancelled` record."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> int:
@@ -165,6 +195,8 @@ def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> 
     elif last["type"] == "done":
         print(f"done: {last['frames']} frames, {last['people']} people, {fps:.2f} frames/s, "
               f"{len(last['scene_points']['xyz'])} scene points -> {out_path} ({_size(out_path)})")
+        for warning in last.get("warnings") or ():
+            _err(f"warning: {warning}")
     elif last["type"] == "cancelled":
         _err(f"interrupted after {last['frames']} frames; they are in {out_path}")
     else:

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from backend.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, exit_status
+from backend.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, exit_status
 from backend.engine.options import options_from_args
 
 DEFAULT_SERVER_TIMEOUT_S = 10.0
@@ -38,9 +38,9 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
     `options` is the job's options map (`JobOptions.to_dict()`); when None it is built from the flags
     (`options_from_args`). The server validates it and answers `bad_options` (exit 2) if it refuses.
     """
+    from backend.engine.result_output import OutputWriteError, output_problem
     from backend.server.security import SecurityError, load_keypair, load_public_key
     from blender_addon.client import Human3RClient
-    from blender_addon.core.resultfile import ResultFileWriter
 
     if options is None:
         options = options_from_args(args)
@@ -54,32 +54,66 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     video = args.video if not os.path.exists(args.video) else os.path.abspath(args.video)
+    if (problem := _wire_path_problem(video)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if (problem := output_problem(args.output, getattr(args, "overwrite", False))) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     progress = _ProgressLine(sys.stderr)
     client = Human3RClient(args.server, curve_server_key=server_key, curve_keys=client_keys,
                            timeout_s=args.server_timeout)
+    writer = None
     try:
-        with ResultFileWriter(args.output) as writer:
-            def on_message(msg: dict) -> None:
-                if msg["type"] not in ("accepted", "progress") and not msg.get("reply"):
-                    writer.write(msg)
-                progress.update(msg)
+        def on_message(msg: dict) -> None:
+            nonlocal writer
+            if msg["type"] == "accepted":  # only an accepted job gets a file: a refused one leaves none
+                writer = _open_output(args.output)
+            elif writer is not None and msg["type"] != "progress" and not msg.get("reply"):
+                writer.write(msg)
+            progress.update(msg)
 
-            client.connect()
-            end = client.run_job(video, options, on_message)
+        client.connect()
+        end = client.run_job(video, options, on_message)
     except KeyboardInterrupt:
         progress.finish()
         print("interrupted; the job was cancelled on the server", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OutputWriteError as exc:
+        progress.finish()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
+        if writer is not None:
+            writer.close()
         client.close()
     progress.finish()
     if end["type"] == "done":
         print(f"wrote {args.output}: {end.get('frames')} frames, {end.get('people')} people", file=sys.stderr)
+        for warning in end.get("warnings") or ():
+            print(f"warning: {warning}", file=sys.stderr)
     elif end["type"] == "cancelled":
         print(f"cancelled after {end.get('frames')} frames; partial results in {args.output}", file=sys.stderr)
     else:
         print(f"error ({end.get('code')}): {end.get('message')}", file=sys.stderr)
     return exit_status(end)
+
+
+def _open_output(path: str):
+    from backend.engine.result_output import ResultOutput
+
+    return ResultOutput(path)
+
+
+def _wire_path_problem(video: str) -> str | None:
+    """Paths travel to the server as UTF-8 text; a name that is not UTF-8 cannot be sent faithfully."""
+    try:
+        video.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(video).decode("utf-8", "backslashreplace")
+        return (f"the path {shown} is not valid UTF-8, and paths travel to the server as UTF-8 text; rename the "
+                "file (e.g. `convmv -f latin1 -t utf8 FILE`) or run it locally without --server")
+    return None
 
 
 class _ProgressLine:

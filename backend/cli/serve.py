@@ -44,12 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="drop a client silent this many seconds and cancel its jobs")
     lim.add_argument("--stall-timeout", type=float, default=d["stall_timeout_s"].default,
                      help="cancel a job whose client grants no credits this many seconds")
+    lim.add_argument("--busy-stall-timeout", type=float, default=d["busy_stall_timeout_s"].default,
+                     help="... and this many seconds while another client's job waits (default %(default)s)")
     lim.add_argument("--max-frames-per-job", type=int, default=d["max_frames_per_job"].default)
+    lim.add_argument("--max-size", type=int, default=d["max_size"].default,
+                     help="largest model input size (--size) a job may ask for (default %(default)s)")
     lim.add_argument("--max-jobs-per-client", type=int, default=d["max_jobs_per_client"].default)
     lim.add_argument("--max-queue", type=int, default=d["max_queue"].default)
     lim.add_argument("--max-request-bytes", type=int, default=d["max_request_bytes"].default)
     lim.add_argument("--stream-queue", type=int, default=d["stream_queue_messages"].default,
                      help="messages buffered per job before the worker waits for the client")
+    parser.add_argument("--shared-results", action="store_true",
+                        help="let every client see, fetch and cancel every job (default: only its own)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -80,10 +86,12 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         raise security.SecurityError("--allow-client-key needs --curve-secret")
     settings = ServerSettings(
         bind=args.bind, heartbeat_s=args.heartbeat, peer_timeout_s=args.peer_timeout,
-        stall_timeout_s=args.stall_timeout, max_frames_per_job=args.max_frames_per_job,
+        stall_timeout_s=args.stall_timeout, busy_stall_timeout_s=args.busy_stall_timeout,
+        max_frames_per_job=args.max_frames_per_job, max_size=args.max_size, shared_results=args.shared_results,
         max_jobs_per_client=args.max_jobs_per_client, max_queue=args.max_queue,
         max_request_bytes=args.max_request_bytes, stream_queue_messages=args.stream_queue, **kwargs)
     security.check_bind(settings.bind, settings.curve_enabled)
+    security.check_bindable(settings.bind)
     return settings
 
 
@@ -110,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     log.info("loading the model (%s) on %s", args.checkpoint or "default checkpoint", args.device)
     try:
-        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision)
+        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision,
+                                   strict_checkpoint=args.strict_checkpoint)
     except Exception as exc:
         if (message := model_load_error(exc, args.checkpoint)) is None:
             raise

@@ -13,6 +13,8 @@ If the video cannot be opened at all, the stream is a single `error` (no header)
 """
 from __future__ import annotations
 
+import os
+
 import threading
 import time
 import traceback
@@ -42,6 +44,46 @@ CONVENTIONS: dict[str, Any] = {
     "points": "world xyz, colours of the model input image, confidence conf_self (>= 1); kept where "
               "conf > conf_threshold (strict)",
 }
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as UTF-8 text for messages and files. Names the OS gives as undecodable bytes (Python's
+    surrogate escapes) show U+FFFD where those bytes were; the file itself is still opened by its
+    exact name."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def utf8_text(text: str) -> str:
+    """`text` made encodable as UTF-8 (error texts quoting such a path), like `display_path`."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # surrogates that stand for no byte
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def skipped_warning(skipped: list[tuple[int, int]]) -> str | None:
+    """The damaged stretches a `skip_damaged` job decoded past, as one warning (None if none)."""
+    if not skipped:
+        return None
+    ranges = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in skipped)
+    return (f"skipped unreadable source frames {ranges} (damaged packets, --skip-damaged): the result has a gap "
+            "there; re-copy or re-encode the video to recover them")
+
+
+def truncation_warning(info, next_index: int | None, options: JobOptions) -> str | None:
+    """A warning when the video ran out of frames before its container said it would, by too little
+    for the reader to call it damaged (a file cut at 90 %, or still being copied), else None.
+
+    `next_index` is the source frame the job would have processed next (its last index + stride)."""
+    if info.frame_count is None or next_index is None:
+        return None
+    expected = info.frame_count if options.end is None else min(info.frame_count, options.end)
+    missing = expected - next_index  # frames the stride would have reached after the last one
+    if missing < 2 or missing < 0.01 * expected:  # count estimates from the duration are off by a frame or so
+        return None
+    return (f"the video ended after source frame {next_index - options.stride} but its container announces "
+            f"{info.frame_count} frames: about {missing} at the end are missing (a truncated file, or one still "
+            "being copied). Every frame present was processed; copy or download the video again if its end matters")
 
 
 def _video_facts(info, path: str) -> dict[str, Any]:
@@ -87,20 +129,25 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
         video: path of the video file / image folder (already checked against media roots).
         options: validated `JobOptions`.
         job_id: id stamped on every message.
-        cancel: set it to stop after the current frame (`cancelled` is then the last message).
+        cancel: set it to stop, within a layer of the current frame (`cancelled` is then the last message).
     """
+    from backend.engine.interrupt import JobInterrupted, interruptible
+    from backend.video.preprocess import frame_size_problem
     from backend.video.reader import VideoError, open_source
 
     seq = 0
 
     def msg(mtype: protocol.MessageType, **fields) -> dict:
         nonlocal seq
+        if isinstance(fields.get("message"), str):
+            fields["message"] = utf8_text(fields["message"])
         m = protocol.make_message(mtype, job_id, seq, **fields)
         seq += 1
         return m
 
     try:
-        source = open_source(video, start=options.start, end=options.end, stride=options.stride)
+        source = open_source(video, start=options.start, end=options.end, stride=options.stride,
+                             skip_damaged=options.skip_damaged)
     except VideoError as exc:
         yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.BAD_VIDEO.value, message=str(exc),
                   frame=None, reason=exc.code)
@@ -108,6 +155,11 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
     except Exception as exc:  # anything else while opening: still a clean end of stream
         yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.JOB_FAILED.value,
                   message=f"could not open {video}: {type(exc).__name__}: {exc}", frame=None)
+        return
+    if (problem := frame_size_problem(source.info.width, source.info.height, options.size)) is not None:
+        source.close()
+        yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.BAD_VIDEO.value, message=problem,
+                  frame=options.start, reason="too_elongated")
         return
 
     tracks = TrackBook()
@@ -118,8 +170,9 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
     started = time.perf_counter()
     last_progress = started
     results = None
+    skipped: list[tuple[int, int]] = []  # source frame ranges lost to damaged packets (skip_damaged)
     try:
-        yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, str(video)),
+        yield msg(protocol.MessageType.HEADER, video=_video_facts(source.info, display_path(video)),
                   options=options.to_dict(), model={**engine.describe(), "dtype": options.precision}, smplx=engine.body.header_settings(),
                   conventions=CONVENTIONS, body_model=engine.body.header_arrays())
         terminal: dict | None = None
@@ -129,8 +182,12 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
                 terminal = {"type": protocol.MessageType.CANCELLED, "frames": frames_done}
                 break
             try:
-                res = next(results)
+                with interruptible(cancel):
+                    res = next(results)
             except StopIteration:
+                break
+            except JobInterrupted:  # cancelled in the middle of a frame: that frame is dropped
+                terminal = {"type": protocol.MessageType.CANCELLED, "frames": frames_done}
                 break
             except VideoError as exc:
                 stop = exc.frame_index if exc.frame_index is not None else next_index
@@ -145,6 +202,8 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
                             "detail": traceback.format_exc(limit=8)}
                 break
             frames_done += 1
+            if next_index is not None and res.index > next_index:  # frames of damaged packets were dropped
+                skipped.append((next_index, res.index - 1))
             next_index = res.index + options.stride
             tracks.update(res.index, res.people["id"], res.people["betas"])
             if len(res.points["xyz"]):  # an even subset is plenty for a voxel-averaged cloud
@@ -166,7 +225,10 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
         if terminal is None:
             elapsed = time.perf_counter() - started
             xyz, rgb = cloud.result()
+            warnings = [w for w in (truncation_warning(source.info, next_index, options), skipped_warning(skipped))
+                        if w]
             yield msg(protocol.MessageType.DONE, frames=frames_done, people=len(tracks), elapsed_s=elapsed,
+                      **({"warnings": warnings} if warnings else {}),
                       fps=frames_done / max(elapsed, 1e-9),
                       scene_points={"xyz": xyz, "rgb": rgb, "voxel_size": cloud.voxel_size})
         else:

@@ -17,6 +17,10 @@ from blender_addon.core.motion.options import CleanupOptions
 PRECISIONS = ("fp32", "bf16")
 
 
+# no video has more frames; bigger indices would overflow the protocol's 64-bit integers
+MAX_FRAME_INDEX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """Options of one inference job.
@@ -43,6 +47,9 @@ class JobOptions:
         scene_max_points: cap on the accumulated scene cloud (voxels).
         cleanup: motion clean-up applied to the frames as they are produced (causal filters, floor
             once known; `blender_addon.core.motion.CleanupOptions`, a map on the wire); None = raw output.
+        skip_damaged: decode on past packets that fail to decode (their frames are missing and the
+            `done` summary lists the skipped source frames) instead of ending the job there; source
+            indices then follow the frames' timestamps.
     """
 
     start: int = 0
@@ -61,6 +68,7 @@ class JobOptions:
     scene_voxel_size: float = 0.02
     scene_max_points: int = 250_000
     cleanup: CleanupOptions | None = None
+    skip_damaged: bool = False
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -73,15 +81,17 @@ class JobOptions:
                 raise bad(name, "must be an integer")
         if self.end is not None and (not isinstance(self.end, int) or isinstance(self.end, bool)):
             raise bad("end", "must be an integer or null")
-        for name in ("ttt3r", "remove_humans_from_points", "jpeg_roundtrip"):
+        for name in ("ttt3r", "remove_humans_from_points", "jpeg_roundtrip", "skip_damaged"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         for name in ("detection_threshold", "conf_threshold", "scene_voxel_size"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
                 raise bad(name, "must be a number")
-        if self.start < 0:
-            raise bad("start", "must be >= 0")
+        if not 0 <= self.start <= MAX_FRAME_INDEX:
+            raise bad("start", f"must be a source frame index from 0 to {MAX_FRAME_INDEX}, such as 0")
+        if self.end is not None and self.end > MAX_FRAME_INDEX + 1:
+            raise bad("end", f"must be at most {MAX_FRAME_INDEX + 1}; leave it out to run to the end of the video")
         if self.end is not None and self.end <= self.start:
             raise bad("end", f"must be greater than start ({self.start})")
         if self.stride < 1:
@@ -163,6 +173,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fp32 (reference numerics) or bf16 autocast (default fp32)")
     g.add_argument("--jpeg-roundtrip", action="store_true",
                    help="pass frames through JPEG q95 like the reference's video path")
+    g.add_argument("--skip-damaged", action="store_true",
+                   help="decode on past unreadable packets (gaps listed in the summary) instead of stopping there")
     g.add_argument("--voxel-size", dest="scene_voxel_size", type=float, default=d.scene_voxel_size,
                    help=f"voxel edge of the accumulated scene cloud (default {d.scene_voxel_size})")
     add_cleanup_arguments(parser.add_argument_group("motion clean-up"), optional=True)
@@ -204,7 +216,7 @@ def cleanup_from_args(args: argparse.Namespace) -> dict | None:
 # the options that `add_model_arguments` gives a flag (argparse `dest` = option name)
 OPTION_NAMES = ("start", "end", "stride", "reset_interval", "ttt3r", "detection_threshold", "conf_threshold",
                 "point_stride", "max_points_per_frame", "remove_humans_from_points", "size", "precision",
-                "jpeg_roundtrip", "scene_voxel_size")
+                "jpeg_roundtrip", "scene_voxel_size", "skip_damaged")
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:

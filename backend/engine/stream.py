@@ -128,7 +128,7 @@ class Engine:
 
     @classmethod
     def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
-                   device: str = "auto", precision: str = "fp32") -> "Engine":
+                   device: str = "auto", precision: str = "fp32", strict_checkpoint: bool = False) -> "Engine":
         """Load the checkpoint and the SMPL-X model.
 
         Args:
@@ -137,6 +137,7 @@ class Engine:
             smplx: SMPL-X file or folder; None = `$HUMAN3R_SMPLX` / default location.
             device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
             precision: 'fp32' (reference numerics) or 'bf16' (fp32 weights, bfloat16 autocast).
+            strict_checkpoint: refuse checkpoint keys the model does not use (default: warn, ignore).
         Raises:
             backend.model.checkpoint.CheckpointError (incl. CheckpointNotFoundError),
             backend.smplx_model.SmplxNotFoundError, ValueError (device/precision).
@@ -149,7 +150,7 @@ class Engine:
         body = BodyModel.load(smplx, dev)  # cheap and most likely to be missing: fail first
         path = resolve_checkpoint_path(checkpoint)
         warm_up()  # the decoding processes' parent starts while the weights load
-        model, loaded = build_model(path, dev, torch.float32)  # bf16 runs under autocast (see _step)
+        model, loaded = build_model(path, dev, torch.float32, strict=strict_checkpoint)  # bf16 runs under autocast (see _step)
         return cls(model, body, loaded, path, dev, precision)
 
     @property

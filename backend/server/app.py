@@ -29,6 +29,7 @@ from blender_addon.core import protocol
 from blender_addon.core.protocol import ErrorCode, MessageType, ProtocolError
 
 from . import security
+from .ownership import Ownership, new_token, peer_account, peer_owner, token_digest
 from .jobs import FINISHED_STATES, Job, JobBoard, JobRunner, Worker, FetchThread, new_job_id, write_cancelled_file
 from .retention import prune_results
 from .settings import ServerSettings
@@ -49,6 +50,8 @@ class Peer:
 
     identity: bytes
     last_seen: float
+    owner: str = ""  # whose jobs it may see and touch (ownership.peer_owner)
+    account: str = ""  # what its limits count against (ownership.peer_account)
     last_sent: float = 0.0
     hello: dict | None = None
     bad_messages: int = 0  # malformed messages so far (logged loudly only for the first few)
@@ -77,7 +80,9 @@ class Server:
         security.check_bind(settings.bind, settings.curve_enabled)
         self.settings = settings
         self.board = JobBoard(settings.finished_jobs_kept)
-        self.worker = Worker(self.board, job_runner, engine, after_job=self.prune_results)
+        self.worker = Worker(self.board, job_runner, engine, after_job=self.prune_results,
+                             before_job=lambda job: security.recheck_video_path(job.video, job.video_identity,
+                                                                                 settings.media_roots))
         self.options_parser = options_parser or (lambda d: d)
         self.info = dict(info or {})
         self.endpoint: str | None = None
@@ -166,15 +171,30 @@ class Server:
         finally:
             for job in self.board.active_jobs():
                 job.cancel.set()
+            self._say_stopping(sock)
             for peer in list(self._peers.values()):
                 for stream in peer.streams.values():
                     stream.close()
             self.board.stop()
-            sock.close(0)
+            sock.close(linger=500)  # give the `server_stopping` notes a moment to leave
             if auth is not None:
                 auth.stop()
             ctx.term()
             log.info("server stopped")
+
+    def _say_stopping(self, sock: zmq.Socket) -> None:
+        """Tell every client the server is going away: one `server_stopping` error per job it was
+        receiving (its end) and one for the connection, so nobody waits for a heartbeat timeout."""
+        text = "the server is shutting down; {what}. Submit again once it is back (`human3r serve`)"
+        for peer in list(self._peers.values()):
+            notes = [protocol.error_message(ErrorCode.SERVER_STOPPING, text.format(
+                what=f"job {job_id} was cancelled (its frames so far are in the server's result file)"), job=job_id)
+                for job_id, stream in peer.streams.items() if not stream.ended]
+            notes.append({**protocol.error_message(ErrorCode.SERVER_STOPPING, text.format(what="it takes no new jobs")),
+                          "reply": True})
+            for note in notes:
+                if self._send(sock, peer, protocol.encode(note)) != "ok":
+                    break
 
     def _loop(self, sock: zmq.Socket) -> None:
         poller = zmq.Poller()
@@ -191,7 +211,7 @@ class Server:
             if sock in events:
                 for _ in range(_MAX_RECV_PER_TURN):
                     try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
                     self._on_message(frames)
@@ -202,18 +222,19 @@ class Server:
                 next_housekeeping = now + min(0.25, self.settings.heartbeat_s / 4)
 
     # receiving -----------------------------------------------------------------------------------
-    def _on_message(self, frames: list[bytes]) -> None:
-        identity, body = frames[0], frames[1:]
+    def _on_message(self, frames: list[zmq.Frame]) -> None:
+        identity, body = frames[0].bytes, frames[1:]
         now = time.monotonic()
         peer = self._peers.get(identity)
         if peer is None:
-            peer = self._peers[identity] = Peer(identity, now)
-            log.info("peer %s connected", peer.name)
+            peer = self._peers[identity] = self._new_peer(identity, body[0] if body else frames[0], now)
+            log.info("peer %s connected (%s)", peer.name, peer.account)
         peer.last_seen = now
         size = sum(len(f) for f in body)
         if size > self.settings.max_request_bytes:
             self._reply_error(peer, ErrorCode.TOO_LARGE,
-                              f"request of {size} bytes (this server accepts at most {self.settings.max_request_bytes})")
+                              f"request of {size} bytes (this server accepts at most {self.settings.max_request_bytes}); "
+                              "send the video's path, not its contents")
             return
         try:
             msg = protocol.decode(body)
@@ -237,10 +258,18 @@ class Server:
             log.exception("peer %s: %s failed", peer.name, msg["type"])
             self._reply_error(peer, ErrorCode.INTERNAL, f"server error: {exc}", request=msg.get("request"))
 
+    def _new_peer(self, identity: bytes, frame: zmq.Frame, now: float) -> Peer:
+        """A peer named by what ZeroMQ vouches for: its Curve key (ZAP User-Id) and network address."""
+        curve_key = _frame_property(frame, "User-Id") if self.settings.curve_enabled else None
+        address = _frame_property(frame, "Peer-Address")
+        return Peer(identity, now, owner=peer_owner(identity, curve_key),
+                    account=peer_account(identity, curve_key, address))
+
     def _on_hello(self, peer: Peer, msg: dict) -> None:
         peer.hello = {"software": msg.get("software"), "role": msg.get("role")}
         s = self.settings
         limits = {"max_request_bytes": s.max_request_bytes, "max_frames_per_job": s.max_frames_per_job,
+                  "max_size": s.max_size,
                   "max_jobs_per_client": s.max_jobs_per_client, "max_queue": s.max_queue,
                   "stream_queue_messages": s.stream_queue_messages}
         self._send_control(peer, protocol.make_message(
@@ -263,47 +292,62 @@ class Server:
         if len(active) >= s.max_queue:
             raise ProtocolError(ErrorCode.QUEUE_FULL, f"the server already has {len(active)} jobs queued or running "
                                 f"(max {s.max_queue}); try again later")
-        mine = sum(1 for j in active if j.peer == peer.identity)
+        mine = sum(1 for j in active if j.account == peer.account)
         if mine >= s.max_jobs_per_client:
             raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"you already have {mine} jobs queued or running "
-                                f"(max {s.max_jobs_per_client})")
+                                f"(max {s.max_jobs_per_client} per client, counted over all your connections); "
+                                "wait for one to finish or cancel one")
         video = security.check_video_path(msg["video"], s.media_roots)
+        identity = security.file_identity(video)
         options_dict = _cap_frames(dict(msg["options"]), s.max_frames_per_job)
+        options_dict = _check_size(options_dict, s.max_size)
         try:
             options = self.options_parser(options_dict)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ProtocolError(ErrorCode.BAD_OPTIONS, f"bad options: {exc}") from None
+            raise ProtocolError(ErrorCode.BAD_OPTIONS, f"bad options: {exc}; fix that option and submit again") from None
         job_id = new_job_id()
+        token = new_token()
         stream = OutboundStream(job_id, peer.identity, s.stream_queue_messages, self._waker,
                                 credits=min(credits, s.max_credit_grant))
         job = Job(job_id, peer.identity, str(video), options, options_dict,
-                  Path(s.results_dir) / f"{job_id}.h3r", stream, request=request)
+                  Path(s.results_dir) / f"{job_id}.h3r", stream, request=request,
+                  ownership=Ownership(peer.owner, token_digest(token)), account=peer.account,
+                  video_identity=identity,
+                  frame_limit=s.max_frames_per_job if options_dict.get("end") != msg["options"].get("end") else None)
+        job.ownership.save(job.result_path)
         peer.streams[job_id] = stream
         # accepted goes to the outbox before the worker can see the job, so it precedes the header
         position = len(active)
         self._send_control(peer, protocol.make_message(
             MessageType.ACCEPTED, job_id, 0, queue_position=position, result_path=str(job.result_path),
-            request=request, video=str(video), options=options_dict))
+            request=request, video=str(video), options=options_dict, token=token, frame_limit=job.frame_limit))
         self.board.add(job)
         log.info("peer %s: job %s queued at position %d (%s)", peer.name, job_id, position, video)
 
     def _on_cancel(self, peer: Peer, msg: dict) -> None:
         job = self.board.get(msg["job"])
         if job is None:
-            if not self._result_path(msg["job"]).is_file():
-                raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {msg['job']!r}")
+            path = self._result_path(msg["job"])
+            if not path.is_file() or not self._may_access(peer, Ownership.load(path), msg):
+                raise ProtocolError(ErrorCode.UNKNOWN_JOB, _not_yours(msg["job"]))
             return  # finished long ago: nothing to cancel
-        if job.peer != peer.identity:
-            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"job {job.id} was submitted by another client")
+        if not self._may_access(peer, job.ownership, msg):
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, _not_yours(job.id))
         self._cancel_job(job, why=f"cancel from peer {peer.name}")
         stream = peer.streams.get(job.id)
         if stream is not None:  # let what is buffered drain so the `cancelled` message can follow
             stream.grant(self.settings.max_credit_grant, self.settings.max_credit_grant)
 
     def _on_status(self, peer: Peer, msg: dict) -> None:
+        jobs = []
+        for job, summary in self.board.summaries_with_jobs():
+            mine = job.ownership is not None and job.ownership.allows(peer.owner, None, tokens_count=False)
+            if mine or self.settings.shared_results:
+                jobs.append({**summary, "mine": mine})
+            elif summary["state"] in ("queued", "running"):  # others' jobs only show the queue
+                jobs.append(_anonymous(summary))
         self._send_control(peer, protocol.make_message(
-            MessageType.STATUS, request=msg.get("request"), jobs=self.board.summaries(),
-            peers=len(self._peers)))
+            MessageType.STATUS, request=msg.get("request"), jobs=jobs, peers=len(self._peers)))
 
     def _on_fetch(self, peer: Peer, msg: dict) -> None:
         job_id = msg["job"]
@@ -311,13 +355,19 @@ class Server:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"job {job_id} is already streaming to you")
         fetching = sum(1 for t in self._fetch_threads if t.is_alive() and t.stream.peer == peer.identity)
         if fetching >= self.settings.max_fetches_per_client:
-            raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"{fetching} fetches already running for you")
+            raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"{fetching} fetches already running for you; "
+                                "wait for one to end")
         job = self.board.get(job_id)
-        if job is not None and job.state not in FINISHED_STATES:
-            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"job {job_id} has not finished yet (state {job.state})")
         path = job.result_path if job is not None else self._result_path(job_id)
+        ownership = job.ownership if job is not None else Ownership.load(path)
+        if not self._may_access(peer, ownership, msg):
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, _not_yours(job_id))
+        if job is not None and job.state not in FINISHED_STATES:
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"job {job_id} has not finished yet (state {job.state}); "
+                                "fetch it once its stream has ended")
         if not path.is_file():
-            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no results for job {job_id!r} on this server")
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no results for job {job_id!r} on this server (deleted by "
+                                "the results retention limits); run the video again")
         credits = _optional_int(msg, "credits", 0)
         stream = OutboundStream(job_id, peer.identity, self.settings.stream_queue_messages, self._waker,
                                 credits=min(credits, self.settings.max_credit_grant))
@@ -343,6 +393,15 @@ class Server:
                  "heartbeat": _on_heartbeat}
 
     # jobs ------------------------------------------------------------------------------------------
+    def _may_access(self, peer: Peer, ownership: Ownership | None, msg: dict) -> bool:
+        """May `peer` see, fetch or cancel a job owned as `ownership`? Without Curve, the job's
+        secret token (field `token` of the request) also proves ownership."""
+        if self.settings.shared_results:
+            return True
+        if ownership is None:
+            return False
+        return ownership.allows(peer.owner, msg.get("token"), tokens_count=not self.settings.curve_enabled)
+
     def prune_results(self) -> list[Path]:
         """Delete result files past the settings' age and size limits (never those of queued,
         running or currently fetched jobs); see `retention.py`."""
@@ -452,13 +511,22 @@ class Server:
                     self._drop_peer(peer, "unreachable (EHOSTUNREACH)")
                     continue
             for stream in peer.streams.values():
-                if stream.full_since is not None and now - stream.full_since > s.stall_timeout_s:
-                    job = self.board.get(stream.job)
-                    if job is not None and job.state not in FINISHED_STATES and not job.cancel.is_set():
-                        log.warning("job %s: client granted no credits for %.0f s; cancelling", job.id,
-                                    now - stream.full_since)
-                        self._cancel_job(job, why="stalled stream")
-                        stream.grant(s.max_credit_grant, s.max_credit_grant)
+                if stream.blocked_since is None:
+                    continue
+                job = self.board.get(stream.job)
+                if job is None or job.state in FINISHED_STATES or job.cancel.is_set():
+                    continue
+                # while another client waits for the device, a job nobody reads gives way quickly
+                others_wait = any(j.account != job.account for j in self.board.active_jobs() if j is not job)
+                limit = min(s.stall_timeout_s, s.busy_stall_timeout_s) if others_wait else s.stall_timeout_s
+                if now - stream.blocked_since > limit:
+                    log.warning("job %s: client granted no credits for %.0f s; cancelling", job.id,
+                                now - stream.blocked_since)
+                    job.cancel_reason = (f"your client granted no credits for {limit:g} s"
+                                         f"{' while other clients waited' if others_wait else ''}; read the job's "
+                                         "messages as they come (the add-on and `human3r infer --server` do)")
+                    self._cancel_job(job, why="stalled stream")
+                    stream.grant(s.max_credit_grant, s.max_credit_grant)
 
 
 def _optional_int(msg: dict, name: str, default: int) -> int:
@@ -489,3 +557,31 @@ def _cap_frames(options: dict, max_frames: int) -> dict:
 def _is_integral(value: Any) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (
         isinstance(value, float) and value.is_integer())
+
+
+def _check_size(options: dict, max_size: int) -> dict:
+    """Refuse a model input size above the server's policy (cost grows with its square)."""
+    size = options.get("size")
+    if _is_integral(size) and size > max_size:
+        raise ProtocolError(ErrorCode.BAD_OPTIONS, f"size {size} is above this server's limit of {max_size} pixels; "
+                            f"submit with size {max_size} or less (the operator sets `human3r serve --max-size`)")
+    return options
+
+
+def _frame_property(frame: zmq.Frame, name: str) -> str | None:
+    """A ZeroMQ message property ('User-Id', 'Peer-Address'), or None where the transport has none."""
+    try:
+        value = frame.get(name)
+    except (zmq.ZMQError, AttributeError):
+        return None
+    return value or None
+
+
+def _not_yours(job_id: str) -> str:
+    return (f"no job {job_id!r} of yours on this server: jobs are seen, fetched and cancelled only by the client "
+            "that submitted them (from another connection, send the `token` of its `accepted` reply)")
+
+
+def _anonymous(summary: dict) -> dict:
+    """Another client's job in a `status` reply: its place in the queue, nothing else."""
+    return {"job": None, "state": summary["state"], "queue_position": summary["queue_position"], "mine": False}

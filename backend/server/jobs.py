@@ -8,6 +8,7 @@ frames to the job's `OutboundStream` for the socket thread. The worker never tou
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import secrets
 import threading
@@ -20,6 +21,7 @@ from blender_addon.core import protocol
 from blender_addon.core.protocol import ErrorCode, MessageType
 from blender_addon.core.resultfile import ResultFileReader, ResultFileWriter
 
+from .ownership import Ownership
 from .streams import Outgoing, OutboundStream, StreamClosed
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,11 @@ class Job:
     started: float | None = None
     finished: float | None = None
     error_code: str | None = None
+    ownership: Ownership | None = None  # who may see, fetch and cancel it
+    account: str = ""  # what its client's limits count against
+    video_identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the video admitted at submit
+    frame_limit: int | None = None  # the server's per-job frame cap, when it shortened the job
+    cancel_reason: str | None = None  # why the server (not the client) cancelled it, for `cancelled`
 
     def summary(self, queue_position: int | None) -> dict:
         """The job's entry in a `status` reply."""
@@ -137,8 +144,12 @@ class JobBoard:
             return [j for j in jobs if peer is None or j.peer == peer]
 
     def summaries(self) -> list[dict]:
+        return [summary for _, summary in self.summaries_with_jobs()]
+
+    def summaries_with_jobs(self) -> list[tuple[Job, dict]]:
+        """(job, its `status` entry) for every known job."""
         with self._lock:
-            return [j.summary(self._position_locked(j)) for j in self._jobs.values()]
+            return [(j, j.summary(self._position_locked(j))) for j in self._jobs.values()]
 
     def stop(self) -> None:
         with self._lock:
@@ -167,10 +178,11 @@ class Worker(threading.Thread):
     """Runs queued jobs one at a time on the device with `job_runner`."""
 
     def __init__(self, board: JobBoard, job_runner: JobRunner, engine: Any,
-                 after_job: Callable[[], None] | None = None):
+                 after_job: Callable[[], None] | None = None, before_job: Callable[[Job], None] | None = None):
         super().__init__(name="human3r-worker", daemon=True)
         self.board, self.job_runner, self.engine = board, job_runner, engine
         self.after_job = after_job  # housekeeping between jobs (deleting old result files)
+        self.before_job = before_job  # last admission check; raises ProtocolError to refuse the job
 
     def run(self) -> None:
         while True:
@@ -193,27 +205,46 @@ class Worker(threading.Thread):
         log.info("job %s: started (%s)", job.id, job.video)
         stream, last_seq, end = job.stream, -1, None
         t0 = time.monotonic()
-        with ResultFileWriter(job.result_path) as writer:
+        out = _JobFile(job)
+        try:
+            if self.before_job is not None:
+                self.before_job(job)
+        except protocol.ProtocolError as exc:
+            end = protocol.error_message(exc.code, exc.message, job.id, 0)
+        if end is None:
+            frame_count = None
+            messages = self.job_runner(self.engine, job.video, job.options, job.id, job.cancel)
             try:
-                for msg in self.job_runner(self.engine, job.video, job.options, job.id, job.cancel):
+                for msg in messages:
                     mtype = msg.get("type")
                     last_seq = int(msg.get("seq", last_seq + 1))
                     self._track_progress(job, msg)
+                    if mtype == MessageType.HEADER.value:
+                        frame_count = (msg.get("video") or {}).get("frame_count")
                     if mtype in _TERMINAL:
-                        end = msg
+                        end = _with_cap_warning(msg, job, frame_count)
                         break
                     frames = protocol.encode(msg)
                     if mtype != MessageType.PROGRESS.value:  # progress is transient, not part of the file
-                        writer.write_frames(frames)
+                        if not out.write(frames):
+                            end = out.full_error(last_seq, msg.get("index"))
+                            break
                     job.stream = stream = _deliver(stream, Outgoing(mtype, frames))
             except Exception as exc:
                 log.exception("job %s: the engine raised", job.id)
                 end = protocol.error_message(ErrorCode.JOB_FAILED, f"inference failed: {exc}", job.id, last_seq + 1)
+            finally:
+                close = getattr(messages, "close", None)
+                if close is not None:
+                    close()  # stops the decoder now when the loop ended early
             if end is None:
                 end = protocol.error_message(ErrorCode.INTERNAL, "the engine stopped without a final message",
                                              job.id, last_seq + 1)
-            end_frames = protocol.encode(end)
-            writer.write_frames(end_frames)
+        if end["type"] == MessageType.CANCELLED.value and job.cancel_reason:
+            end = {**end, "reason": job.cancel_reason}
+        end_frames = protocol.encode(end)
+        out.write(end_frames)  # best effort: on a full disk the client still hears the end below
+        out.close()
         # the file is complete and the job finished before the client hears of it (fetch/status agree)
         state = _STATE_OF_TERMINAL[end["type"]]
         self.board.finish(job, state, end.get("code"))
@@ -229,6 +260,65 @@ class Worker(threading.Thread):
             total = msg.get("total")
             if isinstance(total, int):
                 job.frames_total = total
+
+
+class _JobFile:
+    """A job's server-side result file that never raises: a failed write (full disk) is remembered,
+    later writes are skipped, and the frames written before it stay readable."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.frames = 0
+        self.error: OSError | None = None
+        try:
+            self._writer: ResultFileWriter | None = ResultFileWriter(job.result_path)
+        except OSError as exc:
+            self._writer, self.error = None, exc
+
+    def write(self, frames: list) -> bool:
+        """Append one encoded message; False once the file cannot take it."""
+        if self._writer is None or self.error is not None:
+            return False
+        try:
+            self._writer.write_frames(frames)
+        except OSError as exc:
+            self.error = exc
+            log.error("job %s: cannot write %s: %s", self.job.id, self.job.result_path, exc)
+            return False
+        self.frames += 1
+        return True
+
+    def full_error(self, seq: int, frame: int | None) -> dict:
+        """The job's end when its result file stopped taking records: `disk_full` (or `internal`)."""
+        exc = self.error
+        full = exc is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        kept = self.job.frames_done - 1 if frame is not None else self.job.frames_done
+        text = (f"the server's results disk is full" if full else f"the server cannot write its result file ({exc})")
+        where = f"before source frame {frame} " if frame is not None else ""
+        text += (f"; the job stopped and the {kept} frames {where}were sent to you and kept in "
+                 f"{self.job.result_path}. Ask the server's operator to free space (or lower --max-results-gb)"
+                 + (f", then submit again with start={frame}" if frame is not None else ""))
+        return protocol.error_message(ErrorCode.DISK_FULL if full else ErrorCode.INTERNAL, text, self.job.id, seq,
+                                      frame=frame)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass  # the records before the failure are already flushed
+
+
+def _with_cap_warning(end: dict, job: Job, frame_count: int | None) -> dict:
+    """Say in `done` when the server's frame cap, not the video's end, stopped the job."""
+    if end.get("type") != "done" or job.frame_limit is None:
+        return end
+    stop = job.options_dict.get("end")
+    if frame_count is not None and stop is not None and frame_count <= stop:
+        return end
+    warning = (f"cut short at the server's limit of {job.frame_limit} frames per job (--max-frames-per-job): "
+               f"source frames from {stop} on were not processed; submit again with start={stop} for the rest")
+    return {**end, "warnings": [*end.get("warnings", []), warning]}
 
 
 def write_cancelled_file(path: Path, job_id: str) -> list:

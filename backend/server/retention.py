@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from .ownership import OWNER_SUFFIX
+
 log = logging.getLogger(__name__)
 
 RESULT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,80}\.h3r$")  # what `Server` names result files
@@ -68,6 +70,7 @@ def prune_results(folder: Path, max_age_s: float, max_bytes: int, protected: Ite
             continue
         total -= size
         deleted.append(path)
+        path.with_suffix(OWNER_SUFFIX).unlink(missing_ok=True)  # who owned it (see ownership.py)
     if deleted:
         log.info("deleted %d old result file(s) from %s; %.1f MB left", len(deleted), folder, total / 1e6)
     return deleted

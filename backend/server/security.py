@@ -55,13 +55,38 @@ def is_loopback_endpoint(endpoint: str) -> bool:
 
 
 def check_bind(endpoint: str, curve_enabled: bool) -> None:
-    """Raise SecurityError when `endpoint` reaches beyond this machine and CurveZMQ is off."""
+    """Raise SecurityError when `endpoint` reaches beyond this machine and CurveZMQ is off (or is no
+    ZeroMQ endpoint at all)."""
+    if not endpoint.startswith(("tcp://", "ipc://", "inproc://")):
+        raise SecurityError(f"{endpoint!r} is not a ZeroMQ endpoint; give one like tcp://127.0.0.1:5555 "
+                            "(port 0 picks a free one) or ipc:///tmp/human3r.sock")
     if not is_loopback_endpoint(endpoint) and not curve_enabled:
         raise SecurityError(
             f"refusing to bind {endpoint}: it is reachable from other machines, and without encryption "
             "anyone there could submit jobs. Make keys with `human3r keys -o KEYDIR`, then start with "
             "`--curve-secret KEYDIR/server.key_secret --allow-client-key CLIENT.key`, or bind "
             "tcp://127.0.0.1:PORT (and reach it through an SSH tunnel).")
+
+
+def check_bindable(endpoint: str) -> None:
+    """Bind `endpoint` once and let it go, so a malformed address or a port in use is told before
+    the model loads (raises SecurityError with what to do)."""
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.bind(endpoint[:-2] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint)
+    except zmq.ZMQError as exc:
+        if exc.errno == zmq.EADDRINUSE:
+            raise SecurityError(f"cannot bind {endpoint}: the port is already in use (another `human3r serve`?). "
+                                "Stop that server or pick another port, e.g. --bind tcp://127.0.0.1:5556") from None
+        raise SecurityError(f"cannot bind {endpoint}: {exc.strerror}. Give an endpoint like tcp://127.0.0.1:5555 "
+                            "(port 0 picks a free one) or ipc:///tmp/human3r.sock") from None
+    finally:
+        sock.close(0)
+        ctx.term()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -178,37 +203,117 @@ def start_authenticator(context, allowed_client_keys: frozenset[bytes]):
 # video paths
 
 
+MAX_PATH_BYTES = 4096  # Linux PATH_MAX; longer paths cannot be opened at all
+MAX_NAME_BYTES = 255  # one folder or file name
+
+
 def check_video_path(path: str, media_roots: Iterable[Path]) -> Path:
-    """Resolve a client's video path; return the real path or raise ProtocolError.
+    """Resolve a client's video path (a video file or a folder of images); return the real path or
+    raise ProtocolError.
 
     Codes: 'path_not_allowed' for URLs, FFmpeg protocols ("http:", "concat:", "pipe:", "file:", ...),
-    playlists and anything whose real path is outside every media root; 'not_found' for a path
-    under a root that is missing or not a regular file. The root check comes first so that
+    playlists, paths too long for the file system, and anything whose real path is outside every
+    media root (for an image folder: any of its images); 'not_found' for a path under a root that
+    is missing or neither a regular file nor a folder of images. The root check comes first so that
     clients cannot probe which files exist elsewhere.
     """
     if not path or "\x00" in path:
-        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, "empty path or NUL byte in the video path")
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, "empty path or NUL byte in the video path; send the "
+                            "absolute path of a video file or image folder on the server")
+    raw = os.fsencode(path)
+    longest = max((len(part) for part in raw.split(b"/")), default=0)
+    if len(raw) > MAX_PATH_BYTES or longest > MAX_NAME_BYTES:
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
+                            f"the video path is {len(raw)} bytes long with a name of {longest} bytes; the file system "
+                            f"allows at most {MAX_PATH_BYTES} and {MAX_NAME_BYTES}: move or rename the video to a "
+                            "shorter path")
+    try:
+        return _check_real_path(path, media_roots)
+    except OSError as exc:  # a race with the file system, a loop of links, an unreadable folder...
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"{path!r} cannot be opened ({exc.strerror or exc}); check that "
+                            "the server's user can read it") from None
+
+
+def _check_real_path(path: str, media_roots: Iterable[Path]) -> Path:
     if _SCHEME.match(path) and not re.match(r"^[A-Za-z]:[\\/]", path):  # allow C:\ drive letters
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
-                            f"{path!r} looks like a URL or an FFmpeg protocol; only local files are accepted")
+                            f"{path!r} looks like a URL or an FFmpeg protocol; only local files are accepted: "
+                            "copy the video to the server's machine and send its path")
     if Path(path).suffix.lower() in PLAYLIST_SUFFIXES:
-        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r}: playlists and concat lists are not accepted")
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r}: playlists and concat lists are not accepted; "
+                            "send the path of the video file itself")
     if not os.path.isabs(path):
-        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r} is not an absolute path")
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r} is not an absolute path; send the full path as the "
+                            "server's machine sees it (starting with /)")
     real = Path(os.path.realpath(path))
     roots = [Path(os.path.realpath(r)) for r in media_roots]
     if not any(real == root or root in real.parents for root in roots):
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
-                            f"{path!r} is outside the server's media roots ({', '.join(map(str, roots))})")
+                            f"{path!r} is outside the server's media roots ({', '.join(map(str, roots))}); move the "
+                            "video under one of them, or ask the operator to add its folder with --media-root")
     if real.suffix.lower() in PLAYLIST_SUFFIXES:
-        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r} links to a playlist")
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r} links to a playlist; send the path of a video file")
+    if real.is_dir():
+        _check_image_folder(path, real, roots)
+        return real
     if not real.is_file():
-        raise ProtocolError(ErrorCode.NOT_FOUND, f"{path!r} does not exist or is not a regular file")
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"{path!r} does not exist or is not a regular file or image folder; "
+                            "check the path as the server's machine sees it")
+    _check_not_playlist(path, real)
+    return real
+
+
+def _check_image_folder(path: str, real: Path, roots: list[Path]) -> None:
+    """Every image `open_source` would read from the folder must itself pass the file checks."""
+    from backend.video.reader import IMAGE_EXTENSIONS
+
+    images = [real / n for n in sorted(os.listdir(real))
+              if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+    if not images:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"{path!r} is a folder without images "
+                            f"({', '.join(sorted(IMAGE_EXTENSIONS))}); send a video file or a folder of images")
+    for image in images:
+        image_real = Path(os.path.realpath(image))
+        if not any(image_real == root or root in image_real.parents for root in roots):
+            raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
+                                f"{str(image)!r} links outside the server's media roots; copy the image into the folder")
+        if image_real.is_file():
+            _check_not_playlist(str(image), image_real)
+
+
+def _check_not_playlist(path: str, real: Path) -> None:
     try:
         with open(real, "rb") as f:
             head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
     except OSError as exc:
-        raise ProtocolError(ErrorCode.NOT_FOUND, f"{path!r} cannot be read: {exc.strerror}") from None
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"{path!r} cannot be read: {exc.strerror}; check that the "
+                            "server's user may read it") from None
     if head.startswith(_PLAYLIST_MAGIC):
-        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r} is a playlist or concat list, not a video")
-    return real
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r} is a playlist or concat list, not a video; send the "
+                            "path of a video file")
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    """(st_dev, st_ino) of an admitted video: what the worker compares before decoding it."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def recheck_video_path(path: str, identity: tuple[int, int] | None, media_roots: Iterable[Path]) -> None:
+    """Refuse to decode `path` unless it still is the very file admitted at submit.
+
+    The path was checked when the job was queued; by the time the worker starts, a folder on the way
+    may have been swapped for a link leading out of the media roots. The path is resolved and checked
+    again and the file found must have the device and inode recorded at admission.
+    """
+    try:
+        real = check_video_path(path, media_roots)
+        same = identity is None or file_identity(real) == identity
+    except OSError:
+        same = False
+    except ProtocolError as exc:
+        raise ProtocolError(exc.code, f"{exc.message} (it changed while the job was queued; submit it again)") from None
+    if not same or str(real) != path:
+        raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
+                            f"{path!r} was replaced while the job was queued (it is no longer the file that was "
+                            "admitted); submit it again")

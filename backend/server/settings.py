@@ -45,15 +45,22 @@ class ServerSettings:
     peer_timeout_s: float = 30.0
     # a job whose client keeps its stream full without granting credits this long is stopped
     stall_timeout_s: float = 600.0
+    # ... and this long while another client's job waits for the device (a client that heartbeats but
+    # never reads must not hold the device for everyone)
+    busy_stall_timeout_s: float = 30.0
     # limits
     max_request_bytes: int = 1024 * 1024  # larger client messages are answered with 'too_large'
     max_socket_message_bytes: int = 64 * 1024 * 1024  # ZMQ_MAXMSGSIZE: peers above it are disconnected
     max_frames_per_job: int = 100_000  # options end - start is capped to this
+    max_size: int = 1024  # largest model input long side (options.size) a job may ask for; cost ~ size^2
     max_jobs_per_client: int = 8  # queued + running
     max_queue: int = 64  # queued + running, all clients
     max_fetches_per_client: int = 2
     stream_queue_messages: int = 64  # per-job outbound buffer; the producer blocks when it is full
     max_credit_grant: int = 100_000  # credits a client may hold per job
+    # every client sees, fetches and cancels only its own jobs unless this is True (trusted users who
+    # share results, e.g. one team on a loopback-only server)
+    shared_results: bool = False
     finished_jobs_kept: int = 1000  # finished jobs listed by `status` (their files stay on disk)
     # result files (see retention.py): deleted after this many days, and oldest first above this
     # total size; 0 = no limit

@@ -50,7 +50,8 @@ class OutboundStream:
         self._cond = threading.Condition()
         self._closed = False
         self.ended = False  # the terminal message has been taken for sending
-        self.full_since: float | None = None  # monotonic time the buffer became full (stall watch)
+        self.full_since: float | None = None  # monotonic time the buffer became full
+        self.blocked_since: float | None = None  # monotonic time a frame began waiting for credits (stall watch)
         self.max_depth = 0  # largest buffered count seen (tests check the bound)
 
     # producer side ---------------------------------------------------------------------------
@@ -81,6 +82,8 @@ class OutboundStream:
                 head = self._items[0]
                 if head.type == FRAME:
                     if self.credits <= 0:
+                        if self.blocked_since is None:
+                            self.blocked_since = time.monotonic()
                         break
                     self.credits -= 1
                 self._items.popleft()
@@ -89,6 +92,8 @@ class OutboundStream:
                     self.ended = True
             if out:
                 self.full_since = None
+                if self.credits > 0 or not self._items:
+                    self.blocked_since = None
                 self._cond.notify_all()
         return out
 

@@ -205,6 +205,23 @@ def pad_mhmr(img: torch.Tensor, res: int) -> torch.Tensor:
     return F.pad(scaled, (left, right, top, bottom), mode="constant", value=MHMR_PAD_VALUE)
 
 
+def frame_size_problem(width: int, height: int, size: int) -> str | None:
+    """Why frames of `width` x `height` pixels cannot go through the model at input size `size`, or None.
+
+    The frame is resized to long side `size` and cropped to multiples of the patch size; a strip or
+    a tiny image leaves nothing. The message says which sizes would work."""
+    new_w, new_h = resized_size(width, height, size)
+    box = crop_box(new_w, new_h)
+    if box[2] - box[0] > 0 and box[3] - box[1] > 0:
+        return None
+    short, long_ = min(width, height), max(width, height)
+    needed = -(-CUT3R_PATCH * long_ // max(short, 1))  # long side at which the short side reaches one patch
+    fix = (f"raise --size to {-(-needed // 16) * 16} or more" if needed <= 4096
+           else "crop or pad the video to a less elongated frame")
+    return (f"frames of {width}x{height} pixels are too small or too elongated for the model at size {size} "
+            f"(resized to {new_w}x{new_h}, less than one {CUT3R_PATCH}-pixel patch on the short side); {fix}")
+
+
 def prepare_frame(
     rgb: np.ndarray, size: int = 512, mhmr_res: int = 896, jpeg_roundtrip: bool = False
 ) -> PreparedFrame:

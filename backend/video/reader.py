@@ -205,6 +205,7 @@ def open_source(
     stride: int = 1,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     image_fps: float = DEFAULT_IMAGE_FPS,
+    skip_damaged: bool = False,
 ) -> "FrameSource":
     """Open a video file, a folder of images, or a single image, and read its `VideoInfo`.
 
@@ -218,6 +219,8 @@ def open_source(
         stride: deliver every ``stride``-th frame from ``start`` (indices start, start+stride, ...).
         max_pixels: frames with more pixels (width * height) are refused with ``too_large``.
         image_fps: frame rate assigned to image folders (their times are ``index / image_fps``).
+        skip_damaged: video files: drop packets that fail to decode and go on (indices then follow
+            the timestamps, so the lost frames leave a gap) instead of raising ``corrupt``.
     Raises:
         VideoError: any problem with the path, the file, the range, or the first frame.
     """
@@ -241,6 +244,7 @@ def open_source(
     count = source.info.frame_count
     if source.info.frame_count_exact and count is not None and start >= count:
         raise VideoError("bad_range", f"{path}: start={start} is past the last frame ({count} frames)", path=path)
+    source.skip_damaged = skip_damaged
     return source
 
 
@@ -285,6 +289,7 @@ class FrameSource:
         self.end = end
         self.stride = stride
         self.decode_threads = 0
+        self.skip_damaged = False  # see open_source
         self._live: weakref.WeakSet = weakref.WeakSet()
 
     def with_decode_threads(self, threads: int) -> "FrameSource":
@@ -380,10 +385,19 @@ def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
                                       f"exceeds the limit of {max_pixels / 1e6:.1f} Mpx", path=path)
 
 
-def _decoded_frames(container, stream) -> Iterator[av.VideoFrame]:
-    """Frames of one stream in presentation order; FFmpeg errors propagate."""
+def _decoded_frames(container, stream, skip_damaged: bool = False) -> Iterator[av.VideoFrame]:
+    """Frames of one stream in presentation order; FFmpeg errors propagate, except that with
+    `skip_damaged` a packet that fails to decode is dropped and decoding goes on with the next."""
     for packet in container.demux(stream):
-        yield from packet.decode()  # the final empty packet flushes the decoder
+        if not skip_damaged:
+            yield from packet.decode()  # the final empty packet flushes the decoder
+            continue
+        try:
+            decoded = packet.decode()
+        except av.error.FFmpegError as exc:
+            log.info("skipping a damaged packet at pts %s: %s", packet.pts, exc.strerror)
+            continue
+        yield from decoded
 
 
 def _stream_duration(stream) -> float | None:
@@ -462,17 +476,22 @@ class _VideoFileSource(FrameSource):
             stream.codec_context.thread_count = self.decode_threads
         index = -1
         last_time = None
+        skip = getattr(self, "skip_damaged", False)
         try:
-            frames = _decoded_frames(container, stream)
+            frames = _decoded_frames(container, stream, skip)
             while True:
                 try:
                     frame = next(frames, None)
                 except av.error.FFmpegError as exc:
-                    raise VideoError("corrupt", f"{path}: decoding failed at frame {index + 1}: {exc.strerror}",
+                    raise VideoError("corrupt", f"{path}: decoding failed at frame {index + 1}: {exc.strerror}; "
+                                     "--skip-damaged decodes on past unreadable parts",
                                      path=path, frame_index=index + 1) from None
                 if frame is None:
                     break
-                index += 1
+                if skip and self.info.fps and frame.pts is not None:  # frames of dropped packets leave a gap
+                    index = max(index + 1, int(round(self._time(frame, index + 1) * self.info.fps)))
+                else:
+                    index += 1
                 last_time = self._time(frame, index)
                 if self._selected(index):
                     _check_pixels(path, frame.width, frame.height, self.max_pixels)

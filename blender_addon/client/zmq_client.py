@@ -68,6 +68,9 @@ class Human3RClient:
         self._outstanding: dict[str, int] = {}  # job -> credits granted and not yet used
         self._job_of_request: dict[str, str] = {}  # submit token -> job id
         self._cancel_when_accepted: set[str] = set()
+        # job id -> the secret token of its `accepted` reply: proves ownership from a new connection
+        # (kept across reconnects)
+        self.job_tokens: dict[str, str] = {}
 
     # connection ------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -143,7 +146,7 @@ class Human3RClient:
         if job_id.startswith(f"r{self._prefix}-"):  # still only a token: cancel once accepted
             self._cancel_when_accepted.add(job_id)
             return
-        self._send(protocol.make_message(MessageType.CANCEL, job_id))
+        self._send(protocol.make_message(MessageType.CANCEL, job_id, token=self.job_tokens.get(job_id)))
 
     def request_status(self) -> str:
         """Ask for the status of all jobs; the reply is a `status` message with `jobs`."""
@@ -151,10 +154,14 @@ class Human3RClient:
         self._send(protocol.make_message(MessageType.STATUS, request=token))
         return token
 
-    def fetch(self, job: str) -> None:
-        """Re-stream a finished job's results from the server's result file (with credits)."""
+    def fetch(self, job: str, token: str | None = None) -> None:
+        """Re-stream a finished job's results from the server's result file (with credits).
+
+        Servers serve only the submitter's jobs: `token` (default: the one this client was given
+        when it submitted the job) proves that from another connection."""
         self._outstanding[job] = self.credit_window
-        self._send(protocol.make_message(MessageType.FETCH, job, credits=self.credit_window))
+        self._send(protocol.make_message(MessageType.FETCH, job, credits=self.credit_window,
+                                         token=token or self.job_tokens.get(job)))
 
     def ping(self) -> str:
         token = self._token()
@@ -213,6 +220,8 @@ class Human3RClient:
         if mtype == "accepted":
             token = msg.get("request")
             self._outstanding[job] = self.credit_window
+            if isinstance(msg.get("token"), str):
+                self.job_tokens[job] = msg["token"]
             if isinstance(token, str):
                 self._job_of_request[token] = job
                 if token in self._cancel_when_accepted:
@@ -224,6 +233,9 @@ class Human3RClient:
             self._outstanding.pop(job, None)
         if mtype == "error" and msg.get("code") == ErrorCode.VERSION_MISMATCH.value:
             self.state = INCOMPATIBLE
+        if mtype == "error" and msg.get("code") == ErrorCode.SERVER_STOPPING.value and job is None:
+            self.state = LOST  # the server said goodbye: no need to wait for its silence
+            self._outstanding.clear()
         return msg
 
     def _consume_credit(self, job: str) -> None:
@@ -263,7 +275,8 @@ class Human3RClient:
                         job = msg["job"]
                     mine = (msg.get("request") == token or (job is not None and msg.get("job") == job)
                             or (msg["type"] == "error" and msg.get("job") is None
-                                and msg.get("code") in (ErrorCode.SERVER_GONE.value, ErrorCode.VERSION_MISMATCH.value)))
+                                and msg.get("code") in (ErrorCode.SERVER_GONE.value, ErrorCode.VERSION_MISMATCH.value,
+                                                        ErrorCode.SERVER_STOPPING.value)))
                     if not mine:
                         continue
                     if on_message is not None:

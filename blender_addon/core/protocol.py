@@ -36,8 +36,10 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
     submit     C    video (str, path on the server), options (map, see interfaces.md §4);
                     optional request (str token echoed in the reply), credits (int, initial window)
     accepted   S    job (id), queue_position (int, 0 = running now), result_path (server-side .h3r);
-                    also request, video, options (as the server will apply them, limits included).
-                    It is a reply with seq 0, outside the job's own numbering: the job's stream
+                    also request, video, options (as the server will apply them, limits included),
+                    token (str: the job's secret; sent with fetch/cancel from another connection it
+                    proves ownership), frame_limit (int|None: the server's frame cap, when it
+                    shortened the job). It is a reply with seq 0, outside the job's own numbering: the job's stream
                     (header = seq 0, then +1 per message) is what result files store.
     header     S,F  first message of a job: video (path, width, height, fps, fps_fraction, frame_count,
                     rotation, duration), options, model (name, checkpoint_digest, config, device, dtype),
@@ -57,17 +59,22 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
                     per-track shape for the rig)
     progress   S    done (int), total (int|None), fps (float), eta_s (float|None), stage (str)
     done       S,F  last message of a finished job: frames, people, elapsed_s, fps, scene_points
-                    {xyz [k,3] f4, rgb [k,3] u1} (voxel-downsampled accumulated cloud)
+                    {xyz [k,3] f4, rgb [k,3] u1} (voxel-downsampled accumulated cloud); optional
+                    warnings (list of str: the video ended early, frames skipped, a frame cap)
     error      S,F  code (str, `ErrorCode`), message (str, for humans), frame (int|None: the job
                     stopped before this source frame; earlier frames are valid); a reply to a
                     request carries reply=True and the request's token in `request`; a client-side
                     error (lost server) carries synthetic=True
-    cancel     C    stop a job (job = its id)
-    cancelled  S,F  the job stopped on request: frames (int, frames delivered)
+    cancel     C    stop a job (job = its id); optional token (str, from `accepted`)
+    cancelled  S,F  the job stopped on request: frames (int, frames delivered); optional reason
+                    (str) when the server, not the client, cancelled it
     status     C,S  request (no fields) / reply: jobs (list of maps: job, state, video,
-                    queue_position, frames_done, frames_total, result_path, error_code), peers
+                    queue_position, frames_done, frames_total, result_path, error_code, mine=True
+                    for the caller's own jobs; other clients' queued/running jobs appear only as
+                    {job: None, state, queue_position, mine: False}), peers
     fetch      C    re-stream a finished job's results from its server-side file (job = its id);
-                    optional credits (int)
+                    optional credits (int), token (str, from `accepted`). Jobs are served only to
+                    the client that submitted them (its CurveZMQ key, its connection, or the token)
     credit     C    credits (int): the client may receive that many more `frame` messages of `job`
     ping       C,S  liveness probe; answered by `pong`
     pong       C,S
@@ -149,6 +156,8 @@ class ErrorCode(str, enum.Enum):
     SERVER_GONE = "server_gone"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    DISK_FULL = "disk_full"  # the server's results disk is full; the frames before it were sent and kept
+    SERVER_STOPPING = "server_stopping"  # the server is shutting down; the job was cancelled
 
 
 TERMINAL_TYPES = frozenset({MessageType.DONE, MessageType.ERROR, MessageType.CANCELLED})

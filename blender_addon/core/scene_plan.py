@@ -470,6 +470,10 @@ class ScenePlanner:
             self.warnings.append(f"{self.bad_camera_frames} frame(s) had an invalid camera; the previous one was held")
         if self.bad_people_rows:
             self.warnings.append(f"{self.bad_people_rows} person row(s) had non-finite parameters and were skipped")
+        if msg is not None:  # the server's own words: a truncated video, a frame cap, why it cancelled
+            self.warnings.extend(w for w in msg.get("warnings") or () if isinstance(w, str))
+            if msg.get("type") == "cancelled" and isinstance(msg.get("reason"), str):
+                self.warnings.append(f"the server cancelled the job: {msg['reason']}")
         summary = {
             "status": (msg or {}).get("type", "incomplete"),
             "frames": self.frames_planned,

@@ -73,13 +73,14 @@ def test_corrupt_video_reports_where_it_stopped(tiny_engine, tmp_path):
     assert 0 < len(frames) < 24 and frames == list(range(end["frame"]))
 
 
-def test_processing_failure_is_job_failed(tiny_engine, tmp_path):
-    # a frame so elongated that the model crop is empty: preprocessing fails on frame 0
+def test_a_frame_too_elongated_for_the_model_is_refused_before_processing(tiny_engine, tmp_path):
+    # a frame so elongated that the model crop is empty: told from the video's size, before any frame
     path = tmp_path / "sliver.png"
     PIL.Image.fromarray(np.zeros((2, 600, 3), np.uint8)).save(path)
     msgs = collect(tiny_engine, path, tiny_job_options())
-    assert [m["type"] for m in msgs] == ["header", "error"]
-    assert msgs[-1]["code"] == "job_failed" and msgs[-1]["frame"] == 0
+    assert [m["type"] for m in msgs] == ["error"]
+    assert msgs[-1]["code"] == "bad_video" and msgs[-1]["reason"] == "too_elongated" and msgs[-1]["frame"] == 0
+    assert "600x2" in msgs[-1]["message"] and "crop or pad the video" in msgs[-1]["message"]
 
 
 def test_detection_threshold_option_reaches_the_model(tiny_engine, tennis_video):
@@ -88,3 +89,40 @@ def test_detection_threshold_option_reaches_the_model(tiny_engine, tennis_video)
     assert len(frames) == 2 and all(len(f["people"]["id"]) == 0 for f in frames)
     assert all(f["people"]["body_pose"].shape == (0, 21, 3) for f in frames)
     assert [m["type"] for m in msgs][-1] == "done" and msgs[-1]["people"] == 0
+
+
+def test_a_video_cut_short_is_reported_in_the_done_summary(tiny_engine, tmp_path):
+    from blender_addon.core.scene_plan import ScenePlanner
+    from tests.video.media import noise_frame, write_video
+
+    full = write_video(tmp_path / "clip.mkv", [noise_frame(96, 64, i) for i in range(39)])
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.9)])  # too little missing for the reader to call it damaged
+    msgs = collect(tiny_engine, cut, tiny_job_options(stride=4))  # every 4th frame: 0, 4, ..., 32
+    end = msgs[-1]
+    assert end["type"] == "done" and end["frames"] == 9
+    [warning] = end["warnings"]
+    assert "ended after source frame 32" in warning and "announces 39 frames" in warning
+    assert "copy or download the video again" in warning
+    assert "warnings" not in collect(tiny_engine, full, tiny_job_options(stride=4))[-1]  # whole: nothing to say
+    assert "warnings" not in collect(tiny_engine, cut, tiny_job_options(end=3))[-1]  # the part asked for is there
+    assert warning in ScenePlanner().end(end).summary["warnings"]  # what the add-on's panel lists
+
+
+def test_skip_damaged_decodes_past_a_glitch_and_lists_the_gap(tiny_engine, tmp_path):
+    from tests.video.media import noise_frame, write_video
+
+    full = write_video(tmp_path / "clip.mp4", [noise_frame(96, 64, i) for i in range(40)])
+    data = bytearray(full.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    stop = collect(tiny_engine, damaged, tiny_job_options(start=16, end=26))[-1]
+    assert stop["type"] == "error" and stop["reason"] == "corrupt" and "--skip-damaged" in stop["message"]
+    msgs = collect(tiny_engine, damaged, tiny_job_options(start=16, end=26, skip_damaged=True))
+    end = msgs[-1]
+    indices = [m["index"] for m in msgs if m["type"] == "frame"]
+    assert end["type"] == "done" and indices == [i for i in range(16, 26) if i != 21]
+    assert any("skipped unreadable source frames 21 " in w for w in end["warnings"])

@@ -62,3 +62,25 @@ def tiny_job_options(**overrides):
     base = {"size": 112, "reset_interval": 3, "conf_threshold": 0.0, "remove_humans_from_points": False}
     base.update(overrides)
     return JobOptions.from_dict(base)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    """Factory: mount a tmpfs of `size` bytes to fill up (a full disk); skips where mounting is not permitted."""
+    import subprocess
+
+    mounts: list[Path] = []
+
+    def mount(size: int) -> Path:
+        point = tmp_path / f"tmpfs{len(mounts)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs to fill: {done.stderr.strip()}")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", "-l", str(point)], check=False)

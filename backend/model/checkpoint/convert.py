@@ -36,18 +36,24 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def convert_checkpoint(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
-                       config: ModelConfig | None = None) -> dict[str, Any]:
+                       config: ModelConfig | None = None, strict: bool = False) -> dict[str, Any]:
     """Convert any readable checkpoint to ``OUT.safetensors`` + ``OUT.json`` without running pickled code.
 
     `out_path` ending in ``.safetensors`` is used as is, anything else gets ``.safetensors`` appended;
     the JSON (``{'format': 'human3r-converted', 'version': 1, 'config', 'model_string', 'source_digest'}``)
     sits beside it with the same stem. Both files are written atomically. Tensors keep their dtype;
     the 12 alias keys are stored as separate copies (safetensors cannot share storage).
-    Returns a summary dict (paths, digests, key/parameter counts, config).
+    Before anything is written the keys are checked against the model the config builds (on the meta
+    device, no memory): missing or mis-shaped keys raise `CheckpointMismatchError`; keys the model
+    does not use are left out with a warning (refused when `strict`).
+    Returns a summary dict (paths, digests, key/parameter counts, config, ignored keys).
     """
     from safetensors.torch import save_file
 
     loaded = read_checkpoint(in_path, config=config)
+    ignored = _check_against_model(loaded, strict)
+    for key in ignored:
+        del loaded.state_dict[key]
     weights_path, json_path = converted_paths(out_path)
     if weights_path.resolve() == Path(in_path).resolve():
         raise CheckpointError(f"refusing to overwrite the input {in_path}", "choose a different output name")
@@ -76,4 +82,17 @@ def convert_checkpoint(in_path: str | os.PathLike[str], out_path: str | os.PathL
         "num_keys": len(tensors),
         "num_parameters": sum(v.numel() for v in unique.values()),
         "config": loaded.config.to_dict(),
+        "ignored_keys": ignored,
     }
+
+
+def _check_against_model(loaded, strict: bool) -> list[str]:
+    """The model's key set for `loaded.config` versus the file's keys; returns the keys to leave out."""
+    import torch
+
+    from backend.model.checkpoint.load import check_keys, model_class
+
+    with torch.device("meta"):
+        model = model_class()(loaded.config)
+    _, _, ignored = check_keys(model.state_dict(keep_vars=True), loaded.state_dict, strict)
+    return ignored

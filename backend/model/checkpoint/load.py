@@ -1,6 +1,7 @@
 """Strict weight loading with a readable report, and building the network from a checkpoint file."""
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
@@ -13,13 +14,16 @@ from backend.model.checkpoint.keys import (
 )
 from backend.model.checkpoint.read import LoadedCheckpoint, read_checkpoint
 
+log = logging.getLogger(__name__)
+
 
 def _expected_entries(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return model.state_dict(keep_vars=True)
 
 
-def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, assign: bool = False) -> None:
-    """Load `state_dict` into `model` strictly, after checking every key and shape.
+def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, assign: bool = False,
+                 strict: bool = False) -> list[str]:
+    """Load `state_dict` into `model` after checking every key and shape; return the ignored keys.
 
     Args:
         model: the network (any device, including meta).
@@ -28,23 +32,44 @@ def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
         assign: hand the given tensors to the model instead of copying (no second copy of the weights;
             the tensors must already have the wanted dtype/device). Forced on for a model on the meta
             device, where copying would silently load nothing.
-    Raises `CheckpointMismatchError` listing missing / unexpected / mis-shaped keys, grouped by prefix.
+        strict: also refuse keys the model does not have (`--strict-checkpoint`). By default they are
+            listed in a warning and ignored, as the reference's non-strict load does (a release may
+            carry a few keys its model no longer uses).
+    Raises `CheckpointMismatchError` listing missing / mis-shaped (and, when strict, unexpected) keys,
+    grouped by prefix.
 
     Keys are canonicalised first (a ``module.`` prefix, either DPT alias name), so any state dict loads;
     `build_model` skips that step, as `read_checkpoint` already did it.
     """
-    _load_canonical(model, canonicalize_aliases(strip_module_prefix(dict(state_dict))), assign=assign)
+    return _load_canonical(model, canonicalize_aliases(strip_module_prefix(dict(state_dict))), assign=assign,
+                           strict=strict)
 
 
-def _load_canonical(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, assign: bool) -> None:
-    """`load_weights` for a state dict whose keys are canonical already."""
+def _load_canonical(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], *, assign: bool,
+                    strict: bool) -> list[str]:
+    """`load_weights` for a state dict whose keys are canonical already (entries may be deleted)."""
     expected = _expected_entries(model)
+    missing, unexpected, ignored = check_keys(expected, state_dict, strict)
+    for key in ignored:
+        del state_dict[key]
+    on_meta = any(t.is_meta for t in expected.values())
+    model.load_state_dict(state_dict, strict=True, assign=assign or on_meta)
+    return ignored
+
+
+def check_keys(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor],
+               strict: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """Compare a canonical state dict with the model's entries; return (missing, unexpected, ignored).
+
+    Missing and mis-shaped keys raise `CheckpointMismatchError`; unexpected ones too when `strict`,
+    else they are logged as a warning and returned as `ignored`.
+    """
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = {key: (tuple(expected[key].shape), tuple(state_dict[key].shape))
                   for key in sorted(set(expected) & set(state_dict))
                   if tuple(expected[key].shape) != tuple(state_dict[key].shape)}
-    if missing or unexpected or mismatched:
+    if missing or mismatched or (strict and unexpected):
         lines = summarize_keys(missing, "missing") + summarize_keys(unexpected, "unexpected") + \
             summarize_shapes(mismatched)
         counts = f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} mis-shaped"
@@ -52,8 +77,11 @@ def _load_canonical(model: torch.nn.Module, state_dict: Mapping[str, torch.Tenso
             f"checkpoint does not fit the model ({counts}):\n  " + "\n  ".join(lines),
             mismatch_hint(missing, unexpected, mismatched, expected.keys()),
             missing=missing, unexpected=unexpected, mismatched=mismatched)
-    on_meta = any(t.is_meta for t in expected.values())
-    model.load_state_dict(state_dict, strict=True, assign=assign or on_meta)
+    if unexpected:
+        log.warning("the checkpoint holds %d keys this model does not use; they are ignored (pass "
+                    "--strict-checkpoint to refuse such a file):\n  %s", len(unexpected),
+                    "\n  ".join(summarize_keys(unexpected, "unexpected")))
+    return missing, unexpected, unexpected
 
 
 def model_class() -> type:
@@ -68,7 +96,7 @@ def model_class() -> type:
 
 def build_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float32,
-                config: ModelConfig | None = None) -> tuple[torch.nn.Module, LoadedCheckpoint]:
+                config: ModelConfig | None = None, strict: bool = False) -> tuple[torch.nn.Module, LoadedCheckpoint]:
     """Read a checkpoint and return ``(Human3R in eval mode, LoadedCheckpoint)``.
 
     The network is built on the meta device (no random init, no memory), then the checkpoint tensors,
@@ -76,7 +104,8 @@ def build_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     exist once (plus one tensor in flight); this replaces the usual `to_empty` + copy, which would
     hold the weights twice. Non-persistent buffers (not in the checkpoint) would stay on meta: they are
     given storage and filled by the model's ``init_non_persistent_buffers()`` hook, or an error says
-    which ones are uncovered. The returned `LoadedCheckpoint.state_dict` is emptied to free memory.
+    which ones are uncovered. Keys the model does not use are ignored with a warning unless `strict`.
+    The returned `LoadedCheckpoint.state_dict` is emptied to free memory.
     Returns the model on `device`, floating tensors in `dtype`, in eval mode.
     """
     loaded = read_checkpoint(path, config=config)
@@ -93,7 +122,7 @@ def build_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                                           dtype=dtype if tensor.is_floating_point() else None).contiguous()
         state_dict[key] = moved[id(tensor)]
     moved.clear()
-    _load_canonical(model, state_dict, assign=True)  # canonical: read_checkpoint made it so
+    _load_canonical(model, state_dict, assign=True, strict=strict)  # canonical: read_checkpoint made it so
     _materialize_leftovers(model, device, dtype)
     loaded.state_dict = {}
     model.train(False)

@@ -111,6 +111,13 @@ def _inert_to_plain(obj: Inert, memo: dict[int, Any], recurse: Callable[[Any], A
         return complex(*obj.args[:2])
     if name.endswith("multiarray.scalar"):
         return _numpy_scalar(obj)
+    if name == "torch.device" and obj.args and isinstance(obj.args[0], str):
+        index = obj.args[1] if len(obj.args) > 1 and isinstance(obj.args[1], int) else None
+        return obj.args[0] if index is None else f"{obj.args[0]}:{index}"
+    if name == "torch.torch_version.TorchVersion" and obj.args and isinstance(obj.args[0], str):
+        return obj.args[0]
+    if name.endswith("multiarray._reconstruct"):
+        return _numpy_array(obj)
     # anything else (metadata objects, unknown omegaconf internals): keep its recorded state as a dict
     out = {"__class__": name}
     memo[id(obj)] = out
@@ -121,6 +128,38 @@ def _inert_to_plain(obj: Inert, memo: dict[int, Any], recurse: Callable[[Any], A
 
 
 _NUMPY_SCALAR_CODES = {"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1", "c8", "c16"}
+
+
+MAX_NUMPY_ARRAY_BYTES = 1 << 20  # arrays in a training config are tiny; bigger ones are not read
+
+
+def _numpy_array(obj: Inert) -> Any:
+    """``numpy.core.multiarray._reconstruct`` + its BUILD state -> a read-only numpy array.
+
+    Numeric dtypes only (an object array would need pickled Python objects), at most 1 MB."""
+    import numpy as np
+
+    state = obj.state
+    if not (isinstance(state, tuple) and len(state) == 5):
+        raise CorruptCheckpointError("a numpy array in the checkpoint has no readable state", CORRUPT_HINT)
+    _version, shape, dtype, fortran, raw = state
+    code = dtype.args[0] if isinstance(dtype, Inert) and dtype.args and isinstance(dtype.args[0], str) else None
+    order = dtype.state[1] if isinstance(dtype, Inert) and isinstance(dtype.state, tuple) and len(dtype.state) > 1 else "<"
+    if code not in _NUMPY_SCALAR_CODES or order not in ("<", ">", "|", "="):
+        raise CorruptCheckpointError(f"a numpy array in the checkpoint has dtype {code!r}; only numeric arrays are "
+                                     "read", CORRUPT_HINT)
+    if isinstance(raw, str):
+        raw = raw.encode("latin1")
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else None
+    if shape is None or not all(isinstance(n, int) and n >= 0 for n in shape) or not isinstance(raw, bytes) \
+            or len(raw) > MAX_NUMPY_ARRAY_BYTES:
+        raise CorruptCheckpointError("a numpy array in the checkpoint is malformed or larger than 1 MB", CORRUPT_HINT)
+    array_dtype = np.dtype(code).newbyteorder(order if order != "|" else "=")
+    count = int(np.prod(shape)) if shape else 1
+    if count * array_dtype.itemsize != len(raw):
+        raise CorruptCheckpointError("a numpy array in the checkpoint has the wrong number of bytes", CORRUPT_HINT)
+    array = np.frombuffer(raw, dtype=array_dtype).reshape(shape, order="F" if fortran else "C")
+    return array.astype(array_dtype.newbyteorder("="), copy=False)
 
 
 def _numpy_scalar(obj: Inert) -> Any:

@@ -1,6 +1,7 @@
 """Reading any supported Human3R checkpoint into a `LoadedCheckpoint` (CPU tensors + `ModelConfig`).
 
-Supported inputs (chosen by extension):
+Supported inputs (chosen by extension; when the extension says nothing, as for a browser's
+``human3r.pth?download=true``, a Hugging Face cache blob or ``human3r.pth.1``, by the first bytes):
 
 - ``.pth`` / ``.pt`` / ``.ckpt``: the official training layout ``{'model': state_dict, 'args': cfg, ...}``
   (torch zip archive, or the legacy non-zip format), read by a restricted unpickler
@@ -231,10 +232,16 @@ def read_checkpoint(path: str | os.PathLike[str], config: ModelConfig | None = N
         read = functools.partial(_read_converted, weights, data, path, config)
     elif suffix == ".safetensors":
         weights, read = path, functools.partial(_read_safetensors_checkpoint, path, config)
+    elif (sniffed := sniff_format(path)) == "torch":
+        weights, read = path, functools.partial(_read_torch, path, config)
+    elif sniffed == "safetensors":
+        weights, read = path, functools.partial(_read_safetensors_checkpoint, path, config)
     else:
         raise UnsupportedFormatError(
-            f"unsupported checkpoint file type {path.suffix or '(no extension)'!r}: {path}",
-            "pass the official human3r.pth, or a .safetensors/.json pair from `human3r convert-checkpoint`")
+            f"{path} is not a checkpoint this program can read: its name ends in {path.suffix or '(no extension)'!r} "
+            "and its first bytes are neither a PyTorch zip, a legacy PyTorch pickle nor a safetensors header",
+            "pass the official human3r.pth (an HTML page saved by a browser is not it: download again with "
+            "`human3r download`), or a .safetensors/.json pair from `human3r convert-checkpoint`")
     digest = _BackgroundDigest(weights)  # hashing a 4.6 GB file takes seconds: overlap it with parsing
     try:
         loaded = read()
@@ -243,6 +250,24 @@ def read_checkpoint(path: str | os.PathLike[str], config: ModelConfig | None = N
         raise
     loaded.digest = digest.result()
     return loaded
+
+
+def sniff_format(path: Path) -> str | None:
+    """'torch' (zip archive or legacy pickle), 'safetensors' or None, from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        return "torch"  # torch.save's zip archive
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "torch"  # a pickle (torch < 1.6 legacy format starts with the pickled magic number)
+    if len(head) >= 10 and head[8:10] in (b'{"', b"{ ", b"{\n"):
+        header_len = int.from_bytes(head[:8], "little")
+        if 2 <= header_len <= 100_000_000:
+            return "safetensors"  # u64 little-endian header length, then the JSON header
+    return None
 
 
 def _read_safetensors_checkpoint(path: Path, config: ModelConfig | None) -> LoadedCheckpoint:

@@ -7,7 +7,8 @@ reader overrides `find_class` so a pickle only ever gets:
   archive's raw storages with ``Tensor.set_``, after bounds checks), and `collections.OrderedDict`;
 - *inert stand-ins* for harmless data classes (OmegaConf ``DictConfig``/``ListConfig``/nodes and their
   metadata, ``argparse.Namespace``, builtin container types used as values, ``typing.Any``, ``pathlib``
-  paths, ``defaultdict``, numpy scalars). A stand-in only records the arguments and state the pickle
+  paths, ``defaultdict``, numpy scalars and small numeric arrays, ``torch.device``, ``TorchVersion``;
+  torch dtypes become their names). A stand-in only records the arguments and state the pickle
   gives it; nothing of the named class is imported or called. `plain.to_plain` turns them into plain
   dicts / lists / strings / numbers.
 
@@ -47,6 +48,7 @@ _STORAGE_DTYPES: dict[str, torch.dtype] = {
     "UntypedStorage": torch.uint8,
 }
 
+MAX_PICKLE_BYTES = 256 << 20  # a release's data.pkl is a few MB; more is not a checkpoint
 CORRUPT_HINT = "the file is truncated or damaged; download it again (compare its size/sha256 with the release)"
 
 
@@ -111,6 +113,9 @@ _INERT_EXACT = {
     "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
     "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
     "torch._tensor.Tensor", "torch.Tensor", "torch.nn.parameter.Parameter",
+    # what torch's own weights_only loader also accepts: devices, version strings, small numpy arrays
+    "torch.device", "torch.torch_version.TorchVersion", "numpy.ndarray",
+    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
 }
 _INERT_MODULES = ("omegaconf", "typing")
 
@@ -197,6 +202,8 @@ def resolve_global(module: str, name: str) -> Any:
         return _ALLOWED_CALLABLES[full]
     if module in ("torch", "torch.storage") and name in _STORAGE_DTYPES:
         return StorageType(name, _STORAGE_DTYPES[name])
+    if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+        return f"torch.{name}"  # a dtype value (torch.float16) becomes its name
     if full in _INERT_EXACT or (module.split(".")[0] in _INERT_MODULES and name.isidentifier()
                                 and not name.startswith("__")):
         return _inert_class(full)
@@ -288,37 +295,54 @@ def _zip_load(path: Path) -> Any:
             if key in storages:
                 return storages[key]
             name = f"{prefix}data/{key}"
+            itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
+            if not isinstance(numel, int) or numel < 0:
+                raise CorruptCheckpointError(f"{path}: storage {name} declares {numel!r} elements", CORRUPT_HINT)
             try:
-                raw = _read_record(archive, raw_file, name)
+                raw = _read_record(archive, raw_file, name, numel * itemsize)
             except KeyError:
                 raise CorruptCheckpointError(f"{path}: storage {name} is missing from the archive",
                                              CORRUPT_HINT) from None
             except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
                 raise CorruptCheckpointError(f"{path}: storage {name} is damaged ({exc})", CORRUPT_HINT) from None
-            itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
-            if not isinstance(numel, int) or raw.numel() < numel * itemsize:
+            if raw.numel() < numel * itemsize:
                 raise CorruptCheckpointError(f"{path}: storage {name} has {raw.numel()} bytes, expected "
                                              f"{numel} x {itemsize}", CORRUPT_HINT)
             storages[key] = _StorageRef(raw.untyped_storage(), storage_type.dtype)
             return storages[key]
 
         try:
-            data = archive.read(pickles[0])
+            data = _inflate(archive, pickles[0], MAX_PICKLE_BYTES)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise CorruptCheckpointError(f"{path}: data.pkl is damaged ({exc})", CORRUPT_HINT) from None
         return restricted_loads(data, load_storage)
 
 
-def _read_record(archive: zipfile.ZipFile, raw_file: BinaryIO, name: str) -> torch.Tensor:
+def _inflate(archive: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
+    """A record's bytes, refusing to inflate more than `max_bytes` (a crafted record could claim
+    little and inflate to gigabytes: the declared size in the zip directory is not trusted)."""
+    info = archive.getinfo(name)
+    if info.file_size > max_bytes:
+        raise CorruptCheckpointError(f"record {name} declares {info.file_size} bytes, more than the {max_bytes} "
+                                     "its contents need", CORRUPT_HINT)
+    with archive.open(info) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise CorruptCheckpointError(f"record {name} inflates beyond the {max_bytes} bytes its contents need",
+                                     CORRUPT_HINT)
+    return data
+
+
+def _read_record(archive: zipfile.ZipFile, raw_file: BinaryIO, name: str, max_bytes: int) -> torch.Tensor:
     """One archive record as a uint8 tensor, CRC-checked.
 
     torch writes records uncompressed (ZIP_STORED); those are read straight into the tensor's memory
     (no intermediate bytes object, which would double the peak for a 4.6 GB checkpoint).
-    Compressed records fall back to `ZipFile.read`.
+    Compressed records are inflated up to `max_bytes` (the storage's declared byte size) and no further.
     """
     info = archive.getinfo(name)
     if info.compress_type != zipfile.ZIP_STORED:
-        data = archive.read(name)
+        data = _inflate(archive, name, max_bytes)
         return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
     raw_file.seek(info.header_offset)
     header = raw_file.read(30)
