@@ -26,14 +26,14 @@ sys.path.insert(0, str(REPO))
 
 
 def people_job(frames: int, people: int) -> list[dict]:
-    from tests.core.synthetic_job import make_job
+    from tests.support.synthetic_job import make_job
     spans = tuple((pid + 1, 0, frames) for pid in range(people))
     return make_job(n_frames=frames, people=spans, points_per_frame=0, scene_points=0)
 
 
 def points_job(n: int) -> list[dict]:
     from blender_addon.core import protocol
-    from tests.core.synthetic_job import JOB, header_message
+    from tests.support.synthetic_job import JOB, header_message
     rng = np.random.default_rng(0)
     xyz = rng.uniform((-10, -3, 1), (10, 2, 30), (n, 3)).astype(np.float32)
     rgb = rng.integers(0, 256, (n, 3), dtype=np.uint8)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from blender_addon.blender.scene_builder import SceneBuilder, import_result_file
     from blender_addon.core.scene_plan import ImportOptions, ScenePlanner
-    from tests.core.synthetic_job import decoded, write_job
+    from tests.support.synthetic_job import decoded, write_job
 
     print(f"Blender {bpy.app.version_string}, numpy {np.__version__}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-PRECISIONS = ("fp32", "bf16")
+from blender_addon.core.choices import PRECISIONS  # the one list, shared with the add-on panel
 
 
 @dataclass(frozen=True)

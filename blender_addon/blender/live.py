@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
 import bpy
@@ -60,14 +59,9 @@ def make_client(address: str, curve_server_key: str = "", curve_client_key_file:
 
 def read_curve_keypair(path: str) -> tuple[str, str]:
     """(public, secret) z85 keys from a ZeroMQ certificate file (`NAME.key_secret` of `human3r keys`)."""
-    try:
-        text = Path(path).read_text(encoding="ascii", errors="replace")
-    except OSError as exc:
-        raise ValueError(f"Cannot read the client key file {path}: {exc.strerror}") from None
-    keys = dict(re.findall(r'^\s*(public-key|secret-key)\s*=\s*"([^"]{40})"', text, re.MULTILINE))
-    if "public-key" not in keys or "secret-key" not in keys:
-        raise ValueError(f"{path} is not a CurveZMQ key pair (use the .key_secret file from `human3r keys`)")
-    return keys["public-key"], keys["secret-key"]
+    from ..client.curve_keys import read_keypair
+
+    return read_keypair(path)
 
 
 def collection_name_for(video: str) -> str:
@@ -81,7 +75,7 @@ def start(video: str, job_options: dict, import_options: dict, *, address: str, 
     """Submit `video` to the server at `address` and stream its results into a new collection.
 
     Returns the session at once (state CONNECTING, or ERROR when the client could not be made);
-    `poll_once()` does the rest. `timeout_s`: silence after which the server counts as gone (the
+    `poll_once()` does the rest: the caller starts the timer that calls it (`timers.ensure_polling`). `timeout_s`: silence after which the server counts as gone (the
     session adds a backstop a few seconds later). `client` replaces the default client.
     Raises RuntimeError when a job is already running.
     """
@@ -96,9 +90,6 @@ def start(video: str, job_options: dict, import_options: dict, *, address: str, 
     _session = LiveSession(client, builder, address=address, connect_timeout_s=timeout_s + 5.0)
     _session.start(video, job_options)
     _update_ui()
-    from . import timers
-
-    timers.ensure_polling()
     return _session
 
 

@@ -4,33 +4,18 @@ Each operator checks its inputs, reports problems with `self.report` in words a 
 hands the work to `live.py` (live jobs) or the scene builder (files). None of them blocks: a live job
 continues in the timer after `execute` returns.
 """
-import ipaddress
 import logging
 import os
-from urllib.parse import urlsplit
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import live
+from ..core.addresses import is_loopback_address
+from . import live, timers
 from .prefs import get_prefs, server_command
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback_address(address: str) -> bool:
-    """True for tcp://127.x / [::1] / localhost and ipc:// / inproc:// addresses."""
-    parts = urlsplit(address.strip())
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    host = (parts.hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HUMAN3R_OT_run(bpy.types.Operator):
@@ -70,6 +55,7 @@ class HUMAN3R_OT_run(bpy.types.Operator):
         if not session.active:  # failed before any message (bad address or key)
             self.report({"ERROR"}, session.message)
             return {"CANCELLED"}
+        timers.ensure_polling()
         self.report({"INFO"}, f"Human3R: submitted {os.path.basename(video)} to {address}")
         return {"FINISHED"}
 
@@ -189,14 +175,9 @@ class HUMAN3R_OT_stop_server(bpy.types.Operator):
     def execute(self, context):
         # SIGTERM lets the server cancel its jobs and close its files; a timer kills it if it hangs
         live.local_server.terminate()
-        if not bpy.app.timers.is_registered(_kill_local_server):
-            bpy.app.timers.register(_kill_local_server, first_interval=5.0)
+        timers.kill_local_server_later()
         self.report({"INFO"}, "Stopping the local Human3R server")
         return {"FINISHED"}
-
-
-def _kill_local_server() -> None:
-    live.local_server.kill_if_running()
 
 
 class HUMAN3R_OT_report_message(bpy.types.Operator):

@@ -51,16 +51,13 @@ from . import build_camera, build_people, build_points
 from .compat import AnimationTarget
 
 
-def _options(options) -> ImportOptions:
+def _options(options: ImportOptions | dict | None) -> ImportOptions:
+    """ImportOptions from the caller's object or map (an unknown name raises ValueError)."""
     if options is None:
         return ImportOptions()
     if isinstance(options, ImportOptions):
         return options
-    options = dict(options)
-    if "frame_start" in options and "scene_frame_start" not in options:  # older name of the same option
-        options["scene_frame_start"] = options.pop("frame_start")
-    known = {f.name for f in dataclasses.fields(ImportOptions)}
-    return ImportOptions(**{k: v for k, v in options.items() if k in known})
+    return ImportOptions.from_dict(dict(options))
 
 
 class SceneBuilder:

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
+from .frame_range import expected_frames
 from .protocol import PROTOCOL_VERSION, ErrorCode, MessageType
 
 log = logging.getLogger(__name__)
@@ -84,21 +85,6 @@ class Progress:
         if not self.frames_total:
             return None
         return min(1.0, self.frames_done / self.frames_total)
-
-
-def expected_frames(frame_count: int | None, start: int = 0, end: int | None = None, stride: int = 1) -> int | None:
-    """Frames a job over source frames [start, end) taking every `stride`-th yields (None if unknown).
-
-    `end` None or <= 0 means "to the end of the video"; negative or missing counts give None.
-    """
-    if frame_count is None or frame_count <= 0:
-        return None
-    stop = frame_count if end is None or end <= 0 else min(int(end), frame_count)
-    start = max(0, int(start))
-    if stop <= start:
-        return 0
-    stride = max(1, int(stride))
-    return (stop - start + stride - 1) // stride
 
 
 class RateMeter:
@@ -191,7 +177,8 @@ class LiveSession:
         return self.state in ACTIVE_STATES
 
     def start(self, video: str, options: dict) -> None:
-        """Connect and submit `video` (a path the server can read) with `options` (interfaces.md §4)."""
+        """Connect and submit `video` (a path the server can read) with `options` (the
+        `submit` options map: `JobOptions` field names, validated by the server)."""
         if self.state is not State.IDLE:
             raise RuntimeError(f"a session runs one job; this one is {self.state.value}")
         self._video = video
@@ -205,7 +192,7 @@ class LiveSession:
             self.client.submit(video, options)
         except Exception as exc:  # a bad address or key fails here, before any network traffic
             log.exception("submit failed")
-            self._fail(ErrorCode.SERVER_GONE.value if isinstance(exc, OSError) else "client",
+            self._fail((ErrorCode.SERVER_GONE if isinstance(exc, OSError) else ErrorCode.CLIENT_FAILED).value,
                        f"Could not talk to the Human3R server at {self.address}: {exc}")
 
     def cancel(self) -> None:
@@ -367,7 +354,7 @@ class LiveSession:
             fn(arg)
         except Exception as exc:
             log.exception("scene import failed")
-            self._fail("import_failed", f"Importing into the scene failed: {type(exc).__name__}: {exc}. "
+            self._fail(ErrorCode.IMPORT_FAILED.value, f"Importing into the scene failed: {type(exc).__name__}: {exc}. "
                                         f"The {self.progress.frames_done} frame(s) imported before are kept.")
 
     def _fail(self, code: str, text: str) -> None:
@@ -385,7 +372,7 @@ class LiveSession:
             except Exception as exc:
                 log.exception("scene builder on_end failed")
                 if state is not State.ERROR:
-                    state, code = State.ERROR, "import_failed"
+                    state, code = State.ERROR, ErrorCode.IMPORT_FAILED.value
                     text = f"Finishing the import failed: {type(exc).__name__}: {exc}"
         self.error_code = code
         self.state = state

@@ -13,7 +13,7 @@ from blender_addon.core.coords import M  # noqa: E402
 from blender_addon.core.keyframes import bone_path  # noqa: E402
 from blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_quaternion  # noqa: E402
 from blender_addon.core.scene_plan import ImportOptions  # noqa: E402
-from tests.core.synthetic_job import decoded, make_job, write_job  # noqa: E402
+from tests.support.synthetic_job import decoded, make_job, write_job  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 

@@ -9,7 +9,7 @@ import pytest
 from blender_addon.core.keyframes import bone_path
 from blender_addon.core.pointcloud import cloud_from_world
 from blender_addon.core.scene_plan import ImportOptions, ScenePlanner
-from tests.core.synthetic_job import decoded, header_message, make_job
+from tests.support.synthetic_job import decoded, header_message, make_job
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,29 @@ def test_invalid_predictions_are_held_or_skipped(job):
     np.testing.assert_array_equal(keys[(1, bone_path("pelvis", "location"), 0)][0::2], [1, 2, 3, 4, 6])
     assert planner.track({"id": 1, "betas": np.full(10, np.nan)}) is None
     summary = planner.end(done).summary
-    assert any("invalid camera" in w for w in summary["warnings"]) and planner.bad_camera_frames == 3
-    assert planner.bad_people_rows == 1
+    assert any("invalid camera" in w for w in summary["warnings"]) and planner.camera.bad_frames == 3
+    assert planner.persons.bad_rows == 1
     cloud = cloud_from_world(np.array([[0, 0, 1], [np.nan, 0, 0], [1, 1, 1]], np.float32), np.zeros((3, 3), np.uint8))
     assert cloud.count == 2
+
+
+def test_header_without_video_size_takes_the_cameras_over_several_batches(job):
+    # B1: a header with width = height = 0 made the second batch raise UnboundLocalError
+    header, frames, _, _ = split(job)
+    header = dict(header, video=dict(header["video"], width=0, height=0))
+    planner = ScenePlanner(ImportOptions())
+    setup = planner.header(header)
+    assert (setup.width, setup.height) == (0, 0)
+    first = planner.frames(frames[:10])
+    second = planner.frames(frames[10:])
+    assert first.camera is not None and second.camera is None
+    assert (setup.width, setup.height) == (640, 480)  # the frames' camera size
+    assert second.frames == 20 and second.last_frame == 30
+
+
+def test_unknown_import_option_is_refused_not_dropped():
+    with pytest.raises(ValueError, match="frame_start"):
+        ImportOptions.from_dict({"frame_start": 5})  # the old name of scene_frame_start
+    with pytest.raises(ValueError, match="point_mode"):
+        ImportOptions(point_mode="SOME")
+    assert ImportOptions.from_dict({"scene_frame_start": 5}).scene_frame_start == 5

@@ -11,7 +11,7 @@ import pytest
 from blender_addon.core import protocol
 from blender_addon.core.protocol import ErrorCode, MessageType
 from blender_addon.core.session import LiveSession, Progress, State, expected_frames, format_eta, format_progress
-from tests.extension.synthetic_job import JOB, job_messages, wire_roundtrip
+from tests.support.synthetic_job import JOB, job_messages, wire_roundtrip
 
 
 class ReplayClient:
@@ -215,7 +215,7 @@ def test_sink_failure_ends_job_cancels_on_server_and_never_raises():
     session = LiveSession(client, sink)
     session.start("v.mp4", {})
     run_to_end(session)
-    assert session.state is State.ERROR and session.error_code == "import_failed"
+    assert session.state is State.ERROR and session.error_code == ErrorCode.IMPORT_FAILED.value
     assert "boom in frames" in session.message
     assert ("cancel", JOB) in client.sent and client.closed
 
@@ -264,6 +264,7 @@ def test_client_exception_in_submit_is_reported_not_raised():
     session = LiveSession(Refusing(), RecordingSink(), address="tcp://no port")
     session.start("v.mp4", {})
     assert session.state is State.ERROR and "Invalid argument" in session.message
+    assert session.error_code == ErrorCode.CLIENT_FAILED.value  # a named code, not a string made up on the spot
 
 
 def test_start_twice_is_refused():
