@@ -5,6 +5,8 @@ import os
 
 import bpy
 
+VIDEO_FRAME_START = "human3r_video_frame_start"  # camera property: Blender frame of the video's frame 0
+
 
 def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene, frame_start: int,
                   set_scene: bool = True) -> tuple[bpy.types.Object, list[str]]:
@@ -27,6 +29,7 @@ def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene
     data.clip_end = plan.clip_end
     cam = bpy.data.objects.new(plan.name, data)
     cam.rotation_mode = "QUATERNION"
+    cam[VIDEO_FRAME_START] = int(frame_start)  # for "Locate Video…" when the video is missing
     collection.objects.link(cam)
     if set_scene:
         render = scene.render
@@ -77,7 +80,8 @@ def attach_video(data: bpy.types.Camera, path: str, frame_start: int, scene: bpy
     """
     resolved = bpy.path.abspath(path)
     if not os.path.isfile(resolved):
-        return f"video not found, no camera background: {path}"
+        return (f"video not found, no camera background: {path} (select the camera and use Locate Video… "
+                f"in the Human3R panel)")
     try:
         clip = bpy.data.movieclips.load(resolved, check_existing=True)
     except RuntimeError as exc:

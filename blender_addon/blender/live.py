@@ -167,17 +167,28 @@ def _report_end(session: LiveSession) -> None:
     if _reported is session:
         return
     _reported = session
+    for level, message in end_messages(session):
+        log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), "Human3R: %s", message)
+        if not bpy.app.background:
+            _report(level, message)
+
+
+def end_messages(session: LiveSession) -> list[tuple[str, str]]:
+    """(level, text) for the Info log when a job ends: its ending, then the scene's warnings."""
     level = {State.ERROR: "ERROR", State.CANCELLED: "WARNING"}.get(session.state, "INFO")
-    log.log(logging.ERROR if level == "ERROR" else logging.INFO, "Human3R: %s", session.message)
-    if bpy.app.background:
-        return
+    summary = getattr(session.sink, "summary", None) or {}
+    return [(level, session.message)] + [("WARNING", w) for w in summary.get("warnings") or []]
+
+
+def _report(level: str, message: str) -> None:
+    """Through an operator, so the message lands in Blender's Info log (timers have no operator)."""
     wm = bpy.context.window_manager
     window = wm.windows[0] if wm is not None and wm.windows else None
     if window is None:
         return
     try:
         with bpy.context.temp_override(window=window):
-            bpy.ops.human3r.report_message(level=level, message=session.message)
+            bpy.ops.human3r.report_message(level=level, message=message)
     except (RuntimeError, AttributeError):
         log.debug("could not report through an operator", exc_info=True)
 

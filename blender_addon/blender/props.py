@@ -67,6 +67,13 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
     import_camera: BoolProperty(name="Camera", default=True, description="Animated camera matching the footage")
     video_background: BoolProperty(name="Video Background", default=True,
                                    description="Show the video as the camera's background")
+    keep_frame_range: BoolProperty(name="Keep Frame Range", default=False,
+                                   description="Leave the scene's frame range as it is (otherwise it becomes "
+                                               "the frames the job processed)")
+    min_track_frames: IntProperty(
+        name="Min Track Length", default=3, min=1, soft_max=30,
+        description="Leave out people tracked in fewer processed frames than this (1 = import every track); "
+                    "the import report says how many were left out")
     point_radius: FloatProperty(name="Point Size", default=0.01, min=0.0001, soft_max=0.1, unit="LENGTH",
                                 description="Display radius of the imported points")
 
@@ -98,6 +105,8 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
             "pose_correctives": bool(self.pose_correctives),
             "point_mode": str(self.point_mode),
             "point_radius": float(self.point_radius),
+            "min_track_frames": int(self.min_track_frames),
+            "keep_frame_range": bool(self.keep_frame_range),
         }
 
 

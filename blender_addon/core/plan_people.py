@@ -6,6 +6,11 @@ A later `track` message re-shapes a live rig (bone heads, mesh, pelvis keys) whi
 orientations, so all rotation keys stay valid. Per-frame betas still place the pelvis: its world
 position is J_0(β_frame) + transl every frame.
 
+Short tracks: a track id seen in fewer than `options.min_track_frames` processed frames gets no rig.
+Until a track reaches that length its rows wait in a buffer; when it does, its rig is planned with
+the keys of every buffered frame (so it is keyed from its first frame). Ids whose `track` message says
+they are short are left out at once. `dropped` counts the ids that never got a rig.
+
 People absent from a processed frame are hidden by keying the root bone's scale to 0 (CONSTANT
 interpolation; 1 while present). Their pose holds between present frames.
 
@@ -28,6 +33,22 @@ from .skeleton import RigRest, build_rig_rest, pose_to_bone_channels
 
 
 @dataclass
+class PendingTrack:
+    """Rows of a track that is still shorter than `min_track_frames` (no rig yet)."""
+
+    betas: np.ndarray  # [10] betas of its first row (the rest shape unless its track's robust betas are known)
+    row_frames: list = field(default_factory=list)  # per batch: [k] Blender frames with the person
+    poses: list = field(default_factory=list)  # per batch: [k, 55, 3] axis-angle
+    pelvis: list = field(default_factory=list)  # per batch: [k, 3] W pelvis positions
+    expression: list = field(default_factory=list)  # per batch: [k, E] or None
+    processed: list = field(default_factory=list)  # per batch since its first row: [n] processed Blender frames
+
+    @property
+    def count(self) -> int:
+        return sum(len(f) for f in self.row_frames)
+
+
+@dataclass
 class PersonState:
     """What the planner remembers of one person between batches."""
 
@@ -46,11 +67,15 @@ class PersonState:
 class PeoplePlanner:
     """Plans every person's rig and keys (see the module docstring)."""
 
-    def __init__(self, body: BodyModel, options: ImportOptions, track_betas: dict[int, np.ndarray]):
+    def __init__(self, body: BodyModel, options: ImportOptions, track_betas: dict[int, np.ndarray],
+                 short_tracks: set[int] | None = None):
         self.body = body
         self.options = options
         self.track_betas = track_betas  # track id -> robust betas [10], shared with the façade
+        self.short_tracks = set(short_tracks or ())  # ids known (from `track` messages) to be too short
         self.people: dict[int, PersonState] = {}
+        self.pending: dict[int, PendingTrack] = {}
+        self._short_seen: set[int] = set()
         self.bad_rows = 0  # person rows dropped for non-finite parameters
         self._weights: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._shape_set: ShapeKeySet | None = None
@@ -76,35 +101,80 @@ class PeoplePlanner:
             finite = np.isfinite(poses).all(axis=(1, 2)) & np.isfinite(pelvis).all(axis=1)
             self.bad_rows += int((~finite & unique).sum())
             unique &= finite  # rows with NaN/inf parameters are treated as absent
-        # new people first (their rigs must exist before their keys are applied)
+        expression = None if people is None else people.get("expression")
+        expression = None if expression is None else np.asarray(expression, dtype=np.float64)
+
+        def rows_of(pid):
+            return np.flatnonzero((ids == pid) & unique)
+
+        # tracks without a rig: buffer their rows; promote those that reached the minimum length
+        promoted: list[tuple[int, PendingTrack]] = []
         for pid in dict.fromkeys(ids[unique].tolist()):
-            if pid not in self.people:
-                first = int(np.flatnonzero((ids == pid) & unique)[0])
-                rest = build_rig_rest(body, self.track_betas.get(pid, betas[first]))
-                self.people[pid] = PersonState(rest=rest)
-                plan.new_people.append(self._person_plan(pid, rest, collection))
-        for pid, state in self.people.items():
-            sel = np.flatnonzero((ids == pid) & unique)
-            keys: list[FCurveKeys] = []
-            root = state.rest.names[0]
-            if len(sel):
-                pf = row_frames[sel]
-                quats, root_loc = pose_to_bone_channels(poses[sel], pelvis[sel], state.rest)
-                quats = quaternion_continuity(quats, state.last_quat)
-                state.last_quat = quats[-1]
-                rows = interleave(pf, quats.reshape(len(pf), -1))  # one row per (bone, w/x/y/z)
-                for j, (bone, path) in enumerate(zip(state.rest.names, state.rotation_paths)):
-                    keys += [FCurveKeys(path, c, rows[4 * j + c], LINEAR, bone) for c in range(4)]
-                keys += channel_keys(bone_path(root, "location"), pf, root_loc, LINEAR, root)
-                state.pelvis_frames.append(pf)
-                state.pelvis_world.append(pelvis[sel])
-                state.frames_seen += len(sel)
-                shape_keys = self._shape_key_keys(pf, poses[sel], people, sel)
-                if shape_keys:
-                    plan.shape_keys[pid] = shape_keys
-            keys += self._visibility_keys(state, frames, np.isin(frames, row_frames[sel]), first_frame)
-            if keys:
-                plan.people_keys[pid] = keys
+            if pid in self.people:
+                continue
+            if pid in self.short_tracks:
+                self._short_seen.add(pid)
+                continue
+            sel = rows_of(pid)
+            pending = self.pending.get(pid)
+            if pending is None:
+                pending = self.pending[pid] = PendingTrack(betas=betas[sel[0]])
+            pending.row_frames.append(row_frames[sel])
+            pending.poses.append(poses[sel])
+            pending.pelvis.append(pelvis[sel])
+            pending.expression.append(None if expression is None else expression[sel])
+        for pid, pending in list(self.pending.items()):
+            pending.processed.append(frames)
+            if pending.count >= self.options.min_track_frames:
+                promoted.append((pid, self.pending.pop(pid)))
+        # new rigs first (they must exist before their keys are applied)
+        for pid, pending in promoted:
+            rest = build_rig_rest(body, self.track_betas.get(pid, pending.betas))
+            self.people[pid] = PersonState(rest=rest)
+            plan.new_people.append(self._person_plan(pid, rest, collection))
+        promoted_ids = {pid for pid, _ in promoted}
+        for pid, pending in promoted:
+            expr = None if any(e is None for e in pending.expression) else np.concatenate(pending.expression)
+            self._key_person(pid, np.concatenate(pending.row_frames), np.concatenate(pending.poses),
+                             np.concatenate(pending.pelvis), expr, np.concatenate(pending.processed), first_frame,
+                             plan)
+        for pid in self.people:
+            if pid in promoted_ids:
+                continue
+            sel = rows_of(pid)
+            self._key_person(pid, row_frames[sel], poses[sel] if len(sel) else None,
+                             pelvis[sel] if len(sel) else None,
+                             None if expression is None or not len(sel) else expression[sel], frames, first_frame, plan)
+
+    @property
+    def dropped(self) -> int:
+        """Track ids that got no rig (shorter than `min_track_frames` so far)."""
+        return len(self.pending) + len(self._short_seen)
+
+    def _key_person(self, pid: int, pf: np.ndarray, poses: np.ndarray | None, pelvis: np.ndarray | None,
+                    expression: np.ndarray | None, frames: np.ndarray, first_frame: int, plan: FramesPlan) -> None:
+        """Plan person `pid`'s keys: its rows at Blender frames `pf` [k] (poses [k, 55, 3], W pelvis [k, 3],
+        expression [k, E] or None) among the processed `frames` [n] (visibility)."""
+        state = self.people[pid]
+        keys: list[FCurveKeys] = []
+        root = state.rest.names[0]
+        if len(pf):
+            quats, root_loc = pose_to_bone_channels(poses, pelvis, state.rest)
+            quats = quaternion_continuity(quats, state.last_quat)
+            state.last_quat = quats[-1]
+            rows = interleave(pf, quats.reshape(len(pf), -1))  # one row per (bone, w/x/y/z)
+            for j, (bone, path) in enumerate(zip(state.rest.names, state.rotation_paths)):
+                keys += [FCurveKeys(path, c, rows[4 * j + c], LINEAR, bone) for c in range(4)]
+            keys += channel_keys(bone_path(root, "location"), pf, root_loc, LINEAR, root)
+            state.pelvis_frames.append(pf)
+            state.pelvis_world.append(pelvis)
+            state.frames_seen += len(pf)
+            shape_keys = self._shape_key_keys(pf, poses, expression)
+            if shape_keys:
+                plan.shape_keys[pid] = shape_keys
+        keys += self._visibility_keys(state, frames, np.isin(frames, pf), first_frame)
+        if keys:
+            plan.people_keys[pid] = keys
 
     @staticmethod
     def _visibility_keys(state: PersonState, frames: np.ndarray, present: np.ndarray,
@@ -150,15 +220,14 @@ class PeoplePlanner:
             self._shape_set_made = True
         return self._shape_set
 
-    def _shape_key_keys(self, frames: np.ndarray, poses: np.ndarray, people: dict, sel: np.ndarray) -> list[FCurveKeys]:
-        """Per-frame shape-key weights of one person's rows `sel` (expression, then pose correctives)."""
+    def _shape_key_keys(self, frames: np.ndarray, poses: np.ndarray, expression: np.ndarray | None) -> list[FCurveKeys]:
+        """Per-frame shape-key weights of one person's rows (expression, then pose correctives)."""
         sks = self.shape_key_set()
         if sks is None:
             return []
         weights = []
         if sks.expressions:
-            expr = people.get("expression")
-            expr = np.zeros((len(sel), sks.expressions)) if expr is None else np.asarray(expr)[sel]
+            expr = np.zeros((len(frames), sks.expressions)) if expression is None else expression
             weights.append(np.asarray(expr, dtype=np.float64)[:, :sks.expressions])
         if len(sks.names) > sks.expressions:
             weights.append(pose_feature(axis_angle_to_matrix(poses[:, 1:])))

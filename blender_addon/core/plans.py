@@ -29,11 +29,17 @@ class ImportOptions:
     point_radius: float = 0.01  # metres, display radius of points
     max_points: int = 0  # per cloud object; 0 = no budget
     set_scene: bool = True  # scene fps, frame range, render resolution from the video
+    keep_frame_range: bool = False  # leave the scene's frame range as it is (else: the processed frames)
     collection_name: str | None = None  # default: the video's file name without extension
+    # tracks seen in fewer processed frames are left out (the tracker's one-frame blips would each cost a rig);
+    # 1 keeps every track. Live, a rig appears once its track reaches this length, keyed from its first frame.
+    min_track_frames: int = 3
 
     def __post_init__(self) -> None:
         if self.point_mode not in POINT_MODES:
             raise ValueError(f"point_mode must be one of {POINT_MODES}, not {self.point_mode!r}")
+        if not isinstance(self.min_track_frames, int) or self.min_track_frames < 1:
+            raise ValueError(f"min_track_frames must be an integer >= 1, not {self.min_track_frames!r}")
 
     @classmethod
     def from_dict(cls, options: dict) -> "ImportOptions":
@@ -60,8 +66,10 @@ class SetupPlan:
     collection_name: str
     fps: int
     fps_base: float
-    frame_start: int
-    frame_end: int | None  # None while the clip length is unknown
+    frame_start: int  # Blender frame of the video's frame 0
+    frame_end: int | None  # Blender frame of the video's last frame; None while the clip length is unknown
+    range_start: int  # Blender frames of the first and last frames the job processes (the scene range)
+    range_end: int | None  # None while unknown
     width: int
     height: int
     video_path: str | None

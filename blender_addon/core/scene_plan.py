@@ -26,6 +26,7 @@ import numpy as np
 from .body_model import BodyModel
 from .camera import scene_fps
 from .choices import POINT_MODES
+from .frame_range import expected_frames
 from .plan_camera import CameraPlanner
 from .plan_people import PeoplePlanner, PersonState
 from .plan_points import PointsPlanner
@@ -42,10 +43,13 @@ class ScenePlanner:
     def __init__(self, options: ImportOptions | None = None, tracks: list[dict] | None = None):
         self.options = options or ImportOptions()
         self.track_betas: dict[int, np.ndarray] = {}
+        self.short_tracks: set[int] = set()  # ids whose `track` message says they are below min_track_frames
         for t in tracks or []:
             betas = np.asarray(t["betas"], dtype=np.float64).reshape(-1)
             if np.isfinite(betas).all():
                 self.track_betas[int(t["id"])] = betas
+            if t.get("n_frames") is not None and int(t["n_frames"]) < self.options.min_track_frames:
+                self.short_tracks.add(int(t["id"]))
         self.body: BodyModel | None = None
         self.setup: SetupPlan | None = None
         self.camera = CameraPlanner(self.options.video_background)
@@ -80,11 +84,15 @@ class ScenePlanner:
         if self.body is not None and smplx.get("flat_hand_mean", True) is False and self.body.left_hand_mean is None:
             warnings.append("header says flat_hand_mean=False but carries no hand means; hands use the flat mean")
         if self.body is not None:
-            self.persons = PeoplePlanner(self.body, self.options, self.track_betas)
+            self.persons = PeoplePlanner(self.body, self.options, self.track_betas, self.short_tracks)
         self.camera.header(video)
         self.warnings.extend(warnings)
+        opts = msg.get("options") or {}
+        first, stride = int(opts.get("start") or 0), max(1, int(opts.get("stride") or 1))
+        n = expected_frames(count or None, first, opts.get("end"), stride)
         self.setup = SetupPlan(collection_name=name, fps=fps, fps_base=fps_base, frame_start=start,
-                               frame_end=start + count - 1 if count > 0 else None,
+                               frame_end=start + count - 1 if count > 0 else None, range_start=start + first,
+                               range_end=start + first + (n - 1) * stride if n else None,
                                width=int(video.get("width") or 0), height=int(video.get("height") or 0),
                                video_path=path, warnings=warnings)
         return self.setup
@@ -142,10 +150,15 @@ class ScenePlanner:
         bad_rows = self.persons.bad_rows if self.persons is not None else 0
         if bad_rows:
             self.warnings.append(f"{bad_rows} person row(s) had non-finite parameters and were skipped")
+        dropped = self.persons.dropped if self.persons is not None else 0
+        if dropped:
+            self.warnings.append(f"{dropped} short track(s) (seen in fewer than {self.options.min_track_frames} "
+                                 f"frames) were left out; set Min Track Length to 1 to import every track")
         summary = {
             "status": (msg or {}).get("type", "incomplete"),
             "frames": self.frames_planned,
             "people": sorted(self.people),
+            "tracks_dropped": dropped,
             "first_frame": self.first_frame,
             "last_frame": self.last_frame,
             "scene_points": scene_cloud.count if scene_cloud else 0,

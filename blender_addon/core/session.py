@@ -60,10 +60,18 @@ class Client(Protocol):
 
 
 class Sink(Protocol):
-    """What the session feeds: `blender_addon.blender.scene_builder.SceneBuilder` (duck-typed)."""
+    """What the session feeds: `blender_addon.blender.scene_builder.SceneBuilder` (duck-typed).
+
+    `on_frames` may apply part of a batch within `budget_s` seconds and queue the rest; `busy` says
+    that work is queued, `pump(budget_s)` applies more of it. While the sink is busy the session hands
+    it no new message, so the queue stays bounded and the server is held back by its credits.
+    """
+
+    busy: bool
 
     def on_header(self, msg: dict) -> Any: ...
-    def on_frames(self, msgs: list[dict]) -> Any: ...
+    def on_frames(self, msgs: list[dict], budget_s: float | None = None) -> Any: ...
+    def pump(self, budget_s: float | None = None) -> bool: ...
     def on_track(self, msg: dict) -> Any: ...
     def on_end(self, msg: dict) -> Any: ...
 
@@ -72,7 +80,8 @@ class Sink(Protocol):
 class Progress:
     """Figures for the panel. Times in seconds, rates in processed frames per second."""
 
-    frames_done: int = 0  # frame messages handed to the sink
+    frames_done: int = 0  # frame messages handed to the sink (imported into the scene)
+    frames_inferred: int = 0  # frames the server has processed (its `progress` messages), >= frames_done
     frames_total: int | None = None  # frames the job will produce (None: not known yet)
     fps: float | None = None
     eta_s: float | None = None
@@ -168,6 +177,8 @@ class LiveSession:
         self._closed = False
         self._video = ""
         self._frame_range: tuple[int, int | None, int] = (0, None, 1)
+        self._held: deque = deque()  # received messages waiting until the sink has applied its queued work
+        self._deadline = 0.0  # end of the current step's time budget (clock seconds)
 
     # ------------------------------------------------------------------------------------------------
     # commands
@@ -224,15 +235,23 @@ class LiveSession:
         """
         if not self.active:
             return False
-        deadline = self._clock() + budget_s
+        self._deadline = deadline = self._clock() + budget_s
         handled = 0
         while self.active and handled < max_messages:
-            try:
-                msgs = self.client.poll(max_messages=min(chunk, max_messages - handled), timeout_ms=0)
-            except Exception as exc:  # the client should not raise, but a UI timer must survive it
-                log.exception("client poll failed")
-                self._fail(ErrorCode.SERVER_GONE.value, f"connection failed: {exc}")
-                break
+            if self._sink_busy():
+                self._guard(self.sink.pump, max(0.0, deadline - self._clock()))
+                if self._sink_busy() or self._clock() >= deadline:
+                    self._keep_alive()
+                    break
+            if self._held:
+                msgs = [self._held.popleft() for _ in range(min(len(self._held), chunk))]
+            else:
+                try:
+                    msgs = self.client.poll(max_messages=min(chunk, max_messages - handled), timeout_ms=0)
+                except Exception as exc:  # the client should not raise, but a UI timer must survive it
+                    log.exception("client poll failed")
+                    self._fail(ErrorCode.SERVER_GONE.value, f"connection failed: {exc}")
+                    break
             if not msgs:
                 break
             handled += len(msgs)
@@ -242,12 +261,22 @@ class LiveSession:
         self._check_timeouts()
         return self.active
 
+    def _sink_busy(self) -> bool:
+        return bool(getattr(self.sink, "busy", False))
+
+    def _keep_alive(self) -> None:
+        """Heartbeat the server while the sink catches up and no message is read (the client's own)."""
+        keep_alive = getattr(self.client, "keep_alive", None)
+        if keep_alive is not None:
+            keep_alive()
+
     # ------------------------------------------------------------------------------------------------
     # dispatch
 
     def _dispatch(self, msgs: Sequence[dict]) -> None:
+        """Hand `msgs` to the sink in order; once the sink has queued work, hold the rest back."""
         frames: list[dict] = []
-        for msg in msgs:
+        for i, msg in enumerate(msgs):
             if not self.active:
                 return
             mtype = msg.get("type")
@@ -258,6 +287,9 @@ class LiveSession:
                 self._feed_frames(frames)
                 frames = []
                 if not self.active:
+                    return
+                if self._sink_busy():
+                    self._held.extendleft(reversed(msgs[i:]))
                     return
             self._handle(mtype, msg)
         if frames and self.active:
@@ -308,6 +340,8 @@ class LiveSession:
     def _on_progress(self, msg: dict) -> None:
         p = self.progress
         p.stage = str(msg.get("stage") or "")
+        if isinstance(msg.get("done"), int):
+            p.frames_inferred = max(p.frames_inferred, msg["done"])
         total = msg.get("total")
         if isinstance(total, int) and total > 0:
             p.frames_total = total
@@ -324,11 +358,12 @@ class LiveSession:
             # The protocol sends the header first; frames before it mean a broken stream.
             self._fail(ErrorCode.BAD_MESSAGE.value, "the server sent frames before the job header")
             return
-        self._guard(self.sink.on_frames, frames)
+        self._guard(lambda batch: self.sink.on_frames(batch, max(0.0, self._deadline - self._clock())), frames)
         if not self.active:
             return
         p = self.progress
         p.frames_done += len(frames)
+        p.frames_inferred = max(p.frames_inferred, p.frames_done)
         self._rate.add(self._clock(), p.frames_done)
         if not self._server_rates:
             rate = self._rate.rate()
@@ -451,11 +486,15 @@ def format_eta(seconds: float | None) -> str:
 
 
 def format_progress(p: Progress, prefix: str = "") -> str:
-    """'Running: clip.mp4 — 12/120 frames, 3.4 fps, ETA 0:32'."""
+    """'Running: clip.mp4 — 12/120 frames, 3.4 fps, ETA 0:32', or with the scene behind the server
+    'Running: clip.mp4 — inferred 40/120, imported 12, 3.4 fps, ETA 0:32'."""
     if p.queue_position:
         return prefix
     total = f"/{p.frames_total}" if p.frames_total else ""
-    parts = [f"{p.frames_done}{total} frames"]
+    if p.frames_inferred > p.frames_done:
+        parts = [f"inferred {p.frames_inferred}{total}", f"imported {p.frames_done}"]
+    else:
+        parts = [f"{p.frames_done}{total} frames"]
     if p.fps:
         parts.append(f"{p.fps:.1f} fps")
     if p.frames_total and p.frames_done < p.frames_total:

@@ -117,6 +117,7 @@ def test_panel_draws_without_errors(addon):
         scene = bpy.context.scene
         preferences = bpy.context.preferences
         region = None
+        active_object = None
 
     for cls in panels.CLASSES:
         panel = types.SimpleNamespace(layout=Layout())
