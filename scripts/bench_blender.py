@@ -46,6 +46,14 @@ def points_job(n: int) -> list[dict]:
     return [header_message(frame_count=1), done]
 
 
+def timed(fn, wall: list, cpu: list) -> None:
+    """Call fn(); append its wall and CPU (process) seconds."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    wall.append(time.perf_counter() - t)
+    cpu.append(time.process_time() - c)
+
+
 def crowd_job(frames: int, people: int) -> list[dict]:
     """`people` tracks, each entering a little after the previous one and staying to the end."""
     from tests.support.synthetic_job import make_job
@@ -91,14 +99,11 @@ def crowd_live(people: int, batch: int, budget_s: float = 0.010) -> None:
     live.on_header(dec[0])
     ticks, cpu_ticks, i = [], [], 0
     while i < len(frames) or live.busy:
-        t, cpu = time.perf_counter(), time.process_time()
         if live.busy:
-            live.pump(budget_s)
+            timed(lambda: live.pump(budget_s), ticks, cpu_ticks)
         else:
-            live.on_frames(frames[i:i + batch], budget_s=budget_s)
+            timed(lambda: live.on_frames(frames[i:i + batch], budget_s=budget_s), ticks, cpu_ticks)
             i += batch
-        ticks.append(time.perf_counter() - t)
-        cpu_ticks.append(time.process_time() - cpu)
     ms, cpu_ms = np.array(ticks) * 1000, np.array(cpu_ticks) * 1000
     print(f"crowd live: {people} people entering over {frames_n} frames, batches of {batch}, {budget_s * 1000:.0f} ms "
           f"budget: {len(ticks)} ticks, largest tick {ms.max():.0f} ms wall / {cpu_ms.max():.0f} ms CPU, median "
@@ -154,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         live.on_frames(frames[:-100])
         ticks, cpu_ticks = [], []
         for i in range(len(frames) - 100, len(frames), args.batch):
-            t, cpu = time.perf_counter(), time.process_time()
-            live.on_frames(frames[i:i + args.batch])
-            ticks.append(time.perf_counter() - t)
-            cpu_ticks.append(time.process_time() - cpu)
+            timed(lambda: live.on_frames(frames[i:i + args.batch]), ticks, cpu_ticks)
         ticks_ms, cpu_ms = np.array(ticks) * 1000, np.array(cpu_ticks) * 1000
         print(f"live: on_frames of {args.batch} frames ({args.people} people) after {len(frames) - 100} frames: "
               f"wall mean {ticks_ms.mean():.1f} ms / max {ticks_ms.max():.1f} ms, CPU mean {cpu_ms.mean():.1f} ms / "
