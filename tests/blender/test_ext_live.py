@@ -132,7 +132,11 @@ def test_live_job_streams_into_the_scene(live, live_server):
     settings = bpy.context.scene.human3r
     settings.video_path = str(clip)
     settings.input_size = JOB_SIZE
+    from blender_addon.blender import timers
+
+    timers.stop_polling()
     assert bpy.ops.human3r.run() == {"FINISHED"}
+    assert bpy.app.timers.is_registered(timers._tick)  # the operator starts the pump (live.start does not)
     session = live.current()
     seen_camera_while_running = False
 
