@@ -56,7 +56,10 @@ class CameraPlanner:
                                      lens=float(lens[0, 0]), shift_x=float(lens[0, 1]), shift_y=float(lens[0, 2]),
                                      video_path=setup.video_path if self.video_background else None,
                                      video_rotation=self.video_orientation[0],
-                                     video_mirrored=self.video_orientation[1])
+                                     video_mirrored=self.video_orientation[1],
+                                     video_rate=setup.fps / setup.fps_base,
+                                     video_frames=None if setup.frame_end is None
+                                     else setup.frame_end - setup.frame_start + 1)
             self._made = True
         mw = camera_matrix_world(c2w)
         quat = quaternion_continuity(matrix_to_quaternion(mw[:, :3, :3]), self._last_quat)

@@ -90,6 +90,8 @@ class CameraPlan:
     clip_end: float = 1000.0
     video_rotation: int = 0  # counter-clockwise degrees the reader applied to make frames upright
     video_mirrored: bool = False
+    video_rate: float | None = None  # frames/s of the results (the reader's, from the header)
+    video_frames: int | None = None  # frames in the video as the reader counts them (header frame_count)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 request), and the default cube around the first camera position is hidden."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
 bpy = pytest.importorskip("bpy")
@@ -72,3 +74,30 @@ def test_a_cube_away_from_the_camera_stays(factory_scene):
     cube = bpy.context.object
     build(decoded(make_job(n_frames=3, people=((1, 0, 3),), points_per_frame=0, scene_points=0)))
     assert not cube.hide_get() and not cube.hide_render
+
+
+def _video(path, rate, frames):
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = np.full((48, 64, 3), 20 * i % 256, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("rate,warned", [(Fraction(30000, 1001), False), (60, True)])
+def test_a_plate_blender_reads_at_another_rate_is_reported(factory_scene, tmp_path, rate, warned):
+    # the results are at 29.97 fps over 6 frames; Blender plays clip frame N at scene frame N
+    video = _video(tmp_path / "plate.mp4", rate, 6)
+    msgs = decoded(make_job(n_frames=6, people=(), points_per_frame=0, scene_points=0, video_path=str(video)))
+    builder = build(msgs)
+    assert builder.camera.data.background_images[0].clip is not None
+    timing = [w for w in builder.warnings if "the background drifts" in w]
+    assert bool(timing) is warned, builder.warnings
+    if warned:
+        assert "at 60.00 fps" in timing[0] and "results are at 29.97 fps / 6 frames" in timing[0]
