@@ -22,8 +22,8 @@ import bpy  # noqa: E402
 from blender_addon.blender import build_retarget  # noqa: E402
 from blender_addon.blender.build_retarget import retarget_objects  # noqa: E402
 from blender_addon.blender.export import FORMATS, export_person  # noqa: E402
-from blender_addon.blender.scene_builder import import_result_file  # noqa: E402
-from tests.core.synthetic_job import make_job, write_job  # noqa: E402
+from blender_addon.blender.file_import import import_result_file  # noqa: E402
+from tests.support.synthetic_job import make_job, write_job  # noqa: E402
 from tests.support.bpy_rigs import build_armature  # noqa: E402
 from tests.support.humanoids import skeleton  # noqa: E402
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv (Python >= 3.11) with the backend, the test tools and the PyPI `bpy` module.
 # Re-running is cheap: nothing is reinstalled unless pyproject.toml changed.
-#   TORCH_SPEC   torch requirement to install first (default torch==2.13.0; on a GPU box you may
-#                point pip at the CUDA index of your choice, e.g. TORCH_SPEC="torch --index-url ...")
+#   TORCH_SPEC   torch requirement to install first (default torch==2.13.0 from plain PyPI: on Linux
+#                that is a CUDA build, what a GPU user wants; for a CPU-only machine or CI use
+#                TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu", much smaller)
 #   WITH_BPY     1 (default) installs BPY_SPEC for the Blender test tier; 0 skips it
 #   BPY_SPEC     default bpy==5.0.1 (CI also builds .venv42 with bpy==4.2.0)
 set -euo pipefail
@@ -12,7 +13,15 @@ VENV=${VENV:-.venv}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 WITH_BPY=${WITH_BPY:-1}
 BPY_SPEC=${BPY_SPEC:-bpy==5.0.1}
-stamp="$VENV/.h3r-setup-$(sha1sum pyproject.toml | cut -c1-12)-$WITH_BPY-$BPY_SPEC"
+# Python >= 3.11 (the bpy wheels and the code need it); say so before anything is installed
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "scripts/setup.sh: $PY is $("$PY" -V 2>&1 || echo missing); Python 3.11 or newer is needed." >&2
+  echo "  Install it (e.g. python3.11) and run: PYTHON=python3.11 scripts/setup.sh" >&2
+  exit 2
+fi
+# the hash comes from Python itself: macOS has no sha1sum
+digest=$("$PY" -c 'import hashlib; print(hashlib.sha1(open("pyproject.toml", "rb").read()).hexdigest()[:12])')
+stamp="$VENV/.h3r-setup-$digest-$WITH_BPY-$BPY_SPEC"
 if [ -f "$stamp" ]; then exit 0; fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip

@@ -14,12 +14,25 @@ def shared_path() -> Path:
     return Path(os.environ.get("HUMAN3R_SHARED", REPO.parent / "shared")).resolve()
 
 
+# Without the shared data every test that needs it is skipped with this one reason (the rest still runs);
+# HUMAN3R_REQUIRE_SHARED=1 (CI sets it) turns the skip into a failure so a broken setup cannot pass.
+SHARED_MISSING = (f"shared data (spec/, fixtures/, videos/) not found at {shared_path()}: "
+                  f"set HUMAN3R_SHARED or put the shared folder beside the repository")
+
+
+def require_shared(relative: str = "fixtures") -> Path:
+    """The shared file or folder `relative`; skips (or fails under HUMAN3R_REQUIRE_SHARED=1) when absent."""
+    path = shared_path() / relative
+    if not path.exists():
+        if os.environ.get("HUMAN3R_REQUIRE_SHARED") == "1":
+            pytest.fail(f"{SHARED_MISSING} (missing: {path})")
+        pytest.skip(SHARED_MISSING)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    path = shared_path()
-    if not (path / "fixtures").is_dir():
-        pytest.fail(f"shared data not found at {path}; set HUMAN3R_SHARED to the folder holding spec/, fixtures/, videos/")
-    return path
+    return require_shared("fixtures").parent
 
 
 @pytest.fixture(scope="session")

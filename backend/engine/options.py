@@ -12,9 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from blender_addon.core.choices import PRECISIONS  # the one list, shared with the add-on panel
 from blender_addon.core.motion.options import CleanupOptions
-
-PRECISIONS = ("fp32", "bf16")
 
 
 # no video has more frames; bigger indices would overflow the protocol's 64-bit integers

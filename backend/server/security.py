@@ -9,18 +9,18 @@
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Iterable
 
+from blender_addon.client.curve_keys import read_key_file
+from blender_addon.core.addresses import is_loopback_address
 from blender_addon.core.protocol import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 # "scheme:" prefixes FFmpeg treats as protocols (any "word:" prefix is rejected, these are examples
 # for the message) and extensions of playlist/concat formats that make FFmpeg open other files/URLs.
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -39,19 +39,7 @@ class SecurityError(Exception):
 
 def is_loopback_endpoint(endpoint: str) -> bool:
     """True for tcp://127.x/localhost/[::1] endpoints and for ipc:// and inproc:// (local only)."""
-    if endpoint.startswith(("ipc://", "inproc://")):
-        return True
-    if not endpoint.startswith("tcp://"):
-        return False
-    host = endpoint[len("tcp://"):].rsplit(":", 1)[0]
-    if ";" in host:  # "source;dest" form: judge the bound (source) side
-        host = host.split(";", 1)[0]
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # '*', interface names, host names
+    return is_loopback_address(endpoint)
 
 
 def check_bind(endpoint: str, curve_enabled: bool) -> None:
@@ -155,15 +143,12 @@ def load_public_keys(values: Iterable[str]) -> frozenset[bytes]:
 def _read_certificate(path: Path) -> tuple[bytes, bytes | None]:
     if not path.is_file():
         raise SecurityError(f"key file {path} does not exist")
-    found: dict[str, bytes] = {}
-    for line in path.read_text(encoding="ascii", errors="replace").splitlines():
-        m = re.match(r'\s*(public-key|secret-key)\s*=\s*"([^"]{40})"', line)
-        if m:
-            found[m.group(1)] = m.group(2).encode("ascii")
-    if "public-key" not in found:
-        raise SecurityError(f"{path} is not a CurveZMQ certificate (no public-key line)")
-    _check_z85(found["public-key"], str(path))
-    return found["public-key"], found.get("secret-key")
+    try:
+        public, secret = read_key_file(path)
+    except ValueError as exc:
+        raise SecurityError(str(exc)) from None
+    _check_z85(public.encode("ascii"), str(path))
+    return public.encode("ascii"), None if secret is None else secret.encode("ascii")
 
 
 def _check_z85(key: bytes, origin: str) -> None:

@@ -49,6 +49,8 @@ import av.sidedata.sidedata
 import PIL.Image
 import PIL.ImageOps
 
+from blender_addon.core.frame_range import expected_frames
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000  # above 8K UHD (33 Mpx); one RGB frame of this size is 150 MB
@@ -314,11 +316,7 @@ class FrameSource:
     def expected_frames(self) -> int | None:
         """How many frames an iteration should deliver (from `VideoInfo.frame_count`; may be an
         estimate, see ``info.frame_count_exact``). None when the source length is unknown."""
-        total = self.info.frame_count
-        if total is None:
-            return None
-        stop = total if self.end is None else min(self.end, total)
-        return max(0, -(-(stop - self.start) // self.stride))
+        return expected_frames(self.info.frame_count, self.start, self.end, self.stride)
 
     def __iter__(self) -> Iterator[SourceFrame]:
         gen = self._frames()

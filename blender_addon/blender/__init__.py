@@ -29,8 +29,6 @@ def register() -> None:
 
 
 def unregister() -> None:
-    if bpy.app.timers.is_registered(operators._kill_local_server):
-        bpy.app.timers.unregister(operators._kill_local_server)
     timers.unregister()
     live.shutdown("Stopped: the Human3R add-on was disabled")
     live.forget()

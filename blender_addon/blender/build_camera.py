@@ -5,6 +5,8 @@ import os
 
 import bpy
 
+VIDEO_FRAME_START = "human3r_video_frame_start"  # camera property: Blender frame of the video's frame 0
+
 
 def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene, frame_start: int,
                   set_scene: bool = True) -> tuple[bpy.types.Object, list[str]]:
@@ -27,6 +29,7 @@ def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene
     data.clip_end = plan.clip_end
     cam = bpy.data.objects.new(plan.name, data)
     cam.rotation_mode = "QUATERNION"
+    cam[VIDEO_FRAME_START] = int(frame_start)  # for "Locate Video…" when the video is missing
     collection.objects.link(cam)
     if set_scene:
         render = scene.render
@@ -43,6 +46,10 @@ def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene
                                           (fit.width, fit.height))
         if warning:
             warnings.append(warning)
+        elif plan.video_rate:
+            warning = timing_warning(data.background_images[-1].clip, plan.video_rate, plan.video_frames)
+            if warning:
+                warnings.append(warning)
     return cam, warnings
 
 
@@ -70,6 +77,20 @@ def orientation_warning(clip: bpy.types.MovieClip, rotation: int, mirrored: bool
             "results are upright, so the camera background does not match them (Blender 5.0 shows it upright)")
 
 
+def timing_warning(clip: bpy.types.MovieClip, rate: float, frames: int | None) -> str | None:
+    """A warning when Blender reads the video at another frame rate or length than the results have
+    (variable-frame-rate footage: Blender shows clip frame N at scene frame N, so the plate drifts)."""
+    clip_rate = clip.fps or 0.0
+    rate_off = abs(clip_rate - rate) > 0.01 * rate
+    length_off = frames is not None and abs(clip.frame_duration - frames) > max(1, 0.01 * frames)
+    if not (rate_off or length_off):
+        return None
+    return (f"Blender reads {os.path.basename(clip.filepath)} at {clip_rate:.2f} fps / {clip.frame_duration} frames "
+            f"but the results are at {rate:.2f} fps / {frames if frames is not None else '?'} frames (variable "
+            f"frame rate?): the background drifts from the keys. Convert the video to a constant frame rate "
+            f"(e.g. ffmpeg -i IN -fps_mode cfr -r {rate:.3f} OUT.mp4), then use Locate Video…")
+
+
 def attach_video(data: bpy.types.Camera, path: str, frame_start: int, scene: bpy.types.Scene) -> str | None:
     """Show the video at `path` as the camera's background, video frame N at scene frame frame_start + N.
 
@@ -77,7 +98,8 @@ def attach_video(data: bpy.types.Camera, path: str, frame_start: int, scene: bpy
     """
     resolved = bpy.path.abspath(path)
     if not os.path.isfile(resolved):
-        return f"video not found, no camera background: {path}"
+        return (f"video not found, no camera background: {path} (select the camera and use Locate Video… "
+                f"in the Human3R panel)")
     try:
         clip = bpy.data.movieclips.load(resolved, check_existing=True)
     except RuntimeError as exc:

@@ -203,14 +203,20 @@ class LiveCleanup:
     def on_header(self, msg: dict):
         return self.builder.on_header(self.live.header(msg))
 
-    def on_frames(self, msgs: list[dict]) -> int:
+    def on_frames(self, msgs: list[dict], budget_s: float | None = None) -> int:
         refined = [self.live.frame(m) for m in msgs]
-        n = self.builder.on_frames(refined)
+        n = self.builder.on_frames(refined, budget_s=budget_s)
         for m in refined:
             if "ground" in m:
                 self._key_floor(m["ground"], int(m["index"]))
         self._parent_new()
         return n
+
+    def pump(self, budget_s: float | None = None) -> bool:
+        """Queued building (rigs made later in the batch) gets parented under the floor as it appears."""
+        busy = self.builder.pump(budget_s)
+        self._parent_new()
+        return busy
 
     def on_track(self, msg: dict):
         return self.builder.on_track(msg)

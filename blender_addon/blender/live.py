@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
 import bpy
@@ -60,14 +59,9 @@ def make_client(address: str, curve_server_key: str = "", curve_client_key_file:
 
 def read_curve_keypair(path: str) -> tuple[str, str]:
     """(public, secret) z85 keys from a ZeroMQ certificate file (`NAME.key_secret` of `human3r keys`)."""
-    try:
-        text = Path(path).read_text(encoding="ascii", errors="replace")
-    except OSError as exc:
-        raise ValueError(f"Cannot read the client key file {path}: {exc.strerror}") from None
-    keys = dict(re.findall(r'^\s*(public-key|secret-key)\s*=\s*"([^"]{40})"', text, re.MULTILINE))
-    if "public-key" not in keys or "secret-key" not in keys:
-        raise ValueError(f"{path} is not a CurveZMQ key pair (use the .key_secret file from `human3r keys`)")
-    return keys["public-key"], keys["secret-key"]
+    from ..client.curve_keys import read_keypair
+
+    return read_keypair(path)
 
 
 def collection_name_for(video: str) -> str:
@@ -82,9 +76,10 @@ def start(video: str, job_options: dict, import_options: dict, *, address: str, 
     """Submit `video` to the server at `address` and stream its results into a new collection.
 
     Returns the session at once (state CONNECTING, or ERROR when the client could not be made);
-    `poll_once()` does the rest. `timeout_s`: silence after which the server counts as gone (the
-    session adds a backstop a few seconds later). `client` replaces the default client. `cleanup` (a
-    `core.motion.CleanupOptions` map) runs the causal clean-up on the frames (`cleanup.LiveCleanup`).
+    `poll_once()` does the rest: the caller starts the timer that calls it (`timers.ensure_polling`).
+    `timeout_s`: silence after which the server counts as gone (the session adds a backstop a few
+    seconds later). `client` replaces the default client. `cleanup` (a `core.motion.CleanupOptions`
+    map) runs the causal clean-up on the frames (`cleanup.LiveCleanup`).
     Raises RuntimeError when a job is already running.
     """
     global _session
@@ -102,9 +97,6 @@ def start(video: str, job_options: dict, import_options: dict, *, address: str, 
     _session = LiveSession(client, builder, address=address, connect_timeout_s=timeout_s + 5.0)
     _session.start(video, job_options)
     _update_ui()
-    from . import timers
-
-    timers.ensure_polling()
     return _session
 
 
@@ -182,17 +174,28 @@ def _report_end(session: LiveSession) -> None:
     if _reported is session:
         return
     _reported = session
+    for level, message in end_messages(session):
+        log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), "Human3R: %s", message)
+        if not bpy.app.background:
+            _report(level, message)
+
+
+def end_messages(session: LiveSession) -> list[tuple[str, str]]:
+    """(level, text) for the Info log when a job ends: its ending, then the scene's warnings."""
     level = {State.ERROR: "ERROR", State.CANCELLED: "WARNING"}.get(session.state, "INFO")
-    log.log(logging.ERROR if level == "ERROR" else logging.INFO, "Human3R: %s", session.message)
-    if bpy.app.background:
-        return
+    summary = getattr(session.sink, "summary", None) or {}
+    return [(level, session.message)] + [("WARNING", w) for w in summary.get("warnings") or []]
+
+
+def _report(level: str, message: str) -> None:
+    """Through an operator, so the message lands in Blender's Info log (timers have no operator)."""
     wm = bpy.context.window_manager
     window = wm.windows[0] if wm is not None and wm.windows else None
     if window is None:
         return
     try:
         with bpy.context.temp_override(window=window):
-            bpy.ops.human3r.report_message(level=level, message=session.message)
+            bpy.ops.human3r.report_message(level=level, message=message)
     except (RuntimeError, AttributeError):
         log.debug("could not report through an operator", exc_info=True)
 

@@ -4,33 +4,19 @@ Each operator checks its inputs, reports problems with `self.report` in words a 
 hands the work to `live.py` (live jobs) or the scene builder (files). None of them blocks: a live job
 continues in the timer after `execute` returns.
 """
-import ipaddress
 import logging
 import os
-from urllib.parse import urlsplit
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import live
+from ..core.addresses import is_loopback_address
+from . import live, timers
+from .build_camera import VIDEO_FRAME_START, attach_video
 from .prefs import get_prefs, server_command
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback_address(address: str) -> bool:
-    """True for tcp://127.x / [::1] / localhost and ipc:// / inproc:// addresses."""
-    parts = urlsplit(address.strip())
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    host = (parts.hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HUMAN3R_OT_run(bpy.types.Operator):
@@ -73,6 +59,7 @@ class HUMAN3R_OT_run(bpy.types.Operator):
         if not session.active:  # failed before any message (bad address or key)
             self.report({"ERROR"}, session.message)
             return {"CANCELLED"}
+        timers.ensure_polling()
         self.report({"INFO"}, f"Human3R: submitted {os.path.basename(video)} to {address}")
         return {"FINISHED"}
 
@@ -111,7 +98,8 @@ class HUMAN3R_OT_clear_status(bpy.types.Operator):
 
 
 class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
-    """Import a Human3R result file (.h3r): camera, people and points"""
+    """Import a Human3R result file (.h3r): camera, people and points. Esc stops the import and keeps
+    what is built so far"""
 
     bl_idname = "human3r.import_result"
     bl_label = "Import Human3R (.h3r)"
@@ -120,10 +108,12 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
     filename_ext = ".h3r"
     filter_glob: StringProperty(default="*.h3r", options={"HIDDEN"})
 
+    STEP_S = 0.1  # work per modal timer event: the UI redraws the progress between steps
+
     def execute(self, context):
         from ..core.resultfile import ResultFileError
         from .cleanup import cleanup_options
-        from .scene_builder import import_result_file
+        from .file_import import FileImport
 
         path = bpy.path.abspath(self.filepath)
         if not os.path.isfile(path):
@@ -131,20 +121,107 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         options = context.scene.human3r.import_options() if hasattr(context.scene, "human3r") else {}
         try:
-            result = import_result_file(path, options, cleanup=cleanup_options(context))
+            self._job = FileImport(path, options, cleanup=cleanup_options(context))
         except ResultFileError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        except Exception as exc:  # anything the builder raises: keep Blender up, say what happened
-            log.exception("importing %s failed", path)
-            self.report({"ERROR"}, f"Importing {os.path.basename(path)} failed: {type(exc).__name__}: {exc}")
+        if bpy.app.background or context.window is None:  # no event loop: import at once
+            return self._finish() if self._run_guarded(self._job.run) else {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.01, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        context.workspace.status_text_set(f"Importing {os.path.basename(path)}… (Esc to stop)")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._cleanup(context)
+            self._job.cancel()
+            return self._finish()
+        if event.type != "TIMER":
+            return {"RUNNING_MODAL"}
+        more = self._run_guarded(lambda: self._job.step(self.STEP_S))
+        if more is None:
+            self._cleanup(context)
             return {"CANCELLED"}
-        problem = getattr(result, "problem", None) or (result.get("problem") if isinstance(result, dict) else None)
-        if problem:
-            self.report({"WARNING"}, f"{os.path.basename(path)} is incomplete ({problem}); "
-                                     f"imported everything up to that point")
-        else:
-            self.report({"INFO"}, f"Imported {os.path.basename(path)}")
+        context.window_manager.progress_update(int(100 * self._job.fraction))
+        if more:
+            return {"RUNNING_MODAL"}
+        self._cleanup(context)
+        return self._finish()
+
+    def _run_guarded(self, fn):
+        """fn() or None after reporting: anything the builder raises keeps Blender up and says what happened."""
+        try:
+            result = fn()
+            return True if result is None else result
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+        except Exception as exc:
+            log.exception("importing %s failed", self._job.path)
+            self.report({"ERROR"}, f"Importing {os.path.basename(self._job.path)} failed: "
+                                   f"{type(exc).__name__}: {exc}")
+        if self._job.builder is not None and not self._job.done:
+            self._job.cancel()
+        return None
+
+    def _cleanup(self, context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+
+    def _finish(self) -> set[str]:
+        summary = self._job.summary
+        for level, text in import_report(os.path.basename(self._job.path), summary):
+            self.report({level}, text)
+        return {"FINISHED"}
+
+
+def import_report(name: str, summary: dict) -> list[tuple[str, str]]:
+    """(level, text) lines of an import's report: what came in, what was left out, what is wrong."""
+    people = summary.get("people") or []
+    head = f"Imported {name}: {summary.get('frames', 0)} frame(s), {len(people)} people"
+    dropped = summary.get("tracks_dropped") or 0
+    if dropped:
+        head += f" ({dropped} short track(s) left out)"
+    if summary.get("status") == "cancelled":
+        lines = [("WARNING", f"Stopped importing {name}: {summary.get('frames', 0)} frame(s) and "
+                             f"{len(people)} people are in the scene")]
+    elif summary.get("problem"):
+        lines = [("WARNING", f"{name} is incomplete ({summary['problem']}); imported everything up to that point")]
+    else:
+        lines = [("INFO", head)]
+    lines += [("WARNING", w) for w in summary.get("warnings") or []]
+    return lines
+
+
+class HUMAN3R_OT_locate_video(bpy.types.Operator, ImportHelper):
+    """Choose the video of the active Human3R camera (its file moved or was made on another computer)
+    and show it as the camera's background, in sync with the keys"""
+
+    bl_idname = "human3r.locate_video"
+    bl_label = "Locate Video…"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.mp4;*.mov;*.mkv;*.avi;*.webm;*.m4v", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        ob = context.active_object
+        return ob is not None and ob.type == "CAMERA" and VIDEO_FRAME_START in ob
+
+    def execute(self, context):
+        cam = context.active_object
+        for bg in list(cam.data.background_images):
+            if bg.source == "MOVIE_CLIP":
+                cam.data.background_images.remove(bg)
+        warning = attach_video(cam.data, self.filepath, int(cam[VIDEO_FRAME_START]), context.scene)
+        if warning:
+            self.report({"ERROR"}, warning)
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{cam.name} shows {os.path.basename(self.filepath)}")
         return {"FINISHED"}
 
 
@@ -193,14 +270,9 @@ class HUMAN3R_OT_stop_server(bpy.types.Operator):
     def execute(self, context):
         # SIGTERM lets the server cancel its jobs and close its files; a timer kills it if it hangs
         live.local_server.terminate()
-        if not bpy.app.timers.is_registered(_kill_local_server):
-            bpy.app.timers.register(_kill_local_server, first_interval=5.0)
+        timers.kill_local_server_later()
         self.report({"INFO"}, "Stopping the local Human3R server")
         return {"FINISHED"}
-
-
-def _kill_local_server() -> None:
-    live.local_server.kill_if_running()
 
 
 class HUMAN3R_OT_report_message(bpy.types.Operator):
@@ -223,6 +295,7 @@ def menu_import(self, context):
 
 
 CLASSES = (HUMAN3R_OT_run, HUMAN3R_OT_cancel, HUMAN3R_OT_clear_status, HUMAN3R_OT_import_result,
+           HUMAN3R_OT_locate_video,
            HUMAN3R_OT_start_server, HUMAN3R_OT_stop_server, HUMAN3R_OT_report_message)
 
 

@@ -9,6 +9,7 @@ import bpy
 
 from ..core.session import State
 from . import live
+from .build_camera import VIDEO_FRAME_START
 from .prefs import get_prefs
 
 _STATE_ICONS = {State.CONNECTING: "URL", State.RUNNING: "PLAY", State.DONE: "CHECKMARK",
@@ -28,20 +29,24 @@ class HUMAN3R_PT_main(_SidebarPanel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.human3r
-        layout.prop(settings, "video_path", text="")
+        layout.prop(settings, "video_path", text="Video")
         row = layout.row(align=True)
         row.prop(settings, "frame_start")
         row.prop(settings, "frame_end")
         row.prop(settings, "stride")
+        if settings.frame_end <= settings.frame_start:  # say what End 0 means where it is set
+            layout.label(text="End: to the end of the video", icon="INFO")
 
         session = live.current()
+        active = session is not None and session.active
+        # Run and Cancel never share a spot: a late click on Cancel must not start a new job
         row = layout.row(align=True)
         row.scale_y = 1.4
-        if session is not None and session.active:
-            row.operator("human3r.cancel", icon="CANCEL")
-        else:
-            row.operator("human3r.run", icon="PLAY")
+        row.operator("human3r.run", icon="PLAY", text="Running…" if active else "Run Human3R")  # greyed while active
         layout.operator("human3r.import_result", icon="IMPORT", text="Import .h3r…")
+        ob = context.active_object
+        if ob is not None and ob.type == "CAMERA" and VIDEO_FRAME_START in ob and not ob.data.background_images:
+            layout.operator("human3r.locate_video", icon="FILE_MOVIE")
 
         if session is None:
             return
@@ -53,9 +58,14 @@ class HUMAN3R_PT_main(_SidebarPanel, bpy.types.Panel):
         lines = _wrap(session.status_line(), max(20, int(context.region.width / 7) if context.region else 40))
         icon = _STATE_ICONS.get(session.state, "INFO")
         for i, line in enumerate(lines):
-            box.label(text=line, icon=icon if i == 0 else "BLANK1")
-        if not session.active:
-            box.operator("human3r.clear_status", text="Clear", icon="X")
+            if i == 0 and not session.active:  # Clear sits beside the first line, away from where Cancel was
+                head = box.row()
+                head.label(text=line, icon=icon)
+                head.operator("human3r.clear_status", text="", icon="X")
+            else:
+                box.label(text=line, icon=icon if i == 0 else "BLANK1")
+        if session.active:
+            box.operator("human3r.cancel", icon="CANCEL")
 
 
 class HUMAN3R_PT_model(_SidebarPanel, bpy.types.Panel):
@@ -84,6 +94,8 @@ class HUMAN3R_PT_scene(_SidebarPanel, bpy.types.Panel):
         col = self.layout.column()
         col.use_property_split = True
         col.prop(settings, "scene_frame_start")
+        col.prop(settings, "keep_frame_range")
+        col.prop(settings, "min_track_frames")
         col.prop(settings, "point_mode")
         sub = col.column()
         sub.active = settings.point_mode != "NONE"
@@ -112,13 +124,21 @@ class HUMAN3R_PT_server(_SidebarPanel, bpy.types.Panel):
         layout = self.layout
         prefs = get_prefs(context)
         layout.label(text=prefs.server_address, icon="URL")
-        info = getattr(live.current(), "server_info", None) or {}
+        session = live.current()
+        info = session.server_info if session is not None else {}
         if info.get("device") or info.get("model"):
-            layout.label(text=f"{info.get('model', '')} on {info.get('device', '?')}")
+            layout.label(text=f"{_model_name(info.get('model'))} on {info.get('device') or '?'}")
         row = layout.row(align=True)
         row.operator("human3r.start_server", icon="PLAY")
         row.operator("human3r.stop_server", icon="PAUSE")
         layout.label(text=f"Local server: {live.local_server.state()}")
+
+
+def _model_name(model) -> str:
+    """The model's name from the server's hello (a map with 'name', or a plain string)."""
+    if isinstance(model, dict):
+        return str(model.get("name") or "model")
+    return str(model or "model")
 
 
 def _wrap(text: str, width: int) -> list[str]:

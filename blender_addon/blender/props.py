@@ -2,22 +2,13 @@
 
 They are saved with the .blend file. Runtime state (the running job, its progress) is not stored
 here but in `live.py`'s session object, so a saved file never contains a stale "running" state.
-`job_options()` turns the settings into the `options` map of a `submit` message (interfaces.md §4).
+`job_options()` turns the settings into the `options` map of a `submit` message; every job option
+defaults to the engine's `JobOptions` default (what `human3r infer` uses), and a test checks it.
 """
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-PRECISIONS = [
-    ("fp32", "FP32", "Full precision (reference numerics)"),
-    ("bf16", "BF16", "bfloat16: faster and lighter on recent GPUs, slightly different results"),
-]
-
-POINT_MODES = [
-    ("ACCUMULATED", "Scene Cloud", "One cloud of the whole scene, voxel-downsampled, added when the job ends"),
-    ("PER_FRAME", "Per Frame", "Each frame's points in one object, shown frame by frame"),
-    ("BOTH", "Both", "The scene cloud and the per-frame points"),
-    ("NONE", "None", "No points"),
-]
+from ..core.choices import POINT_MODE_CHOICES, PRECISION_CHOICES
 
 
 class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
@@ -42,7 +33,7 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
                         description="Test-time-training state update (better long-clip stability)")
     detection_threshold: FloatProperty(name="Detection Threshold", default=0.3, min=0.0, max=1.0,
                                        description="Minimum person detection score")
-    precision: EnumProperty(name="Precision", items=PRECISIONS, default="fp32",
+    precision: EnumProperty(name="Precision", items=PRECISION_CHOICES, default="fp32",
                             description="Numeric precision of the model on the server")
     input_size: IntProperty(name="Input Size", default=512, min=64, max=4096, step=16,
                             description="Long side of the model's input image in pixels (a multiple of 16; "
@@ -50,17 +41,17 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
 
     # --- points -------------------------------------------------------------------------------------
     point_stride: IntProperty(
-        name="Point Stride", default=2, min=1, soft_max=16,
+        name="Point Stride", default=4, min=1, soft_max=16,
         description="Keep every n-th pixel along rows and columns of the model image as a point (higher = fewer points)")
     max_points_per_frame: IntProperty(
-        name="Max Points per Frame", default=20000, min=0, soft_max=200000,
+        name="Max Points per Frame", default=10000, min=0, soft_max=200000,
         description="Cap on each frame's points after the other filters (0 = no points)")
     point_conf_threshold: FloatProperty(
         name="Confidence", default=1.5, min=0.0, soft_max=10.0,
         description="Keep points whose model confidence is above this (the model's confidence starts at 1)")
     remove_humans_from_points: BoolProperty(name="Remove People", default=True,
                                             description="Leave the people's pixels out of the scene points")
-    point_mode: EnumProperty(name="Points", items=POINT_MODES, default="BOTH",
+    point_mode: EnumProperty(name="Points", items=POINT_MODE_CHOICES, default="BOTH",
                              description="Which point clouds to build in the scene")
 
     # --- scene import -------------------------------------------------------------------------------
@@ -76,6 +67,13 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
     import_camera: BoolProperty(name="Camera", default=True, description="Animated camera matching the footage")
     video_background: BoolProperty(name="Video Background", default=True,
                                    description="Show the video as the camera's background")
+    keep_frame_range: BoolProperty(name="Keep Frame Range", default=False,
+                                   description="Leave the scene's frame range as it is (otherwise it becomes "
+                                               "the frames the job processed)")
+    min_track_frames: IntProperty(
+        name="Min Track Length", default=3, min=1, soft_max=30,
+        description="Leave out people tracked in fewer processed frames than this (1 = import every track); "
+                    "the import report says how many were left out")
     point_radius: FloatProperty(name="Point Size", default=0.01, min=0.0001, soft_max=0.1, unit="LENGTH",
                                 description="Display radius of the imported points")
 
@@ -107,6 +105,8 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
             "pose_correctives": bool(self.pose_correctives),
             "point_mode": str(self.point_mode),
             "point_radius": float(self.point_radius),
+            "min_track_frames": int(self.min_track_frames),
+            "keep_frame_range": bool(self.keep_frame_range),
         }
 
 

@@ -5,14 +5,15 @@ API (used by the live timer and the import operator; every method runs on Blende
     builder = SceneBuilder(collection_name: str | None = None, options: ImportOptions | dict | None = None,
                            *, scene: bpy.types.Scene | None = None, tracks: list[dict] | None = None)
     builder.on_header(msg: dict) -> SetupPlan        collection, scene fps/fps_base, frame range, resolution
-    builder.on_frames(msgs: list[dict]) -> int       frames applied; creates the camera and each person's
-                                                     rig lazily, then appends keys (bounded work per call)
+    builder.on_frames(msgs: list[dict], budget_s=None) -> int   frames planned; creates the camera and each
+                                                     person's rig lazily, then appends keys: all of it, or for
+                                                     about budget_s seconds with the rest queued
+    builder.pump(budget_s=None) -> bool              apply queued work (True while some is left: `busy`)
     builder.on_track(msg: dict) -> None              robust betas: re-shapes that person's live rig
     builder.on_end(msg: dict | None) -> dict         scene cloud (done.scene_points), per-frame cloud, summary
     builder.summary -> dict                          counts, warnings, created object names
 
-    import_result_file(path: str | os.PathLike, options: ImportOptions | dict | None = None, *,
-                       scene: bpy.types.Scene | None = None, batch_frames: int = 4096) -> dict
+A result file goes through the same builder in `file_import.py` (`FileImport`, `import_result_file`).
 
 `options` is `core.scene_plan.ImportOptions` (or a dict of its fields): scene_frame_start (Blender frame of
 video frame 0, default 1), import_camera, video_background, import_meshes, point_mode
@@ -39,28 +40,26 @@ Absent people: root bone scale keyed to 0 (see scene_plan).
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
+from collections import deque
 
 import bpy
+from mathutils import Vector
 
-from ..core import protocol
-from ..core.resultfile import ResultFileReader
 from ..core.scene_plan import ImportOptions, ScenePlanner, SetupPlan
 from . import build_camera, build_people, build_points
 from .compat import AnimationTarget
 
+RIGS_PER_UNIT = 4  # new rigs built in one unit of work (one edit-mode pass in the build scene)
 
-def _options(options) -> ImportOptions:
+
+def options_from(options: ImportOptions | dict | None) -> ImportOptions:
+    """ImportOptions from the caller's object or map (an unknown name raises ValueError)."""
     if options is None:
         return ImportOptions()
     if isinstance(options, ImportOptions):
         return options
-    options = dict(options)
-    if "frame_start" in options and "scene_frame_start" not in options:  # older name of the same option
-        options["scene_frame_start"] = options.pop("frame_start")
-    known = {f.name for f in dataclasses.fields(ImportOptions)}
-    return ImportOptions(**{k: v for k, v in options.items() if k in known})
+    return ImportOptions.from_dict(dict(options))
 
 
 class SceneBuilder:
@@ -68,7 +67,7 @@ class SceneBuilder:
 
     def __init__(self, collection_name: str | None = None, options: ImportOptions | dict | None = None, *,
                  scene: bpy.types.Scene | None = None, tracks: list[dict] | None = None):
-        self.options = _options(options)
+        self.options = options_from(options)
         if collection_name:
             self.options = dataclasses.replace(self.options, collection_name=collection_name)
         self.scene = scene or bpy.context.scene
@@ -87,6 +86,10 @@ class SceneBuilder:
         self.warnings: list[str] = []
         self.keys_written = 0
         self.summary: dict = {}
+        self._factory: build_people.PeopleFactory | None = None  # made with the collection (on_header)
+        self._queue: deque = deque()  # planned work not applied yet (callables, in order)
+        self.frames_applied = 0  # frames whose keys are all in the scene
+        self._camera_placed = False  # the camera's first keys are in (what blocks its view was checked)
 
     # ---------------------------------------------------------------------------------------------
     def on_header(self, msg: dict) -> SetupPlan:
@@ -99,26 +102,60 @@ class SceneBuilder:
         if self.options.set_scene:
             render = self.scene.render
             render.fps, render.fps_base = setup.fps, setup.fps_base
-            self.scene.frame_start = setup.frame_start
-            if setup.frame_end is not None:
-                self.scene.frame_end = max(setup.frame_end, setup.frame_start)
+            if not self.options.keep_frame_range:  # the processed frames, not the whole video
+                self.scene.frame_start = setup.range_start
+                if setup.range_end is not None:
+                    self.scene.frame_end = max(setup.range_end, setup.range_start)
             if setup.width > 0 and setup.height > 0:
                 render.resolution_x, render.resolution_y = setup.width, setup.height
                 render.resolution_percentage = 100
         return setup
 
-    def on_frames(self, msgs: list[dict]) -> int:
-        """Append a batch of `frame` messages (in index order); returns how many were applied."""
+    def on_frames(self, msgs: list[dict], budget_s: float | None = None) -> int:
+        """Plan a batch of `frame` messages (in index order) and apply it: all of it (`budget_s` None), or
+        for about `budget_s` seconds, leaving the rest queued for `pump()`. Returns the frames planned."""
         if self.setup is None:
             raise RuntimeError("on_frames() before on_header()")
         plan = self.planner.frames(list(msgs))
+        self._queue.extend(self._units(plan))
+        self.pump(budget_s)
+        return plan.frames
+
+    @property
+    def busy(self) -> bool:
+        """True while planned work waits for `pump()` (the live session then holds back new messages)."""
+        return bool(self._queue)
+
+    def pump(self, budget_s: float | None = None) -> bool:
+        """Apply queued work for about `budget_s` seconds (at least one unit; None: all of it).
+        A unit is one person's keys of one batch, a few new rigs, or the camera's keys. Returns `busy`."""
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        while self._queue:
+            self._queue.popleft()()
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        return self.busy
+
+    def _units(self, plan):
+        """The plan as a sequence of units, in the order they must run (rigs before their keys)."""
         if plan.camera is not None:
-            self.camera, warnings = build_camera.create_camera(plan.camera, self.collection, self.scene,
-                                                               self.setup.frame_start, self.options.set_scene)
-            self.warnings.extend(warnings)
-            self._camera_anim = AnimationTarget(self.camera, f"{plan.camera.name} action")
-        for person in plan.new_people:
-            arm, mesh = build_people.create_person(person, self.collection)
+            yield lambda: self._create_camera(plan.camera)
+        for i in range(0, len(plan.new_people), RIGS_PER_UNIT):
+            yield lambda people=plan.new_people[i:i + RIGS_PER_UNIT]: self._create_people(people)
+        if plan.camera_object_keys or plan.camera_data_keys:
+            yield lambda: self._key_camera(plan)
+        for pid in dict.fromkeys([*plan.people_keys, *plan.shape_keys]):
+            yield lambda pid=pid: self._key_person(pid, plan.people_keys.get(pid), plan.shape_keys.get(pid))
+        yield lambda: self._frames_applied(plan)
+
+    def _create_camera(self, camera_plan) -> None:
+        self.camera, warnings = build_camera.create_camera(camera_plan, self.collection, self.scene,
+                                                           self.setup.frame_start, self.options.set_scene)
+        self.warnings.extend(warnings)
+        self._camera_anim = AnimationTarget(self.camera, f"{camera_plan.name} action")
+
+    def _create_people(self, people) -> None:
+        for person, (arm, mesh) in zip(people, self._people_factory().create(people)):
             self.armatures[person.track_id] = arm
             self.meshes[person.track_id] = mesh
             self._anims[person.track_id] = AnimationTarget(arm, f"{person.name} action")
@@ -126,24 +163,60 @@ class SceneBuilder:
                 self._shape_sets[person.track_id] = person.shape_keys
                 self._shape_anims[person.track_id] = AnimationTarget(mesh.data.shape_keys,
                                                                      f"{person.name} shape keys action")
+
+    def _key_camera(self, plan) -> None:
         if plan.camera_object_keys:
             self.keys_written += self._camera_anim.apply(plan.camera_object_keys)
+            if not self._camera_placed and self.options.set_scene:
+                self._unblock_camera(plan.camera_object_keys)
+            self._camera_placed = True
         if plan.camera_data_keys:
             if self._camera_data_anim is None:
                 self._camera_data_anim = AnimationTarget(self.camera.data, f"{self.camera.data.name} lens action")
             self.keys_written += self._camera_data_anim.apply(plan.camera_data_keys)
-        for pid, keys in plan.people_keys.items():
+
+    def _unblock_camera(self, keys) -> None:
+        """Hide meshes of the user's scene that enclose the camera's first position (Blender's default cube
+        sits at the origin, where the first camera is), so the camera view shows the result."""
+        location = {k.index: float(k.co[1]) for k in keys if k.data_path == "location"}
+        if len(location) != 3:
+            return
+        eye = Vector((location[0], location[1], location[2]))
+        ours = set(self.collection.all_objects)
+        for ob in self.scene.objects:
+            if ob.type != "MESH" or ob in ours or ob.hide_get() or ob.hide_render:
+                continue
+            inside = ob.matrix_world.inverted_safe() @ eye
+            corners = [Vector(c) for c in ob.bound_box]
+            lo = Vector(tuple(min(c[i] for c in corners) for i in range(3)))
+            hi = Vector(tuple(max(c[i] for c in corners) for i in range(3)))
+            if all(lo[i] <= inside[i] <= hi[i] for i in range(3)):
+                ob.hide_set(True)
+                ob.hide_render = True
+                self.warnings.append(f"'{ob.name}' enclosed the camera and was hidden (viewport and render)")
+
+    def _key_person(self, pid: int, keys, shape_keys) -> None:
+        if keys:
             self.keys_written += self._anims[pid].apply(keys)
-        for pid, keys in plan.shape_keys.items():
-            if pid in self._shape_anims:
-                self.keys_written += self._shape_anims[pid].apply(keys)
-        if self.options.set_scene and plan.last_frame is not None and plan.last_frame > self.scene.frame_end:
-            if self.setup.frame_end is None or plan.last_frame > self.setup.frame_end:
-                self.scene.frame_end = plan.last_frame
-        return plan.frames
+        if shape_keys and pid in self._shape_anims:
+            self.keys_written += self._shape_anims[pid].apply(shape_keys)
+
+    def _frames_applied(self, plan) -> None:
+        self.frames_applied += plan.frames
+        if self._sets_range() and plan.last_frame is not None and plan.last_frame > self.scene.frame_end:
+            self.scene.frame_end = plan.last_frame  # more frames than the header announced
+
+    def _sets_range(self) -> bool:
+        return self.options.set_scene and not self.options.keep_frame_range
+
+    def _people_factory(self) -> build_people.PeopleFactory:
+        if self._factory is None:
+            self._factory = build_people.PeopleFactory(self.collection)
+        return self._factory
 
     def on_track(self, msg: dict) -> None:
         """Use a finished track's robust betas (re-shapes the person's rig if it already exists)."""
+        self.pump()  # the re-shape replaces keys: everything planned before must be in the scene
         reshape = self.planner.track(msg)
         if reshape is None:
             return
@@ -159,7 +232,13 @@ class SceneBuilder:
         """Build the point clouds for the terminal message (or None for an unfinished job); returns the summary."""
         if self.setup is None:
             raise RuntimeError("on_end() before on_header()")
+        self.pump()
         end = self.planner.end(msg)
+        if self._sets_range() and self.planner.first_frame is not None:  # what was processed (a job may stop early)
+            self.scene.frame_start, self.scene.frame_end = self.planner.first_frame, self.planner.last_frame
+        if self._factory is not None:
+            self._factory.release()
+            self._factory = None
         radius = self.options.point_radius
         name = self.setup.collection_name
         if end.scene_cloud is not None and end.scene_cloud.count:
@@ -178,73 +257,3 @@ class SceneBuilder:
             "keys": self.keys_written,
         })
         return self.summary
-
-
-def import_result_file(path: str | os.PathLike, options: ImportOptions | dict | None = None, *,
-                       scene: bpy.types.Scene | None = None, batch_frames: int = 4096,
-                       cleanup: dict | None = None) -> dict:
-    """Import a .h3r result file with the same builder; returns the builder's summary plus file facts.
-
-    Reads the file once, keeping small copies of each frame's camera and people (points only when
-    per-frame clouds are wanted), so the `track` messages at the end of the file shape the rigs before
-    any is built. A truncated file imports up to its last whole frame (`summary['truncated']`).
-    Raises `resultfile.ResultFileError` for a file that is not a result file, ValueError without header.
-    `cleanup` (a `core.motion.CleanupOptions` map) refines the job first (see `cleanup.py`).
-    """
-    t0 = time.perf_counter()
-    opts = _options(options)
-    reader = ResultFileReader(path)
-    header, end, tracks, frames = None, None, [], []
-    keep_points = opts.frame_points
-    for msg in reader:
-        mtype = msg["type"]
-        if mtype == protocol.MessageType.FRAME.value:
-            frames.append(_slim_frame(msg, keep_points))
-        elif mtype == protocol.MessageType.HEADER.value:
-            header = msg
-        elif mtype == protocol.MessageType.TRACK.value:
-            tracks.append(msg)
-        elif mtype in {t.value for t in protocol.TERMINAL_TYPES}:
-            end = msg
-    if header is None:
-        raise ValueError(f"{path}: the result file has no header (nothing to import)")
-    from .cleanup import after_import, refine_messages
-
-    header, frames, tracks, end, refined = refine_messages(header, frames, tracks, end, cleanup)
-    t_read = time.perf_counter()
-    builder = SceneBuilder(None, opts, scene=scene, tracks=tracks)
-    builder.on_header(header)
-    for i in range(0, len(frames), max(1, batch_frames)):
-        builder.on_frames(frames[i:i + batch_frames])
-    summary = builder.on_end(end)
-    if refined is not None:
-        after_import(builder, path, frames, header)
-        summary["cleanup"] = refined
-    summary.update({"path": os.fspath(path), "truncated": reader.truncated, "problem": reader.problem,
-                    "read_s": t_read - t0, "build_s": time.perf_counter() - t_read})
-    return summary
-
-
-_SLIM_BYTES = 64 * 1024  # frames whose points are larger are copied out of their record
-
-
-def _slim_frame(msg: dict, keep_points: bool) -> dict:
-    """What the builder needs of a decoded frame, without holding on to a large record's bytes.
-
-    Decoded arrays view the record they came from; when the points (the bulk of a frame) are not
-    wanted and weigh more than `_SLIM_BYTES`, the small camera/people arrays are copied so the record
-    can be freed. Small frames are kept as they are (copying tens of arrays per frame costs more).
-    """
-    points = msg.get("points") or {}
-    if keep_points or sum(getattr(v, "nbytes", 0) for v in points.values()) <= _SLIM_BYTES:
-        return msg
-
-    def copy(value):
-        if isinstance(value, dict):
-            return {k: copy(v) for k, v in value.items()}
-        if hasattr(value, "copy") and hasattr(value, "dtype"):
-            return value.copy()
-        return value
-
-    return {"type": msg["type"], "index": msg["index"], "time": msg.get("time"),
-            "camera": copy(msg["camera"]), "people": copy(msg.get("people") or {})}

@@ -169,6 +169,12 @@ class Human3RClient:
         return token
 
     # receiving -------------------------------------------------------------------------------------
+    def keep_alive(self) -> None:
+        """Send a heartbeat if one is due, without reading (the caller is busy with what it has)."""
+        if self._sock is not None and self.state not in (LOST, INCOMPATIBLE) \
+                and time.monotonic() - self._last_send >= self.heartbeat_s:
+            self._send(protocol.make_message(MessageType.HEARTBEAT))
+
     def poll(self, max_messages: int = 50, timeout_ms: int = 0) -> list[dict]:
         """Return up to `max_messages` messages for the caller, waiting at most `timeout_ms` ms.
 

@@ -9,7 +9,8 @@ Frames (all right-handed, metres):
 
 `M` takes W to Blender, p_blender = M @ p_W, i.e. (x, y, z) -> (x, z, -y). `C` takes SMPL canonical to
 Blender, (x, y, z) -> (x, -z, y), so a rig built from the template stands upright in Blender. (C = Mᵀ.)
-A camera pose becomes matrix_world = M4 @ cam_to_world @ diag(1, -1, -1, 1) (interfaces.md §5).
+A camera pose becomes matrix_world = M4 @ cam_to_world @ diag(1, -1, -1, 1): W to Blender on the left,
+OpenCV camera axes to Blender camera axes (flip y and z) on the right.
 """
 from __future__ import annotations
 

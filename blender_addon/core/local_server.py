@@ -56,9 +56,10 @@ def resolve_executable(executable: str) -> str:
     if found:
         return found
     raise FileNotFoundError(
-        f"Cannot find the Human3R backend executable {candidate!r}. Install the backend "
-        f"(pip install human3r-blender in its own Python environment) and set the path to its "
-        f"`human3r` program in the add-on preferences.")
+        f"Cannot find the Human3R backend executable {candidate!r}. Install the backend from a checkout "
+        f"of the Human3R for Blender repository (scripts/setup.sh, or `pip install -e .` in a Python 3.11+ "
+        f"environment; it is not on PyPI) and set the path to its `human3r` program (e.g. "
+        f".venv/bin/human3r) in the add-on preferences.")
 
 
 class LocalServer:

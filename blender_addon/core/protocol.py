@@ -33,7 +33,8 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
     hello      C,S  handshake: software (str), role ('client'|'server'); a server also sends device,
                     model, limits, heartbeat_s and timeout_s (its peer timeout). A version mismatch is answered by an `error` with code
                     'version_mismatch', never by silence.
-    submit     C    video (str, path on the server), options (map, see interfaces.md §4);
+    submit     C    video (str, path on the server), options (map of the engine's `JobOptions`
+                    fields such as start, end, stride, precision; an unknown name is refused);
                     optional request (str token echoed in the reply), credits (int, initial window)
     accepted   S    job (id), queue_position (int, 0 = running now), result_path (server-side .h3r);
                     also request, video, options (as the server will apply them, limits included),
@@ -158,6 +159,9 @@ class ErrorCode(str, enum.Enum):
     INTERNAL = "internal"
     DISK_FULL = "disk_full"  # the server's results disk is full; the frames before it were sent and kept
     SERVER_STOPPING = "server_stopping"  # the server is shutting down; the job was cancelled
+    # Client-side only, never on the wire: why a session ended without a server error.
+    CLIENT_FAILED = "client"  # the client could not be made or could not submit (bad key, bad address)
+    IMPORT_FAILED = "import_failed"  # building the scene from the results failed (results up to then kept)
 
 
 TERMINAL_TYPES = frozenset({MessageType.DONE, MessageType.ERROR, MessageType.CANCELLED})
@@ -213,10 +217,6 @@ def error_message(code: ErrorCode | str, message: str, job: str | None = None, s
 
 # ----------------------------------------------------------------------------------------------------------
 # Encoding
-
-
-def _dtype_str(a: np.ndarray) -> str:
-    return a.dtype.str
 
 
 def _prepare_array(a: np.ndarray) -> np.ndarray:
@@ -377,10 +377,6 @@ def validate(msg: dict) -> MessageType:
             raise ProtocolError(ErrorCode.BAD_MESSAGE,
                                 f"'{mtype.value}'.{name} is {type(value).__name__}, expected {expected}")
     return mtype
-
-
-def message_type(msg: dict) -> MessageType:
-    return MessageType(msg["type"])
 
 
 def total_bytes(frames: Iterable[bytes | memoryview]) -> int:

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
+from .frame_range import expected_frames
 from .protocol import PROTOCOL_VERSION, ErrorCode, MessageType
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,18 @@ class Client(Protocol):
 
 
 class Sink(Protocol):
-    """What the session feeds: `blender_addon.blender.scene_builder.SceneBuilder` (duck-typed)."""
+    """What the session feeds: `blender_addon.blender.scene_builder.SceneBuilder` (duck-typed).
+
+    `on_frames` may apply part of a batch within `budget_s` seconds and queue the rest; `busy` says
+    that work is queued, `pump(budget_s)` applies more of it. While the sink is busy the session hands
+    it no new message, so the queue stays bounded and the server is held back by its credits.
+    """
+
+    busy: bool
 
     def on_header(self, msg: dict) -> Any: ...
-    def on_frames(self, msgs: list[dict]) -> Any: ...
+    def on_frames(self, msgs: list[dict], budget_s: float | None = None) -> Any: ...
+    def pump(self, budget_s: float | None = None) -> bool: ...
     def on_track(self, msg: dict) -> Any: ...
     def on_end(self, msg: dict) -> Any: ...
 
@@ -71,7 +80,8 @@ class Sink(Protocol):
 class Progress:
     """Figures for the panel. Times in seconds, rates in processed frames per second."""
 
-    frames_done: int = 0  # frame messages handed to the sink
+    frames_done: int = 0  # frame messages handed to the sink (imported into the scene)
+    frames_inferred: int = 0  # frames the server has processed (its `progress` messages), >= frames_done
     frames_total: int | None = None  # frames the job will produce (None: not known yet)
     fps: float | None = None
     eta_s: float | None = None
@@ -84,21 +94,6 @@ class Progress:
         if not self.frames_total:
             return None
         return min(1.0, self.frames_done / self.frames_total)
-
-
-def expected_frames(frame_count: int | None, start: int = 0, end: int | None = None, stride: int = 1) -> int | None:
-    """Frames a job over source frames [start, end) taking every `stride`-th yields (None if unknown).
-
-    `end` None or <= 0 means "to the end of the video"; negative or missing counts give None.
-    """
-    if frame_count is None or frame_count <= 0:
-        return None
-    stop = frame_count if end is None or end <= 0 else min(int(end), frame_count)
-    start = max(0, int(start))
-    if stop <= start:
-        return 0
-    stride = max(1, int(stride))
-    return (stop - start + stride - 1) // stride
 
 
 class RateMeter:
@@ -182,6 +177,8 @@ class LiveSession:
         self._closed = False
         self._video = ""
         self._frame_range: tuple[int, int | None, int] = (0, None, 1)
+        self._held: deque = deque()  # received messages waiting until the sink has applied its queued work
+        self._deadline = 0.0  # end of the current step's time budget (clock seconds)
 
     # ------------------------------------------------------------------------------------------------
     # commands
@@ -191,7 +188,8 @@ class LiveSession:
         return self.state in ACTIVE_STATES
 
     def start(self, video: str, options: dict) -> None:
-        """Connect and submit `video` (a path the server can read) with `options` (interfaces.md §4)."""
+        """Connect and submit `video` (a path the server can read) with `options` (the
+        `submit` options map: `JobOptions` field names, validated by the server)."""
         if self.state is not State.IDLE:
             raise RuntimeError(f"a session runs one job; this one is {self.state.value}")
         self._video = video
@@ -205,7 +203,7 @@ class LiveSession:
             self.client.submit(video, options)
         except Exception as exc:  # a bad address or key fails here, before any network traffic
             log.exception("submit failed")
-            self._fail(ErrorCode.SERVER_GONE.value if isinstance(exc, OSError) else "client",
+            self._fail((ErrorCode.SERVER_GONE if isinstance(exc, OSError) else ErrorCode.CLIENT_FAILED).value,
                        f"Could not talk to the Human3R server at {self.address}: {exc}")
 
     def cancel(self) -> None:
@@ -237,15 +235,23 @@ class LiveSession:
         """
         if not self.active:
             return False
-        deadline = self._clock() + budget_s
+        self._deadline = deadline = self._clock() + budget_s
         handled = 0
         while self.active and handled < max_messages:
-            try:
-                msgs = self.client.poll(max_messages=min(chunk, max_messages - handled), timeout_ms=0)
-            except Exception as exc:  # the client should not raise, but a UI timer must survive it
-                log.exception("client poll failed")
-                self._fail(ErrorCode.SERVER_GONE.value, f"connection failed: {exc}")
-                break
+            if self._sink_busy():
+                self._guard(self.sink.pump, max(0.0, deadline - self._clock()))
+                if self._sink_busy() or self._clock() >= deadline:
+                    self._keep_alive()
+                    break
+            if self._held:
+                msgs = [self._held.popleft() for _ in range(min(len(self._held), chunk))]
+            else:
+                try:
+                    msgs = self.client.poll(max_messages=min(chunk, max_messages - handled), timeout_ms=0)
+                except Exception as exc:  # the client should not raise, but a UI timer must survive it
+                    log.exception("client poll failed")
+                    self._fail(ErrorCode.SERVER_GONE.value, f"connection failed: {exc}")
+                    break
             if not msgs:
                 break
             handled += len(msgs)
@@ -255,12 +261,22 @@ class LiveSession:
         self._check_timeouts()
         return self.active
 
+    def _sink_busy(self) -> bool:
+        return bool(getattr(self.sink, "busy", False))
+
+    def _keep_alive(self) -> None:
+        """Heartbeat the server while the sink catches up and no message is read (the client's own)."""
+        keep_alive = getattr(self.client, "keep_alive", None)
+        if keep_alive is not None:
+            keep_alive()
+
     # ------------------------------------------------------------------------------------------------
     # dispatch
 
     def _dispatch(self, msgs: Sequence[dict]) -> None:
+        """Hand `msgs` to the sink in order; once the sink has queued work, hold the rest back."""
         frames: list[dict] = []
-        for msg in msgs:
+        for i, msg in enumerate(msgs):
             if not self.active:
                 return
             mtype = msg.get("type")
@@ -271,6 +287,9 @@ class LiveSession:
                 self._feed_frames(frames)
                 frames = []
                 if not self.active:
+                    return
+                if self._sink_busy():
+                    self._held.extendleft(reversed(msgs[i:]))
                     return
             self._handle(mtype, msg)
         if frames and self.active:
@@ -321,6 +340,8 @@ class LiveSession:
     def _on_progress(self, msg: dict) -> None:
         p = self.progress
         p.stage = str(msg.get("stage") or "")
+        if isinstance(msg.get("done"), int):
+            p.frames_inferred = max(p.frames_inferred, msg["done"])
         total = msg.get("total")
         if isinstance(total, int) and total > 0:
             p.frames_total = total
@@ -337,11 +358,12 @@ class LiveSession:
             # The protocol sends the header first; frames before it mean a broken stream.
             self._fail(ErrorCode.BAD_MESSAGE.value, "the server sent frames before the job header")
             return
-        self._guard(self.sink.on_frames, frames)
+        self._guard(lambda batch: self.sink.on_frames(batch, max(0.0, self._deadline - self._clock())), frames)
         if not self.active:
             return
         p = self.progress
         p.frames_done += len(frames)
+        p.frames_inferred = max(p.frames_inferred, p.frames_done)
         self._rate.add(self._clock(), p.frames_done)
         if not self._server_rates:
             rate = self._rate.rate()
@@ -367,7 +389,7 @@ class LiveSession:
             fn(arg)
         except Exception as exc:
             log.exception("scene import failed")
-            self._fail("import_failed", f"Importing into the scene failed: {type(exc).__name__}: {exc}. "
+            self._fail(ErrorCode.IMPORT_FAILED.value, f"Importing into the scene failed: {type(exc).__name__}: {exc}. "
                                         f"The {self.progress.frames_done} frame(s) imported before are kept.")
 
     def _fail(self, code: str, text: str) -> None:
@@ -385,7 +407,7 @@ class LiveSession:
             except Exception as exc:
                 log.exception("scene builder on_end failed")
                 if state is not State.ERROR:
-                    state, code = State.ERROR, "import_failed"
+                    state, code = State.ERROR, ErrorCode.IMPORT_FAILED.value
                     text = f"Finishing the import failed: {type(exc).__name__}: {exc}"
         self.error_code = code
         self.state = state
@@ -464,11 +486,15 @@ def format_eta(seconds: float | None) -> str:
 
 
 def format_progress(p: Progress, prefix: str = "") -> str:
-    """'Running: clip.mp4 — 12/120 frames, 3.4 fps, ETA 0:32'."""
+    """'Running: clip.mp4 — 12/120 frames, 3.4 fps, ETA 0:32', or with the scene behind the server
+    'Running: clip.mp4 — inferred 40/120, imported 12, 3.4 fps, ETA 0:32'."""
     if p.queue_position:
         return prefix
     total = f"/{p.frames_total}" if p.frames_total else ""
-    parts = [f"{p.frames_done}{total} frames"]
+    if p.frames_inferred > p.frames_done:
+        parts = [f"inferred {p.frames_inferred}{total}", f"imported {p.frames_done}"]
+    else:
+        parts = [f"{p.frames_done}{total} frames"]
     if p.fps:
         parts.append(f"{p.fps:.1f} fps")
     if p.frames_total and p.frames_done < p.frames_total:

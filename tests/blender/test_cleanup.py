@@ -9,9 +9,10 @@ bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import compat  # noqa: E402
 from blender_addon.blender.cleanup import LiveCleanup, reapply_person  # noqa: E402
-from blender_addon.blender.scene_builder import SceneBuilder, import_result_file  # noqa: E402
+from blender_addon.blender.file_import import import_result_file  # noqa: E402
+from blender_addon.blender.scene_builder import SceneBuilder  # noqa: E402
 from blender_addon.core.motion import refine_job  # noqa: E402
-from tests.core.synthetic_job import write_job  # noqa: E402
+from tests.support.synthetic_job import write_job  # noqa: E402
 from tests.motion.synthetic_motion import make_scene, split  # noqa: E402
 
 pytestmark = pytest.mark.bpy

@@ -18,9 +18,9 @@ bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import compat  # noqa: E402
 from blender_addon.blender import export as ex  # noqa: E402
-from blender_addon.blender.scene_builder import import_result_file  # noqa: E402
+from blender_addon.blender.file_import import import_result_file  # noqa: E402
 from blender_addon.core.export.fbx_times import read_timing  # noqa: E402
-from tests.core.synthetic_job import make_job, write_job  # noqa: E402
+from tests.support.synthetic_job import make_job, write_job  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from tests.extension.synthetic_job import WIDTH, HEIGHT, job_messages, write_job_file  # noqa: E402
+from tests.support.synthetic_job import WIDTH, HEIGHT, job_messages, write_job_file  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("bpy")
 
-from tests.extension.synthetic_job import write_job_file  # noqa: E402
+from tests.support.synthetic_job import write_job_file  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 

@@ -132,7 +132,11 @@ def test_live_job_streams_into_the_scene(live, live_server):
     settings = bpy.context.scene.human3r
     settings.video_path = str(clip)
     settings.input_size = JOB_SIZE
+    from blender_addon.blender import timers
+
+    timers.stop_polling()
     assert bpy.ops.human3r.run() == {"FINISHED"}
+    assert bpy.app.timers.is_registered(timers._tick)  # the operator starts the pump (live.start does not)
     session = live.current()
     seen_camera_while_running = False
 
@@ -150,7 +154,8 @@ def test_live_job_streams_into_the_scene(live, live_server):
     types = [o.type for o in coll.all_objects]
     assert types.count("CAMERA") == 1
     people = session.summary["people"]  # the `done` message's count of tracked people
-    assert people > 0 and types.count("ARMATURE") == people  # (the tiny model finds people on this clip)
+    dropped = session.sink.summary["tracks_dropped"]  # tracks shorter than Min Track Length (3 frames)
+    assert people > dropped and types.count("ARMATURE") == people - dropped  # (the tiny model finds people here)
     cam = next(o for o in coll.all_objects if o.type == "CAMERA")
     assert cam.animation_data.action is not None
     assert bpy.context.scene.frame_end >= bpy.context.scene.frame_start + 5
@@ -259,7 +264,7 @@ def test_curve_client_key_file_is_read(live, tmp_path):
     assert client.curve_keys == (public, secret)
     client.close()
     (tmp_path / "bad.key").write_text("nothing here")
-    with pytest.raises(ValueError, match="not a CurveZMQ key pair"):
+    with pytest.raises(ValueError, match="not a CurveZMQ key .*human3r keys"):
         live.read_curve_keypair(str(tmp_path / "bad.key"))
 
 

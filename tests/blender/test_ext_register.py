@@ -53,9 +53,12 @@ def test_register_unregister_twice(factory_scene):
         blender_addon.register()
         assert_registered()
         assert timers._on_load_pre in bpy.app.handlers.load_pre
+        timers.kill_local_server_later()  # a "Stop Local Server" just before the add-on is disabled
+        assert bpy.app.timers.is_registered(timers._kill_local_server)
         blender_addon.unregister()
         assert_unregistered()
         assert timers._on_load_pre not in bpy.app.handlers.load_pre
+        assert not bpy.app.timers.is_registered(timers._kill_local_server)
 
 
 def test_job_options_match_the_servers_option_names(addon):
@@ -114,6 +117,7 @@ def test_panel_draws_without_errors(addon):
         scene = bpy.context.scene
         preferences = bpy.context.preferences
         region = None
+        active_object = None
 
     for cls in panels.CLASSES:
         panel = types.SimpleNamespace(layout=Layout())

@@ -9,8 +9,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import compat  # noqa: E402
-from blender_addon.blender.scene_builder import import_result_file  # noqa: E402
-from tests.core.synthetic_job import make_job, write_job  # noqa: E402
+from blender_addon.blender.file_import import import_result_file  # noqa: E402
+from tests.support.synthetic_job import make_job, write_job  # noqa: E402
 from tests.support.bpy_rigs import build_armature  # noqa: E402
 from tests.support.humanoids import skeleton  # noqa: E402
 

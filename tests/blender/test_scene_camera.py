@@ -21,7 +21,7 @@ from blender_addon.core.camera import project_points  # noqa: E402
 from blender_addon.core.coords import M  # noqa: E402
 from blender_addon.core.rotations import axis_angle_to_matrix  # noqa: E402
 from blender_addon.core.scene_plan import ImportOptions  # noqa: E402
-from tests.core.synthetic_job import JOB, decoded  # noqa: E402
+from tests.support.synthetic_job import JOB, decoded  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 TOL_PX = 0.05
@@ -118,7 +118,7 @@ def test_scene_time_and_missing_video(factory_scene):
 
 
 def test_video_is_the_camera_background_from_the_first_frame(factory_scene, tennis_video):
-    video = tennis_video  # the shared test clip (a missing ../shared fails the session, it does not skip)
+    video = tennis_video  # the shared test clip
     assert video.is_file(), video
     msgs = decoded([header(640, 360, video=str(video), frame_count=50),
                     frame(0, np.eye(4), np.array([[500, 0, 320], [0, 500, 180], [0, 0, 1.0]]), 640, 360)])

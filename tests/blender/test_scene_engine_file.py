@@ -9,7 +9,7 @@ bpy = pytest.importorskip("bpy")
 
 from backend.engine.job import iter_job_messages  # noqa: E402
 from blender_addon.blender import compat  # noqa: E402
-from blender_addon.blender.scene_builder import import_result_file  # noqa: E402
+from blender_addon.blender.file_import import import_result_file  # noqa: E402
 from blender_addon.core.resultfile import ResultFileWriter, read_result  # noqa: E402
 from tests.support.fixtures import tiny_job_options  # noqa: E402
 
@@ -34,8 +34,10 @@ def test_engine_file_imports_with_camera_people_and_points(factory_scene, engine
     path, contents = engine_file
     summary = import_result_file(path, {"point_mode": "ACCUMULATED"})
     assert summary["truncated"] is False and summary["frames"] == len(contents.frames) == 6
-    track_ids = sorted(int(t["id"]) for t in contents.tracks)
+    # tracks seen in fewer than 3 frames (the default Min Track Length) get no rig and are counted
+    track_ids = sorted(int(t["id"]) for t in contents.tracks if t["n_frames"] >= 3)
     assert summary["people"] == track_ids and track_ids
+    assert summary["tracks_dropped"] == len(contents.tracks) - len(track_ids)
     coll = bpy.data.collections[summary["collection"]]
     cams = [o for o in coll.objects if o.type == "CAMERA"]
     rigs = [o for o in coll.objects if o.type == "ARMATURE"]

@@ -18,7 +18,7 @@ from blender_addon.core import protocol  # noqa: E402
 from blender_addon.core.body_model import BodyModel  # noqa: E402
 from blender_addon.core.coords import M  # noqa: E402
 from blender_addon.core.scene_plan import ImportOptions  # noqa: E402
-from tests.core.synthetic_job import JOB, decoded, header_message  # noqa: E402
+from tests.support.synthetic_job import JOB, decoded, header_message  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 TOL = 1e-4  # metres (0.1 mm)

@@ -13,7 +13,7 @@ from blender_addon.core.body_model import BodyModel
 from blender_addon.core.coords import M
 from blender_addon.core.rotations import quaternion_to_matrix
 from blender_addon.core.skeleton import build_rig_rest, pose_to_bone_channels
-from tests.core.synthetic_job import header_message
+from tests.support.synthetic_job import header_message
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from blender_addon.core.keyframes import bone_path
 from blender_addon.core.pointcloud import cloud_from_world
 from blender_addon.core.scene_plan import ImportOptions, ScenePlanner
-from tests.core.synthetic_job import decoded, header_message, make_job
+from tests.support.synthetic_job import decoded, header_message, make_job
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,42 @@ def test_setup_from_header(job):
 
 
 def test_objects_are_planned_once_and_lazily(job):
-    _, _, plans = run(job, 4)
+    _, _, plans = run(job, 4, options=ImportOptions(min_track_frames=1))
     assert plans[0].camera is not None and all(p.camera is None for p in plans[1:])
     created = [(i, person.track_id) for i, p in enumerate(plans) for person in p.new_people]
     assert created == [(0, 1), (2, 2)]  # person 2 first appears at source frame 10 (batch 2)
+    # by default a rig waits until its track has 3 frames: person 2 has 2 in batch 2 (10, 11), 6 in batch 3
+    _, _, plans = run(job, 4, tracks_first=False)
+    assert [(i, person.track_id) for i, p in enumerate(plans) for person in p.new_people] == [(0, 1), (3, 2)]
+
+
+def test_a_rig_that_waited_for_its_track_is_keyed_from_its_first_frame(job):
+    waited = merged_keys(run(job, 4, tracks_first=False)[2])
+    at_once = merged_keys(run(job, 4, tracks_first=False, options=ImportOptions(min_track_frames=1))[2])
+    assert waited.keys() == at_once.keys()
+    for key in waited:
+        np.testing.assert_allclose(waited[key], at_once[key], atol=1e-6, err_msg=str(key))
+
+
+def short_track_job():
+    # track 3 is seen in 2 frames (a tracker blip), track 4 in exactly 3
+    return decoded(make_job(n_frames=12, people=((1, 0, 12), (3, 5, 7), (4, 8, 11))))
+
+
+@pytest.mark.parametrize("tracks_first", [True, False])  # file import (track lengths known) and live
+def test_short_tracks_are_left_out_and_reported(tracks_first):
+    msgs = short_track_job()
+    header, frames, tracks, done = split(msgs)
+    for batch in (1, 5, 100):
+        planner, _, plans = run(msgs, batch, tracks_first=tracks_first)
+        assert sorted(p.track_id for plan in plans for p in plan.new_people) == [1, 4]
+        summary = planner.end(done).summary
+        assert summary["people"] == [1, 4] and summary["tracks_dropped"] == 1
+        assert any("1 short track(s)" in w and "fewer than 3" in w for w in summary["warnings"])
+    planner, _, plans = run(msgs, 5, tracks_first=tracks_first, options=ImportOptions(min_track_frames=1))
+    assert planner.end(done).summary["people"] == [1, 3, 4]
+    with pytest.raises(ValueError, match="min_track_frames"):
+        ImportOptions(min_track_frames=0)
 
 
 def test_batches_give_the_same_keys_as_one_pass(job):
@@ -190,7 +222,29 @@ def test_invalid_predictions_are_held_or_skipped(job):
     np.testing.assert_array_equal(keys[(1, bone_path("pelvis", "location"), 0)][0::2], [1, 2, 3, 4, 6])
     assert planner.track({"id": 1, "betas": np.full(10, np.nan)}) is None
     summary = planner.end(done).summary
-    assert any("invalid camera" in w for w in summary["warnings"]) and planner.bad_camera_frames == 3
-    assert planner.bad_people_rows == 1
+    assert any("invalid camera" in w for w in summary["warnings"]) and planner.camera.bad_frames == 3
+    assert planner.persons.bad_rows == 1
     cloud = cloud_from_world(np.array([[0, 0, 1], [np.nan, 0, 0], [1, 1, 1]], np.float32), np.zeros((3, 3), np.uint8))
     assert cloud.count == 2
+
+
+def test_header_without_video_size_takes_the_cameras_over_several_batches(job):
+    # B1: a header with width = height = 0 made the second batch raise UnboundLocalError
+    header, frames, _, _ = split(job)
+    header = dict(header, video=dict(header["video"], width=0, height=0))
+    planner = ScenePlanner(ImportOptions())
+    setup = planner.header(header)
+    assert (setup.width, setup.height) == (0, 0)
+    first = planner.frames(frames[:10])
+    second = planner.frames(frames[10:])
+    assert first.camera is not None and second.camera is None
+    assert (setup.width, setup.height) == (640, 480)  # the frames' camera size
+    assert second.frames == 20 and second.last_frame == 30
+
+
+def test_unknown_import_option_is_refused_not_dropped():
+    with pytest.raises(ValueError, match="frame_start"):
+        ImportOptions.from_dict({"frame_start": 5})  # the old name of scene_frame_start
+    with pytest.raises(ValueError, match="point_mode"):
+        ImportOptions(point_mode="SOME")
+    assert ImportOptions.from_dict({"scene_frame_start": 5}).scene_frame_start == 5

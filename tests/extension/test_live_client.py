@@ -19,7 +19,7 @@ from blender_addon.core.session import LiveSession, State  # noqa: E402
 
 class NullSink:
     def on_header(self, msg): raise AssertionError("no header expected")
-    def on_frames(self, msgs): raise AssertionError("no frames expected")
+    def on_frames(self, msgs, budget_s=None): raise AssertionError("no frames expected")
     def on_track(self, msg): raise AssertionError("no track expected")
     def on_end(self, msg): raise AssertionError("no end expected")
 

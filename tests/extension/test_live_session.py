@@ -11,7 +11,7 @@ import pytest
 from blender_addon.core import protocol
 from blender_addon.core.protocol import ErrorCode, MessageType
 from blender_addon.core.session import LiveSession, Progress, State, expected_frames, format_eta, format_progress
-from tests.extension.synthetic_job import JOB, job_messages, wire_roundtrip
+from tests.support.synthetic_job import JOB, job_messages, wire_roundtrip
 
 
 class ReplayClient:
@@ -57,7 +57,7 @@ class RecordingSink:
     def on_header(self, msg):
         self._record("header", msg["type"])
 
-    def on_frames(self, msgs):
+    def on_frames(self, msgs, budget_s=None):
         self._record("frames", [m["index"] for m in msgs])
 
     def on_track(self, msg):
@@ -141,7 +141,7 @@ def test_time_budget_stops_a_slow_tick():
     clock = Clock()
 
     class SlowSink(RecordingSink):
-        def on_frames(self, msgs):
+        def on_frames(self, msgs, budget_s=None):
             clock.t += 0.02  # each batch takes 20 ms
             super().on_frames(msgs)
 
@@ -215,7 +215,7 @@ def test_sink_failure_ends_job_cancels_on_server_and_never_raises():
     session = LiveSession(client, sink)
     session.start("v.mp4", {})
     run_to_end(session)
-    assert session.state is State.ERROR and session.error_code == "import_failed"
+    assert session.state is State.ERROR and session.error_code == ErrorCode.IMPORT_FAILED.value
     assert "boom in frames" in session.message
     assert ("cancel", JOB) in client.sent and client.closed
 
@@ -264,6 +264,7 @@ def test_client_exception_in_submit_is_reported_not_raised():
     session = LiveSession(Refusing(), RecordingSink(), address="tcp://no port")
     session.start("v.mp4", {})
     assert session.state is State.ERROR and "Invalid argument" in session.message
+    assert session.error_code == ErrorCode.CLIENT_FAILED.value  # a named code, not a string made up on the spot
 
 
 def test_start_twice_is_refused():
@@ -300,3 +301,67 @@ def test_server_progress_figures_win_over_local_estimate():
         session.step(max_messages=1)
     assert session.progress.fps == 7.5 and session.progress.eta_s == 0.7
     assert session.progress.frames_done == 3 and session.progress.stage == "running"
+
+
+class QueueingSink(RecordingSink):
+    """Applies one frame per 10 ms of budget and queues the rest, like the scene builder with a crowd."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+        self.queue: list[int] = []
+        self.max_queue = 0
+        self.budgets: list[float] = []
+
+    @property
+    def busy(self):
+        return bool(self.queue)
+
+    def on_frames(self, msgs, budget_s=None):
+        assert not self.queue, "the session handed frames to a busy sink"
+        self.queue += [m["index"] for m in msgs]
+        self.max_queue = max(self.max_queue, len(self.queue))
+        self.pump(budget_s)
+
+    def pump(self, budget_s=None):
+        self.budgets.append(budget_s)
+        while self.queue:
+            self.calls.append(("frame", self.queue.pop(0)))
+            self.clock.t += 0.010
+            if budget_s is not None and budget_s <= 0.010:
+                break
+            budget_s = None if budget_s is None else budget_s - 0.010
+        return self.busy
+
+    def on_track(self, msg):
+        assert not self.queue, "a track message overtook queued frames"
+        super().on_track(msg)
+
+    def on_end(self, msg):
+        assert not self.queue, "the end overtook queued frames"
+        super().on_end(msg)
+
+
+def test_a_busy_sink_gets_nothing_new_and_each_tick_stays_in_budget():
+    clock = Clock()
+    client, sink = ReplayClient(stream(12)), QueueingSink(clock)
+    session = LiveSession(client, sink, clock=clock)
+    session.start("v.mp4", {})
+    ticks = 0
+    while session.step(max_messages=32, budget_s=0.010):
+        ticks += 1
+        assert ticks < 100
+    assert session.state is State.DONE
+    assert [c[1] for c in sink.calls if c[0] == "frame"] == list(range(12))  # every frame, in order
+    names = [c[0] for c in sink.calls]
+    assert names.index("track") > max(i for i, n in enumerate(names) if n == "frame")  # after all frames
+    assert names[-1] == "end"
+    assert all(b is not None and b <= 0.010 + 1e-9 for b in sink.budgets)  # never "all of it" in a live run
+    assert ticks >= 6  # 12 frames at 10 ms each cannot fit in fewer 10 ms ticks
+
+
+def test_progress_shows_inferred_and_imported_when_the_scene_lags():
+    p = Progress(frames_done=12, frames_total=120, fps=3.4, eta_s=30.0, frames_inferred=40)
+    assert format_progress(p, "Running: clip.mp4") == "Running: clip.mp4 — inferred 40/120, imported 12, 3.4 fps, ETA 0:30"
+    p.frames_inferred = 12
+    assert format_progress(p) == "12/120 frames, 3.4 fps, ETA 0:30"

@@ -20,7 +20,7 @@ from blender_addon.core.motion.footlock import apply_leg_ik
 from blender_addon.core.motion.kinematics import BodyShape, forward
 from blender_addon.core.motion.so3 import quat_to_aa
 from blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_quaternion
-from tests.core.synthetic_job import JOB, header_message
+from tests.support.synthetic_job import JOB, header_message
 
 FPS = 30.0
 

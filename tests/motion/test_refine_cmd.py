@@ -8,7 +8,7 @@ import numpy as np
 
 from backend.cli import main
 from blender_addon.core.resultfile import read_result
-from tests.core.synthetic_job import write_job
+from tests.support.synthetic_job import write_job
 from tests.motion.synthetic_motion import make_scene
 
 
@@ -73,7 +73,8 @@ def test_engine_job_with_cleanup_streams_filtered_frames(tiny_engine, tennis_vid
     for m in msgs:
         protocol.validate(m)
         protocol.decode(protocol.encode(m))
-    assert [m["type"] for m in msgs] == [m["type"] for m in raw]
+    # progress messages come every 0.5 s of wall time, so only the other messages line up one to one
+    assert [m["type"] for m in msgs if m["type"] != "progress"] == [m["type"] for m in raw if m["type"] != "progress"]
     assert msgs[0]["refinement"]["stage"] == "live" and msgs[0]["options"]["cleanup"]["smooth"] == 1.0
     frames_raw = [m for m in raw if m["type"] == "frame"]
     frames = [m for m in msgs if m["type"] == "frame"]

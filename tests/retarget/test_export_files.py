@@ -10,7 +10,7 @@ import pytest
 from backend.cli import main
 from blender_addon.core.body_model import BodyModel
 from blender_addon.core.coords import M
-from tests.core.synthetic_job import make_job, write_job
+from tests.support.synthetic_job import make_job, write_job
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from blender_addon.core.retarget.rig import RigError, forward
 from blender_addon.core.rotations import axis_angle_to_matrix
 from blender_addon.core.retarget.solve import (RetargetOptions, local_matrices, retarget, world_directions,
                                                world_heads)
-from tests.core.synthetic_job import header_message
+from tests.support.synthetic_job import header_message
 from tests.support.humanoids import (lock_feet, rig_spec, skeleton, smplx_source, source_local,
                                      walking_motion)
 

@@ -2,7 +2,9 @@
 
 People stand upright 3-6 m in front of a slowly moving camera in the OpenCV world W (y down), with
 smooth random poses; the body model is the engine's synthetic SMPL-X without pose correctives, in the
-protocol's header layout. `make_job` returns protocol messages; `write_job` stores them as a .h3r file.
+protocol's header layout. `make_job` returns protocol messages; `write_job` stores them as a .h3r file;
+`job_messages`/`write_job_file` are the short form used by the extension tests (everyone in every frame).
+This is the one generator of synthetic jobs for the core, extension and Blender tests.
 """
 from __future__ import annotations
 
@@ -155,3 +157,22 @@ def write_job(path: str | Path, msgs: list[dict]) -> Path:
 def decoded(msgs: list[dict]) -> list[dict]:
     """Round-trip messages through the codec (read-only arrays, as a reader would deliver them)."""
     return [protocol.decode(protocol.encode(m)) for m in msgs]
+
+
+WIDTH, HEIGHT = 320, 240  # image size of `job_messages`
+
+
+def job_messages(frames: int = 6, people: int = 2, video_path: str = "/videos/synthetic.mp4") -> list[dict]:
+    """A finished job of `frames` frames with track ids 0..people-1 present in every frame, WIDTH x HEIGHT."""
+    return make_job(n_frames=frames, people=tuple((k, 0, frames) for k in range(people)), width=WIDTH,
+                    height=HEIGHT, video_path=video_path, points_per_frame=200, scene_points=500)
+
+
+def write_job_file(path: str | Path, frames: int = 6, people: int = 2) -> Path:
+    """Write `job_messages(frames, people)` to a .h3r result file; return its path."""
+    return write_job(path, job_messages(frames, people))
+
+
+def wire_roundtrip(msg: dict) -> dict:
+    """Encode and decode one message, as the client hands it over (read-only arrays)."""
+    return protocol.decode(protocol.encode(msg))
