@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("backend.engine.doctor_cli", "check torch/device, checkpoint, SMPL-X file and port"),
     "download": ("backend.engine.download_cli", "fetch the official checkpoint; explain the SMPL-X registration"),
     "keys": ("backend.server.keys_cli", "make a CurveZMQ key pair for binding beyond loopback"),
+    "batch": ("backend.batch_cmd", "run many clips on every GPU of a machine or a Ray cluster (needs the farm extra)"),
 }
 
 

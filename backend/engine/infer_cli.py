@@ -21,8 +21,6 @@ from backend.cli import add_model_file_arguments, model_file_argument_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_VIDEO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
-# stored in .h3r files (protocol.py: types marked F)
-_FILE_TYPES = {"header", "frame", "track", "done", "error", "cancelled"}
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -154,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from backend.engine.job import iter_job_messages
     from backend.engine.stream import Engine, resolve_checkpoint_path
     from backend.model.checkpoint import CheckpointError
+    from blender_addon.core import protocol
     from blender_addon.core.resultfile import ResultFileWriter
 
     t_load = time.perf_counter()
@@ -178,11 +177,12 @@ def run(args: argparse.Namespace) -> int:
     last: dict | None = None
     seq = 0
     started = time.perf_counter()
+    file_types = {t.value for t in protocol.FILE_TYPES}
     with ResultFileWriter(out_path) as writer:
         try:
             for msg in iter_job_messages(engine, args.video, options, job_id):
                 seq = msg["seq"] + 1
-                if msg["type"] in _FILE_TYPES:
+                if msg["type"] in file_types:
                     writer.write(msg)
                 if msg["type"] == "frame":
                     frames += 1
@@ -191,8 +191,6 @@ def run(args: argparse.Namespace) -> int:
                 elif msg["type"] in ("done", "error", "cancelled"):
                     last = msg
         except KeyboardInterrupt:
-            from blender_addon.core import protocol
-
             last = protocol.make_message(protocol.MessageType.CANCELLED, job_id, seq, frames=frames)
             writer.write(last)
         finally:
