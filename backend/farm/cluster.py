@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -39,7 +38,7 @@ class Resources:
 
 def import_ray(local: bool):
     """Import ray, with the local lock-down environment when this process will start the instance."""
-    if local and "ray" not in sys.modules:
+    if local:  # the loopback switch is read when ray is first imported, the others when it starts
         for name, value in LOCAL_ENV.items():
             os.environ.setdefault(name, value)
     try:

@@ -17,6 +17,7 @@ cancelled, not_run), frames, seconds, attempts and error; and the workers (pid, 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -90,6 +91,7 @@ class ClipState:
     error: dict | None = None
     worker: int | None = None
     recorded: bool = False  # its outcome is already in its completion record (skipped)
+    probe_error: dict | None = None  # the input could not be opened (found before any worker ran)
 
     def summary(self, out_dir: Path) -> dict[str, Any]:
         output = store.result_path(out_dir, self.clip.name)
@@ -126,7 +128,8 @@ def plan_clips(clips: list[ClipInput], base_options: dict[str, Any]) -> list[Cli
                 state.total = probe.expected_frames
         except VideoError as exc:
             state.status = "failed"
-            state.error = {"code": "bad_video", "reason": exc.code, "message": str(exc), "frame": None}
+            state.probe_error = {"code": "bad_video", "reason": exc.code, "message": str(exc), "frame": None}
+            state.error = state.probe_error
         states.append(state)
     return states
 
@@ -145,6 +148,13 @@ def run_batch(clips: list[ClipInput], out_dir: Path, base_options: dict[str, Any
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     states = plan_clips(clips, base_options)
+    store.clean_stale_parts(out_dir)
+    local_digest = local_checkpoint_digest(settings.model.get("checkpoint"))
+    if local_digest is not None and _mark_finished(states, out_dir, settings, local_digest) == 0:
+        _record_probe_failures(states, out_dir)
+        report = BatchReport(states, [], time.perf_counter() - started)  # nothing to run: no Ray at all
+        write_summary(out_dir, report, base_options)
+        return report
     try:
         resources = connect(settings.address, num_cpus=settings.local_cpus, num_gpus=settings.local_gpus,
                             dashboard=settings.dashboard)
@@ -154,16 +164,11 @@ def run_batch(clips: list[ClipInput], out_dir: Path, base_options: dict[str, Any
     try:
         pool = _WorkerPool(ray, resources, settings)
         digest = pool.checkpoint_digest()
-        for state in states:
-            state.key = store.resume_key(state.clip.source, state.options, digest)
-        _mark_finished(states, out_dir, settings)
-        store.clean_stale_parts(out_dir)
+        if digest != local_digest:  # the workers' file decides
+            _mark_finished(states, out_dir, settings, digest)
         todo = [s for s in states if s.status == "not_run"]
         todo.sort(key=lambda s: -(s.total if s.total is not None else 0))  # longest first
-        for state in states:  # input failures found by the probe: recorded like any bad-input failure
-            if state.status == "failed" and not state.recorded:
-                state.attempts = 1
-                store.publish(None, out_dir, state.clip.name, _failure_record(state))
+        _record_probe_failures(states, out_dir)
         progress = BatchProgress(sum(s.total or 0 for s in todo), len(todo), settings.quiet)
         scheduler = _Scheduler(ray, pool, out_dir, settings, progress, on_event)
         interrupted = False
@@ -184,17 +189,44 @@ def run_batch(clips: list[ClipInput], out_dir: Path, base_options: dict[str, Any
     return report
 
 
-def _mark_finished(states: list[ClipState], out_dir: Path, settings: BatchSettings) -> None:
+def local_checkpoint_digest(checkpoint: str | None) -> str | None:
+    """sha256 of the checkpoint's weights file when this machine can read it (what `Engine` reports as
+    `checkpoint_digest`), else None. Lets a rerun with nothing left to do skip starting Ray."""
+    from backend.engine.stream import resolve_checkpoint_path
+    from backend.model.checkpoint import file_digest
+
+    path = resolve_checkpoint_path(checkpoint)
+    if path.suffix.lower() not in (".pth", ".pt", ".ckpt", ".bin", ".safetensors") or not path.is_file():
+        return None
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
+
+
+def _mark_finished(states: list[ClipState], out_dir: Path, settings: BatchSettings, digest: str) -> int:
+    """Set each clip's resume key for `digest` and mark the finished ones from their completion
+    records; returns how many clips need a worker."""
     for state in states:
-        if settings.force:
-            continue
-        record = store.is_finished(out_dir, state.clip.name, state.key, settings.retry_failed)
+        state.key = store.resume_key(state.clip.source, state.options, digest)
+        state.status = "failed" if state.probe_error else "not_run"
+        state.error, state.frames, state.seconds, state.recorded = state.probe_error, 0, 0.0, False
+        record = None if settings.force else store.is_finished(out_dir, state.clip.name, state.key,
+                                                               settings.retry_failed)
         if record is not None:
+            state.recorded = True
             state.status = "skipped" if record["status"] == "done" else "failed"
             state.frames, state.seconds = record.get("frames", 0), record.get("seconds", 0.0)
             state.error = record.get("error")
-            state.attempts = 0
-            state.recorded = True
+    return sum(state.status == "not_run" for state in states)
+
+
+def _record_probe_failures(states: list[ClipState], out_dir: Path) -> None:
+    """Inputs that could not even be opened are recorded like any bad-input failure."""
+    for state in states:
+        if state.status == "failed" and not state.recorded:
+            state.attempts = 1
+            store.publish(None, out_dir, state.clip.name, _failure_record(state))
 
 
 def _failure_record(state: ClipState) -> dict:
@@ -270,14 +302,15 @@ class _RayClipWorker(ClipWorker):
     def info(self) -> dict[str, Any]:
         import ray
 
-        return {**super().info(), "node_id": ray.get_runtime_context().get_node_id()}
+        return {**super().info(), "node_id": ray.get_runtime_context().get_node_id(),
+                "node_ip": ray.util.get_node_ip_address()}
 
     def run_clip(self, spec: dict[str, Any]):
         import ray
 
         node = ray.get_runtime_context().get_node_id()
         for item in super().run_clip(spec):
-            yield {**item, "node_id": node, "pid": __import__("os").getpid()}
+            yield {**item, "node_id": node, "pid": os.getpid()}
 
 
 @dataclass
@@ -385,6 +418,9 @@ class _Scheduler:
         store.remove_quietly(Path(run.spec["part"]))
         state = run.state
         why = f"worker {run.worker} lost ({type(exc).__name__})"
+        processes = self.pool.facts[run.worker]["processes"]
+        if processes:
+            processes[-1]["lost"] = True
         # Ray restarts the actor (reloading the model); it takes work again once it answers
         probe = self.pool.actors[run.worker].info.remote()
         self.restarting[probe] = run.worker
