@@ -422,7 +422,7 @@ class _Scheduler:
         if processes:
             processes[-1]["lost"] = True
         # Ray restarts the actor (reloading the model); it takes work again once it answers
-        probe = self.pool.actors[run.worker].info.remote()
+        probe = self.pool.actors[run.worker].info.options(max_task_retries=-1).remote()  # waits for the restart
         self.restarting[probe] = run.worker
         if state.attempts <= self.settings.retries:
             state.status = "queued"
