@@ -5,6 +5,7 @@
 #                point pip at the CUDA index of your choice, e.g. TORCH_SPEC="torch --index-url ...")
 #   WITH_BPY     1 (default) installs BPY_SPEC for the Blender test tier; 0 skips it
 #   BPY_SPEC     default bpy==5.0.1 (CI also builds .venv42 with bpy==4.2.0)
+#   WITH_FARM    1 (default) installs the `farm` extra (Ray, for `human3r batch` and its tests); 0 skips it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -12,7 +13,8 @@ VENV=${VENV:-.venv}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 WITH_BPY=${WITH_BPY:-1}
 BPY_SPEC=${BPY_SPEC:-bpy==5.0.1}
-stamp="$VENV/.h3r-setup-$(sha1sum pyproject.toml | cut -c1-12)-$WITH_BPY-$BPY_SPEC"
+WITH_FARM=${WITH_FARM:-1}
+stamp="$VENV/.h3r-setup-$(sha1sum pyproject.toml | cut -c1-12)-$WITH_BPY-$BPY_SPEC-$WITH_FARM"
 if [ -f "$stamp" ]; then exit 0; fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -20,5 +22,7 @@ if [ -f "$stamp" ]; then exit 0; fi
 "$VENV/bin/python" -m pip install -q $TORCH_SPEC
 extras=()
 [ "$WITH_BPY" = 1 ] && extras+=("$BPY_SPEC")
-"$VENV/bin/python" -m pip install -q -e ".[test]" "${extras[@]}"
+project_extras=test
+[ "$WITH_FARM" = 1 ] && project_extras+=",farm"
+"$VENV/bin/python" -m pip install -q -e ".[$project_extras]" "${extras[@]}"
 touch "$stamp"
