@@ -31,7 +31,7 @@ from backend.farm import store
 from backend.farm.cluster import ClusterError, Resources, connect, disconnect, import_ray
 from backend.farm.inputs import ClipInput
 from backend.farm.progress import BatchProgress
-from backend.farm.worker import ClipWorker
+from backend.farm.worker import ClipWorker, model_threads
 
 SUMMARY_NAME = "batch.json"
 WAIT_S = 1.0  # longest pause between looks at the workers (progress arrives about every second)
@@ -155,6 +155,13 @@ def run_batch(clips: list[ClipInput], out_dir: Path, base_options: dict[str, Any
         report = BatchReport(states, [], time.perf_counter() - started)  # nothing to run: no Ray at all
         write_summary(out_dir, report, base_options)
         return report
+    with _sigterm_as_interrupt():  # SIGTERM (a scheduler's stop) unwinds like Ctrl-C: workers killed, Ray shut down
+        report = _run_on_ray(ray, states, out_dir, base_options, settings, on_event, started, local_digest)
+    write_summary(out_dir, report, base_options)
+    return report
+
+
+def _run_on_ray(ray, states, out_dir, base_options, settings, on_event, started, local_digest) -> BatchReport:
     try:
         resources = connect(settings.address, num_cpus=settings.local_cpus, num_gpus=settings.local_gpus,
                             dashboard=settings.dashboard)
@@ -173,8 +180,7 @@ def run_batch(clips: list[ClipInput], out_dir: Path, base_options: dict[str, Any
         scheduler = _Scheduler(ray, pool, out_dir, settings, progress, on_event)
         interrupted = False
         try:
-            with _sigterm_as_interrupt():
-                scheduler.run(todo)
+            scheduler.run(todo)
         except KeyboardInterrupt:
             interrupted = True
             scheduler.cancel()
@@ -185,7 +191,6 @@ def run_batch(clips: list[ClipInput], out_dir: Path, base_options: dict[str, Any
         if pool is not None:
             pool.kill_all()
         disconnect(resources)
-    write_summary(out_dir, report, base_options)
     return report
 
 
@@ -261,7 +266,7 @@ class _WorkerPool:
             self.cpus = settings.cpus_per_worker or min(DEFAULT_CPUS_PER_CPU_WORKER, max(1, int(resources.cpus)))
             self.gpus = 0
             count = settings.workers or max(1, int(resources.cpus // self.cpus))
-        threads = settings.model.get("threads") or max(1, self.cpus - 1)
+        threads = model_threads(settings.model, self.cpus)
         env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         remote = ray.remote(_RayClipWorker)
         self.actors = [remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=-1, max_task_retries=0,
@@ -402,7 +407,7 @@ class _Scheduler:
             return
         if item["event"] == "progress":
             run.state.frames = item["frames"]
-            self.progress.advanced(run.state.clip.name, item["frames"], run.state.total or item["total"], item["fps"])
+            self.progress.advanced(run.state.clip.name, item["frames"], run.state.total, item["fps"])
             self.on_event("progress", run.state, item)
         elif item["event"] == "result":
             run.saw_result = True

@@ -19,6 +19,12 @@ PROGRESS_EVERY_S = 1.0  # how often a running clip reports back to the driver
 _ENGINE_LOADS = 0  # model loads in this process (reported by `info`, checked by the tests)
 
 
+def model_threads(model: dict[str, Any], cpus: int) -> int:
+    """torch (and OpenMP) threads of a worker given `cpus` cores: the model's `threads` if set, else
+    all its cores but one, which the decoding process gets (at least 1)."""
+    return model.get("threads") or max(1, cpus - 1)
+
+
 class ClipWorker:
     """Holds one loaded `Engine` and runs clips on it.
 
@@ -38,7 +44,7 @@ class ClipWorker:
                                         precision=model.get("precision", "fp32"))
         _ENGINE_LOADS += 1
         self.load_s = time.perf_counter() - started
-        threads = model.get("threads") or max(1, cpus - 1)
+        threads = model_threads(model, cpus)
         self.threads = self.engine.use_cpu_threads(threads) if self.engine.device.type == "cpu" else threads
         if self.engine.device.type != "cpu":
             import torch
@@ -61,7 +67,7 @@ class ClipWorker:
                 attempt's temporary path), job_id, attempt (1-based); crash_after_frames (tests:
                 hard-exit this process after that many frames, as a lost GPU node would).
         Yields:
-            {"event": "progress", "frames", "total", "fps"} about every `PROGRESS_EVERY_S`, then
+            {"event": "progress", "frames", "fps"} about every `PROGRESS_EVERY_S`, then
             {"event": "result", "status": "done"|"failed", "frames", "seconds", "people", "error"}.
         """
         from backend.engine.job import iter_job_messages
@@ -73,23 +79,20 @@ class ClipWorker:
         out_dir, part = Path(spec["out_dir"]), Path(spec["part"])
         crash_after = spec.get("crash_after_frames")
         file_types = {t.value for t in protocol.FILE_TYPES}
-        frames, total, last = 0, None, None
+        frames, last = 0, None
         started = last_report = time.perf_counter()
         with ResultFileWriter(part) as writer:
             for msg in iter_job_messages(self.engine, spec["source"], options, spec["job_id"]):
                 if msg["type"] in file_types:
                     writer.write(msg)
-                if msg["type"] == "header":
-                    total = _expected_frames(msg["video"], options)
-                elif msg["type"] == "frame":
+                if msg["type"] == "frame":
                     frames += 1
                     if crash_after is not None and frames >= crash_after:
                         os._exit(17)  # no clean-up at all, like a machine that loses power
                     now = time.perf_counter()
                     if now - last_report >= PROGRESS_EVERY_S:
                         last_report = now
-                        yield {"event": "progress", "frames": frames, "total": total,
-                               "fps": frames / max(now - started, 1e-9)}
+                        yield {"event": "progress", "frames": frames, "fps": frames / max(now - started, 1e-9)}
                 elif msg["type"] in ("done", "error", "cancelled"):
                     last = msg
         seconds = time.perf_counter() - started
@@ -117,11 +120,3 @@ class ClipWorker:
         return {"event": "result", "status": "failed", "frames": frames, "seconds": seconds, "people": 0,
                 "error": error}
 
-
-def _expected_frames(video: dict, options) -> int | None:
-    """Frames a job should process, from the header's video facts and the range options."""
-    count = video.get("frame_count")
-    if count is None:
-        return None
-    end = count if options.end is None else min(options.end, count)
-    return max(0, -(-(end - options.start) // options.stride))

@@ -50,6 +50,11 @@ def batch(local_ray, model, clips, out_dir, events=None, **settings):
     return run_batch(clips, out_dir, dict(TINY_OPTIONS), BatchSettings(model=model, quiet=True, **settings), on_event)
 
 
+def lengths_of(events) -> set[str]:
+    """Clips that finished with a result in the events."""
+    return {n for event, n, p in events if event == "end" and p.get("status") == "done"}
+
+
 def file_facts(folder: Path) -> dict[str, tuple]:
     """name -> (inode, mtime_ns, size, bytes) of every file but the run summary."""
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size, p.read_bytes())
@@ -105,6 +110,9 @@ def test_one_model_load_per_worker_clips_longest_first(first_run):
     assert {p[0]["cuda_visible_devices"] for p in processes} == {"0", "1"}
     assert {p[0]["node_ip"] for p in processes} == {"127.0.0.1"}  # loopback-only instance
     assert sum(w["clips"] for w in report.workers) == 6 and all(w["clips"] >= 2 for w in report.workers)
+    for name in lengths_of(events):
+        frames = [p["frames"] for event, n, p in events if n == name and event in ("progress", "end")]
+        assert frames == sorted(frames) and frames[-1] == next(c.total for c in report.clips if c.clip.name == name)
     starts = [name for event, name, _ in events if event == "start"]
     lengths = {"walk_a": 14, "walk_b": 11, "walk_c": 9, "walk_d": 7, "stills": 5, "broken": 40}
     assert starts == sorted(lengths, key=lambda n: -lengths[n])
