@@ -76,6 +76,6 @@ def test_stop_keeps_finished_results(how, farm_clips, parity_fixture_dir, synthe
     assert list(out.glob(".*")) == []  # no attempt or temporary files
     assert not (home / ".ray").exists()  # token authentication off for the loopback-only instance
     # progress: one line per clip start and end (the overall bar is on the same stream)
-    assert f"start  {names[0]} ({14} frames) on worker 0" in text
+    assert f"start  {names[0]} (14 frames) on worker 0" in text
     assert all(f"done   {name}: " in text for name in done)
     assert re.search(r"batch: \d+ done, 0 skipped, 0 failed, \d+ cancelled, \d+ not run", text)
