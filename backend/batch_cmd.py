@@ -49,6 +49,18 @@ def _err(text: str) -> None:
     print(f"human3r batch: {text}", file=sys.stderr)
 
 
+def _checked_options(args: argparse.Namespace) -> tuple[dict | None, str | None]:
+    """(the batch's JobOptions map, None) or (None, what is wrong with the arguments)."""
+    from backend.engine.options import JobOptions
+
+    try:
+        options = JobOptions.from_dict(options_from_args(args)).to_dict()
+    except ValueError as exc:
+        return None, str(exc)
+    problem = _usage_problem(args)
+    return (None, problem) if problem else (options, None)
+
+
 def _usage_problem(args: argparse.Namespace) -> str | None:
     for flag, value in (("--workers", args.workers), ("--cpus-per-worker", args.cpus_per_worker)):
         if value is not None and value < 1:
@@ -62,15 +74,10 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.engine.options import JobOptions
     from backend.farm.inputs import InputError, collect_clips
 
-    try:
-        base = JobOptions.from_dict(options_from_args(args)).to_dict()
-    except ValueError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    if (problem := _usage_problem(args)) is not None:
+    base, problem = _checked_options(args)
+    if problem is not None:
         _err(problem)
         return EXIT_USAGE
     try:
