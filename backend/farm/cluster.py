@@ -72,6 +72,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
                          logging_level=logging.WARNING)
             else:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except ImportError as exc:  # ray:// addresses use Ray Client, a separate extra
+            raise ClusterError(f"{address}: {exc}; install pip install 'ray[client]==2.60.*'") from None
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
             raise ClusterError(f"cannot start or join {where}: {exc}") from None

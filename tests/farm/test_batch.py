@@ -197,3 +197,20 @@ def test_ctrl_c_keeps_finished_results(local_ray, model, farm_clips, infer_refer
     assert status == {"walk_a": "done", "walk_b": "not_run", "walk_c": "not_run", "walk_d": "not_run"}
     assert_same_as_infer(tmp_path / "walk_a.h3r", infer_reference["walk_a"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.json", "walk_a.h3r", "walk_a.h3r.json"]
+
+
+def test_retries_are_bounded(local_ray, model, farm_clips, tmp_path):
+    report = batch(local_ray, model, clip_inputs(farm_clips, ["walk_d"]), tmp_path, workers=1, retries=0,
+                   crash_after_frames={"walk_d": 2})
+    clip = report.clips[0]
+    assert clip.status == "failed" and clip.attempts == 1
+    assert clip.error["code"] == "job_failed" and clip.error["reason"] == "worker_lost"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.json"]  # no result, record or attempt file
+
+
+def test_local_instance_is_locked_down(local_ray):
+    import ray
+
+    node = ray._private.worker._global_node
+    assert local_ray.node_ip == node.node_ip_address == "127.0.0.1"
+    assert not node.address_info.get("webui_url")  # no dashboard unless asked
