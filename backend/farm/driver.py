@@ -170,9 +170,8 @@ def _run_on_ray(ray, states, out_dir, base_options, settings, on_event, started,
     pool = None
     try:
         pool = _WorkerPool(ray, resources, settings)
-        digest = pool.checkpoint_digest()
-        if digest != local_digest:  # the workers' file decides
-            _mark_finished(states, out_dir, settings, digest)
+        if pool.digest != local_digest:  # the workers' file decides
+            _mark_finished(states, out_dir, settings, pool.digest)
         todo = [s for s in states if s.status == "not_run"]
         todo.sort(key=lambda s: -(s.total if s.total is not None else 0))  # longest first
         _record_probe_failures(states, out_dir)
@@ -273,23 +272,36 @@ class _WorkerPool:
                                       runtime_env={"env_vars": env}).remote(settings.model, self.cpus)
                        for _ in range(count)]
         self.facts: list[dict[str, Any]] = [{"worker": i, "processes": [], "clips": 0} for i in range(count)]
-        try:
-            infos = ray.get([a.info.remote() for a in self.actors])
-        except ray.exceptions.RayError as exc:
+        # workers answer `info` once the model is loaded; the rest join while the first ones work (a
+        # cluster may still be adding nodes, or have fewer free GPUs than workers asked for)
+        self.starting: dict[Any, int] = {a.info.remote(): i for i, a in enumerate(self.actors)}
+        self.ready: list[int] = []
+        self.digest: str | None = None
+        problems = []
+        while not self.ready and self.starting:
+            done, _ = ray.wait(list(self.starting), num_returns=1)
+            worker = self.starting.pop(done[0])
+            problem = self.joined(worker, done[0])
+            if problem:
+                problems.append(problem)
+        if not self.ready:
             self.kill_all()
-            raise SetupError(f"the workers could not load the model: {_root_cause(exc)}") from None
-        for i, info in enumerate(infos):
-            self.note_process(i, info)
+            raise SetupError(f"no worker could load the model: {problems[0]}")
 
-    def note_process(self, index: int, info: dict[str, Any]) -> None:
-        self.facts[index]["processes"].append(info)
-
-    def checkpoint_digest(self) -> str:
-        digests = {p["checkpoint_digest"] for f in self.facts for p in f["processes"]}
-        if len(digests) != 1:
-            raise SetupError(f"the workers loaded different checkpoints ({', '.join(sorted(map(str, digests)))}); "
-                             "give every node the same file")
-        return digests.pop()
+    def joined(self, worker: int, info_ref) -> str | None:
+        """Take in a started (or restarted) worker's `info`; returns why it cannot work, or None."""
+        try:
+            info = self.ray.get(info_ref)
+        except self.ray.exceptions.RayError as exc:
+            return _root_cause(exc)  # died while loading: Ray does not restart a failed constructor
+        self.facts[worker]["processes"].append(info)
+        self.digest = self.digest or info["checkpoint_digest"]
+        if info["checkpoint_digest"] != self.digest:  # results must not depend on which node ran them
+            self.ray.kill(self.actors[worker], no_restart=True)
+            self.facts[worker]["error"] = "loaded a different checkpoint than the other workers"
+            return f"worker {worker} on node {info.get('node_ip')} loaded a different checkpoint; give every node the same file"
+        self.ready.append(worker)
+        return None
 
     def worker_facts(self) -> list[dict[str, Any]]:
         return self.facts
@@ -298,7 +310,7 @@ class _WorkerPool:
         for actor in self.actors:
             with contextlib.suppress(Exception):
                 self.ray.kill(actor, no_restart=True)
-        self.actors = []
+        self.starting.clear()
 
 
 class _RayClipWorker(ClipWorker):
@@ -335,8 +347,7 @@ class _Scheduler:
         self.progress = progress
         self.on_event = on_event or (lambda *a: None)
         self.in_flight: dict[Any, _Running] = {}
-        self.restarting: dict[Any, int] = {}  # info() ref of a restarted worker -> worker index
-        self.idle: list[int] = list(range(len(pool.actors)))
+        self.idle: list[int] = list(pool.ready)
         self.queue: list[ClipState] = []
 
     def run(self, todo: list[ClipState]) -> None:
@@ -344,7 +355,7 @@ class _Scheduler:
         while self.queue or self.in_flight:
             while self.idle and self.queue:
                 self._submit(self.idle.pop(0), self.queue.pop(0))
-            waiting = list(self.in_flight) + list(self.restarting)
+            waiting = list(self.in_flight) + list(self.pool.starting)
             if not waiting:  # every worker is gone for good
                 for state in self.queue:
                     state.status = "failed"
@@ -353,8 +364,8 @@ class _Scheduler:
                 return
             ready, _ = self.ray.wait(waiting, num_returns=1, timeout=WAIT_S)
             for ref in ready:
-                if ref in self.restarting:
-                    self._restarted(ref)
+                if ref in self.pool.starting:
+                    self._joined(ref)
                 else:
                     self._advance(ref)
 
@@ -428,7 +439,7 @@ class _Scheduler:
             processes[-1]["lost"] = True
         # Ray restarts the actor (reloading the model); it takes work again once it answers
         probe = self.pool.actors[run.worker].info.options(max_task_retries=-1).remote()  # waits for the restart
-        self.restarting[probe] = run.worker
+        self.pool.starting[probe] = run.worker
         if state.attempts <= self.settings.retries:
             state.status = "queued"
             self.queue.insert(0, state)  # it was the longest waiting clip
@@ -438,14 +449,13 @@ class _Scheduler:
             self._fail(run, {"code": "job_failed", "reason": "worker_lost",
                              "message": f"{why}; gave up after {state.attempts} attempts"})
 
-    def _restarted(self, probe) -> None:
-        worker = self.restarting.pop(probe)
-        try:
-            info = self.ray.get(probe)
-        except self.ray.exceptions.RayError:
-            return  # it died again while restarting: no more work for it
-        self.pool.note_process(worker, info)
-        self.idle.append(worker)
+    def _joined(self, probe) -> None:
+        worker = self.pool.starting.pop(probe)
+        problem = self.pool.joined(worker, probe)
+        if problem is None:
+            self.idle.append(worker)
+        else:
+            self.progress.line(f"  worker {worker} left: {problem}")
 
     def _fail(self, run: _Running, error: dict) -> None:
         state = run.state
