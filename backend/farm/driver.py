@@ -155,8 +155,7 @@ def run_batch(clips: list[ClipInput], out_dir: Path, base_options: dict[str, Any
         report = BatchReport(states, [], time.perf_counter() - started)  # nothing to run: no Ray at all
         write_summary(out_dir, report, base_options)
         return report
-    with _sigterm_as_interrupt():  # SIGTERM (a scheduler's stop) unwinds like Ctrl-C: workers killed, Ray shut down
-        report = _run_on_ray(ray, states, out_dir, base_options, settings, on_event, started, local_digest)
+    report = _run_on_ray(ray, states, out_dir, base_options, settings, on_event, started, local_digest)
     write_summary(out_dir, report, base_options)
     return report
 
@@ -169,28 +168,30 @@ def _run_on_ray(ray, states, out_dir, base_options, settings, on_event, started,
         raise SetupError(str(exc)) from None
     pool = None
     try:
-        pool = _WorkerPool(ray, resources, settings)
-        if pool.digest != local_digest:  # the workers' file decides
-            _mark_finished(states, out_dir, settings, pool.digest)
-        todo = [s for s in states if s.status == "not_run"]
-        todo.sort(key=lambda s: -(s.total if s.total is not None else 0))  # longest first
-        _record_probe_failures(states, out_dir)
-        progress = BatchProgress(sum(s.total or 0 for s in todo), len(todo), settings.quiet)
-        scheduler = _Scheduler(ray, pool, out_dir, settings, progress, on_event)
-        interrupted = False
-        try:
-            scheduler.run(todo)
-        except KeyboardInterrupt:
-            interrupted = True
-            scheduler.cancel()
-        finally:
-            progress.close()
-        report = BatchReport(states, pool.worker_facts(), time.perf_counter() - started, interrupted)
+        # SIGTERM (a job scheduler's stop) unwinds like Ctrl-C; installed after ray.init, whose own
+        # handler would abort the process with a stack dump
+        with _sigterm_as_interrupt():
+            pool = _WorkerPool(ray, resources, settings)
+            if pool.digest != local_digest:  # the workers' file decides
+                _mark_finished(states, out_dir, settings, pool.digest)
+            todo = [s for s in states if s.status == "not_run"]
+            todo.sort(key=lambda s: -(s.total if s.total is not None else 0))  # longest first
+            _record_probe_failures(states, out_dir)
+            progress = BatchProgress(sum(s.total or 0 for s in todo), len(todo), settings.quiet)
+            scheduler = _Scheduler(ray, pool, out_dir, settings, progress, on_event)
+            interrupted = False
+            try:
+                scheduler.run(todo)
+            except KeyboardInterrupt:
+                interrupted = True
+                scheduler.cancel()
+            finally:
+                progress.close()
+        return BatchReport(states, pool.worker_facts(), time.perf_counter() - started, interrupted)
     finally:
         if pool is not None:
             pool.kill_all()
         disconnect(resources)
-    return report
 
 
 def local_checkpoint_digest(checkpoint: str | None) -> str | None:
@@ -373,6 +374,8 @@ class _Scheduler:
         """Stop now: kill the workers, delete the files of the clips in flight (finished results stay)."""
         self.pool.kill_all()
         for run in self.in_flight.values():
+            if run.saw_result:
+                continue  # finished (published) just before the stop
             store.remove_quietly(Path(run.spec["part"]))
             run.state.status = "cancelled"
         self.in_flight.clear()
