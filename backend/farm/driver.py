@@ -58,8 +58,8 @@ class BatchSettings:
         local_cpus, local_gpus: size of a local instance (tests give fake GPUs here).
         dashboard: start the local dashboard (127.0.0.1 only).
         quiet: no progress output.
-        crash_after_frames: tests only: clip name -> frames after which its first attempt's worker
-            process hard-exits.
+        crash_after_frames: tests only: clip name -> (frames, attempts): the worker process
+            hard-exits after that many frames of each of the clip's first `attempts` attempts.
     """
 
     model: dict[str, Any]
@@ -73,7 +73,7 @@ class BatchSettings:
     local_gpus: int | None = None
     dashboard: bool = False
     quiet: bool = False
-    crash_after_frames: dict[str, int] = field(default_factory=dict)
+    crash_after_frames: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -389,8 +389,9 @@ class _Scheduler:
                 "key": state.key, "out_dir": str(self.out_dir), "job_id": uuid.uuid4().hex[:12],
                 "part": str(store.attempt_path(self.out_dir, state.clip.name, state.attempts)),
                 "attempt": state.attempts}
-        if state.attempts == 1 and state.clip.name in self.settings.crash_after_frames:
-            spec["crash_after_frames"] = self.settings.crash_after_frames[state.clip.name]
+        frames, attempts = self.settings.crash_after_frames.get(state.clip.name, (None, 0))
+        if state.attempts <= attempts:
+            spec["crash_after_frames"] = frames
         actor = self.pool.actors[worker]
         gen = actor.run_clip.options(num_returns="streaming").remote(spec)
         self.in_flight[gen] = _Running(state, spec, worker)

@@ -168,20 +168,22 @@ def test_changed_options_or_force_redo(first_run, local_ray, model, farm_clips, 
     assert_same_as_infer(out / "walk_d.h3r", infer_reference["walk_d"])
 
 
-def test_worker_crash_mid_clip_is_retried(local_ray, model, farm_clips, infer_reference, tmp_path):
+def test_worker_crash_mid_clip_is_retried_and_retries_are_bounded(local_ray, model, farm_clips, infer_reference,
+                                                                  tmp_path):
     events: list = []
-    report = batch(local_ray, model, clip_inputs(farm_clips, ["walk_a", "walk_c"]), tmp_path, events, workers=1,
-                   crash_after_frames={"walk_a": 4})
-    walk_a = next(c for c in report.clips if c.clip.name == "walk_a")
+    # walk_a: its first attempt's worker dies after 4 frames; walk_d: every attempt's worker dies
+    report = batch(local_ray, model, clip_inputs(farm_clips, ["walk_a", "walk_d"]), tmp_path, events, workers=1,
+                   retries=1, crash_after_frames={"walk_a": (4, 1), "walk_d": (2, 2)})
+    walk_a, walk_d = report.clips
     assert walk_a.status == "done" and walk_a.attempts == 2
-    assert [e[0] for e in events if e[1] == "walk_a"][:1] == ["start"]
-    assert any(e[0] == "retry" and e[1] == "walk_a" for e in events)
+    assert [e[0] for e in events if e[1] == "walk_a" and e[0] != "progress"] == ["start", "retry", "start", "end"]
     assert_same_as_infer(tmp_path / "walk_a.h3r", infer_reference["walk_a"])
-    assert_same_as_infer(tmp_path / "walk_c.h3r", infer_reference["walk_c"])
+    assert walk_d.status == "failed" and walk_d.attempts == 2  # one run plus `retries` re-runs, no more
+    assert walk_d.error["code"] == "job_failed" and walk_d.error["reason"] == "worker_lost"
     processes = report.workers[0]["processes"]  # the only worker: Ray restarted it, the model loaded again
-    assert [p.get("lost", False) for p in processes] == [True, False]
-    assert processes[0]["pid"] != processes[1]["pid"] and all(p["loads"] == 1 for p in processes)
-    assert list(tmp_path.glob(".*.part")) == []  # the dead attempt's file was removed
+    assert [p.get("lost", False) for p in processes] == [True, True, True]  # the batch ends before a 4th start
+    assert len({p["pid"] for p in processes}) == 3 and all(p["loads"] == 1 for p in processes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.json", "walk_a.h3r", "walk_a.h3r.json"]
 
 
 def test_ctrl_c_keeps_finished_results(local_ray, model, farm_clips, infer_reference, tmp_path):
@@ -198,15 +200,6 @@ def test_ctrl_c_keeps_finished_results(local_ray, model, farm_clips, infer_refer
     assert status == {"walk_a": "done", "walk_b": "not_run", "walk_c": "not_run", "walk_d": "not_run"}
     assert_same_as_infer(tmp_path / "walk_a.h3r", infer_reference["walk_a"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.json", "walk_a.h3r", "walk_a.h3r.json"]
-
-
-def test_retries_are_bounded(local_ray, model, farm_clips, tmp_path):
-    report = batch(local_ray, model, clip_inputs(farm_clips, ["walk_d"]), tmp_path, workers=1, retries=0,
-                   crash_after_frames={"walk_d": 2})
-    clip = report.clips[0]
-    assert clip.status == "failed" and clip.attempts == 1
-    assert clip.error["code"] == "job_failed" and clip.error["reason"] == "worker_lost"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.json"]  # no result, record or attempt file
 
 
 def test_local_instance_is_locked_down(local_ray):
