@@ -444,6 +444,8 @@ class _Scheduler:
         # Ray restarts the actor (reloading the model); it takes work again once it answers
         probe = self.pool.actors[run.worker].info.options(max_task_retries=-1).remote()  # waits for the restart
         self.pool.starting[probe] = run.worker
+        if run.saw_result:
+            return  # died after its clip was published: nothing to redo
         if state.attempts <= self.settings.retries:
             state.status = "queued"
             self.queue.insert(0, state)  # it was the longest waiting clip
