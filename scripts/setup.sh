@@ -6,6 +6,7 @@
 #                TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu", much smaller)
 #   WITH_BPY     1 (default) installs BPY_SPEC for the Blender test tier; 0 skips it
 #   BPY_SPEC     default bpy==5.0.1 (CI also builds .venv42 with bpy==4.2.0)
+#   WITH_FARM    1 (default) installs the `farm` extra (Ray, for `human3r batch` and its tests); 0 skips it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,7 +22,8 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
 fi
 # the hash comes from Python itself: macOS has no sha1sum
 digest=$("$PY" -c 'import hashlib; print(hashlib.sha1(open("pyproject.toml", "rb").read()).hexdigest()[:12])')
-stamp="$VENV/.h3r-setup-$digest-$WITH_BPY-$BPY_SPEC"
+WITH_FARM=${WITH_FARM:-1}
+stamp="$VENV/.h3r-setup-$digest-$WITH_BPY-$BPY_SPEC-$WITH_FARM"
 if [ -f "$stamp" ]; then exit 0; fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -29,7 +31,9 @@ if [ -f "$stamp" ]; then exit 0; fi
 "$VENV/bin/python" -m pip install -q $TORCH_SPEC
 extras=()
 [ "$WITH_BPY" = 1 ] && extras+=("$BPY_SPEC")
-"$VENV/bin/python" -m pip install -q -e ".[test]" "${extras[@]}"
+project_extras=test
+[ "$WITH_FARM" = 1 ] && project_extras+=",farm"
+"$VENV/bin/python" -m pip install -q -e ".[$project_extras]" "${extras[@]}"
 # Khronos glTF validator for the export tests (skipped with a reason where npm is missing)
 if command -v npm >/dev/null && [ ! -d .tools/gltf-validator/node_modules/gltf-validator ]; then
   npm install -q --prefix .tools/gltf-validator gltf-validator@2.0.0-dev.3.10 || echo "gltf-validator not installed"

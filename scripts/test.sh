@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/python -m pytest "$@"
 if [ "${SKIP_BPY42:-0}" != 1 ]; then
-  VENV=.venv42 BPY_SPEC=bpy==4.2.0 scripts/setup.sh
+  VENV=.venv42 BPY_SPEC=bpy==4.2.0 WITH_FARM=0 scripts/setup.sh  # the Blender tier needs no Ray
   .venv42/bin/python -m pytest -m bpy tests/blender -p no:cacheprovider
 fi

@@ -26,8 +26,6 @@ from backend.cli.common import (
 from backend.cli.remote import add_remote_arguments
 from backend.engine.options import add_model_arguments, options_from_args
 
-# stored in .h3r files (protocol.py: types marked F)
-_FILE_TYPES = {"header", "frame", "track", "done", "error", "cancelled"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from backend.engine.job import iter_job_messages
     from backend.engine.result_output import OutputWriteError, ResultOutput
     from backend.engine.stream import Engine
+    from blender_addon.core import protocol
 
     t_load = time.perf_counter()
     try:
@@ -144,11 +143,12 @@ def run(args: argparse.Namespace) -> int:
     last: dict | None = None
     seq = 0
     started = time.perf_counter()
+    file_types = {t.value for t in protocol.FILE_TYPES}
     with ResultOutput(out_path) as writer, _sigterm_as_interrupt():
         try:
             for msg in iter_job_messages(engine, args.video, options, job_id):
                 seq = msg["seq"] + 1
-                if msg["type"] in _FILE_TYPES:
+                if msg["type"] in file_types:
                     writer.write(msg)
                 if msg["type"] == "frame":
                     frames += 1
@@ -157,8 +157,6 @@ def run(args: argparse.Namespace) -> int:
                 elif msg["type"] in ("done", "error", "cancelled"):
                     last = msg
         except KeyboardInterrupt:
-            from blender_addon.core import protocol
-
             last = protocol.make_message(protocol.MessageType.CANCELLED, job_id, seq, frames=frames)
             writer.write(last)
         except OutputWriteError as exc:

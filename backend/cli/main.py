@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("backend.cli.download", "fetch the official checkpoint; explain the SMPL-X registration"),
     "keys": ("backend.cli.keys", "make a CurveZMQ key pair for binding beyond loopback"),
     "refine": ("backend.cli.refine", "clean up a result file: floor alignment, smoothing, foot lock"),
+    "batch": ("backend.cli.batch", "run many clips on every GPU of a machine or a Ray cluster (needs the farm extra)"),
     "export": ("backend.cli.export", "SMPL-X files for other tools: AMASS-style .npz per person, camera JSON/NPZ"),
 }
 

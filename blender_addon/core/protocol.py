@@ -165,6 +165,8 @@ class ErrorCode(str, enum.Enum):
 
 
 TERMINAL_TYPES = frozenset({MessageType.DONE, MessageType.ERROR, MessageType.CANCELLED})
+# the types marked F above: what a result file (.h3r) stores of a job's stream
+FILE_TYPES = frozenset({MessageType.HEADER, MessageType.FRAME, MessageType.TRACK, *TERMINAL_TYPES})
 
 # Required fields per type and their Python types after decoding (np.ndarray for arrays).
 FIELDS: dict[MessageType, dict[str, tuple[type, ...]]] = {
