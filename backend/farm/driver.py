@@ -381,6 +381,7 @@ class _Scheduler:
             record = store.is_finished(self.out_dir, state.clip.name, state.key, retry_failed=True)
             if record is not None:  # published by the worker before the kill, its result not yet seen here
                 state.status, state.frames = "done", int(record.get("frames") or state.frames)
+                self.progress.ended(state.clip.name, state.status, state.frames, state.seconds, None)
                 continue
             # killed between the rename and the record: the file is whole but unrecorded, so a rerun
             # would redo it anyway; remove it so what is on disk matches batch.json
