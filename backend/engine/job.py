@@ -72,13 +72,20 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
 
     Args:
         engine: a loaded `Engine`.
-        video: path of the video file / image folder (already checked against media roots).
+        video: path of the video file / image folder (already checked against media roots), or a
+            configured `backend.video.live.LiveSpec` (see `backend.engine.live_job`).
         options: validated `JobOptions`.
         job_id: id stamped on every message.
         cancel: set it to stop after the current frame (`cancelled` is then the last message).
     """
+    from backend.video.live import LiveSpec
     from backend.video.reader import VideoError, open_source
 
+    if isinstance(video, LiveSpec):  # a configured camera/stream: keep-latest, runs until cancelled
+        from backend.engine.live_job import iter_live_job_messages
+
+        yield from iter_live_job_messages(engine, video, options, job_id, cancel)
+        return
     seq = 0
 
     def msg(mtype: protocol.MessageType, **fields) -> dict:
