@@ -7,11 +7,15 @@ before N and records where it stopped (`error.frame`); the exit status is non-ze
 Exit status: 0 done; 1 processing failed; 2 bad option; 3 checkpoint or SMPL-X model missing or
 unusable; 4 unreadable video; 130 interrupted (Ctrl-C; the file ends with `cancelled`).
 `--server ADDR` runs the job on a `human3r serve` instance instead (backend.server.remote).
+`--live URL` reads a camera or stream instead of a video (`backend.video.live`: newest frame each
+step, reconnects on drops) and writes results until Ctrl-C, which ends the file with `cancelled`
+and exits 0.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import uuid
@@ -69,7 +73,11 @@ def options_from_args(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", help="video file (or folder of images)")
+    parser.add_argument("video", nargs="?", help="video file (or folder of images)")
+    parser.add_argument("--live", metavar="URL", default=None,
+                        help="a camera or stream instead of a video: rtsp://, rtsp+udp://, rtmp://, udp://, rtp://, "
+                             "http(s)://, /dev/videoN (?listen=1 on rtsp/rtmp receives a pushed stream); "
+                             "runs until Ctrl-C")
     parser.add_argument("-o", "--output", required=True, help="result file to write (.h3r)")
     add_model_file_arguments(parser)
     parser.add_argument("--server", default=None, metavar="ADDR",
@@ -129,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     if (problem := model_file_argument_error(args)) is not None:
         _err(problem)
         return EXIT_USAGE
+    if (args.live is None) == (args.video is None):
+        _err("give either a VIDEO or --live URL")
+        return EXIT_USAGE
     out_path = Path(args.output)
     if out_path.exists() and out_path.is_dir():
         _err(f"output {out_path} is a folder; give a file name like result.h3r")
@@ -138,8 +149,17 @@ def run(args: argparse.Namespace) -> int:
     from backend.video.reader import VideoError, open_source
 
     try:
-        with open_source(args.video, start=options.start, end=options.end, stride=options.stride) as probe:
-            total = probe.expected_frames
+        if args.live is not None:  # opened once, by the job (a listening URL binds its port)
+            from backend.video.live import LiveSpec
+
+            source, total = LiveSpec("cli", args.live), None
+        else:
+            source = args.video
+            with open_source(args.video, start=options.start, end=options.end, stride=options.stride) as probe:
+                total = probe.expected_frames
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     except VideoError as exc:
         _err(f"cannot read the video: {exc}")
         return EXIT_VIDEO
@@ -178,9 +198,10 @@ def run(args: argparse.Namespace) -> int:
     last: dict | None = None
     seq = 0
     started = time.perf_counter()
+    cancel = _cancel_on_ctrl_c() if args.live is not None else None
     with ResultFileWriter(out_path) as writer:
         try:
-            for msg in iter_job_messages(engine, args.video, options, job_id):
+            for msg in iter_job_messages(engine, source, options, job_id, cancel):
                 seq = msg["seq"] + 1
                 if msg["type"] in _FILE_TYPES:
                     writer.write(msg)
@@ -198,7 +219,21 @@ def run(args: argparse.Namespace) -> int:
         finally:
             progress.close()
     elapsed = time.perf_counter() - started
+    if cancel is not None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if last is not None and last["type"] == "cancelled":  # Ctrl-C is how a live run ends
+            print(f"stopped: {frames} frames -> {out_path} ({_size(out_path)})")
+            return EXIT_OK
     return _summary(last, frames, elapsed, out_path)
+
+
+def _cancel_on_ctrl_c():
+    """An Event that Ctrl-C sets (the live job then ends within one step, writing `cancelled`)."""
+    import threading
+
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    return cancel
 
 
 def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> int:

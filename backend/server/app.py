@@ -28,7 +28,7 @@ import zmq
 from blender_addon.core import protocol
 from blender_addon.core.protocol import ErrorCode, MessageType, ProtocolError
 
-from . import security
+from . import live_sources, security
 from .jobs import FINISHED_STATES, Job, JobBoard, JobRunner, Worker, FetchThread, new_job_id, write_cancelled_file
 from .retention import prune_results
 from .settings import ServerSettings
@@ -77,7 +77,8 @@ class Server:
         security.check_bind(settings.bind, settings.curve_enabled)
         self.settings = settings
         self.board = JobBoard(settings.finished_jobs_kept)
-        self.worker = Worker(self.board, job_runner, engine, after_job=self.prune_results)
+        self.worker = Worker(self.board, live_sources.resolving_runner(job_runner, settings.live_sources), engine,
+                             after_job=self.prune_results)
         self.options_parser = options_parser or (lambda d: d)
         self.info = dict(info or {})
         self.endpoint: str | None = None
@@ -245,7 +246,7 @@ class Server:
                   "stream_queue_messages": s.stream_queue_messages}
         self._send_control(peer, protocol.make_message(
             MessageType.HELLO, software=SOFTWARE, role="server", limits=limits, heartbeat_s=s.heartbeat_s,
-            timeout_s=s.peer_timeout_s, **self.info))
+            timeout_s=s.peer_timeout_s, live_sources=live_sources.describe(s.live_sources), **self.info))
 
     def _on_ping(self, peer: Peer, msg: dict) -> None:
         self._send_control(peer, protocol.make_message(MessageType.PONG, request=msg.get("request")))
@@ -267,8 +268,12 @@ class Server:
         if mine >= s.max_jobs_per_client:
             raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"you already have {mine} jobs queued or running "
                                 f"(max {s.max_jobs_per_client})")
-        video = security.check_video_path(msg["video"], s.media_roots)
-        options_dict = _cap_frames(dict(msg["options"]), s.max_frames_per_job)
+        if msg.get("live") is not None:  # a configured camera/stream: runs until cancelled, no frame cap
+            video = live_sources.check_request(msg["live"], s.live_sources).label
+            options_dict = dict(msg["options"])
+        else:
+            video = security.check_video_path(msg["video"], s.media_roots, s.live_sources)
+            options_dict = _cap_frames(dict(msg["options"]), s.max_frames_per_job)
         try:
             options = self.options_parser(options_dict)
         except (ValueError, TypeError, KeyError) as exc:
@@ -303,7 +308,7 @@ class Server:
     def _on_status(self, peer: Peer, msg: dict) -> None:
         self._send_control(peer, protocol.make_message(
             MessageType.STATUS, request=msg.get("request"), jobs=self.board.summaries(),
-            peers=len(self._peers)))
+            peers=len(self._peers), live_sources=live_sources.describe(self.settings.live_sources)))
 
     def _on_fetch(self, peer: Peer, msg: dict) -> None:
         job_id = msg["job"]

@@ -178,19 +178,23 @@ def start_authenticator(context, allowed_client_keys: frozenset[bytes]):
 # video paths
 
 
-def check_video_path(path: str, media_roots: Iterable[Path]) -> Path:
+def check_video_path(path: str, media_roots: Iterable[Path], live_sources: Iterable[str] = ()) -> Path:
     """Resolve a client's video path; return the real path or raise ProtocolError.
 
     Codes: 'path_not_allowed' for URLs, FFmpeg protocols ("http:", "concat:", "pipe:", "file:", ...),
     playlists and anything whose real path is outside every media root; 'not_found' for a path
     under a root that is missing or not a regular file. The root check comes first so that
-    clients cannot probe which files exist elsewhere.
+    clients cannot probe which files exist elsewhere. `live_sources`: names of the configured live
+    sources, offered in the refusal of a URL (streams are opened only by name).
     """
     if not path or "\x00" in path:
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, "empty path or NUL byte in the video path")
     if _SCHEME.match(path) and not re.match(r"^[A-Za-z]:[\\/]", path):  # allow C:\ drive letters
+        names = ", ".join(sorted(live_sources))
+        live = (f"; for a camera or stream, ask for a live source by name (this server offers: {names})" if names
+                else "; cameras and streams must be configured on the server (human3r serve --live NAME=URL)")
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
-                            f"{path!r} looks like a URL or an FFmpeg protocol; only local files are accepted")
+                            f"{path!r} looks like a URL or an FFmpeg protocol; only local files are accepted{live}")
     if Path(path).suffix.lower() in PLAYLIST_SUFFIXES:
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r}: playlists and concat lists are not accepted")
     if not os.path.isabs(path):
