@@ -192,7 +192,8 @@ class LiveStats:
     """What happened so far (read by the job layer for progress and reconnect reports).
 
     decoded: frames decoded (all connections); taken: frames handed to the consumer; dropped:
-    decoded frames overwritten before the consumer took them; connects: successful opens
+    decoded frames overwritten before the consumer took them; waited_s: seconds the consumer spent
+    waiting for a new frame (near 0 while the feed is faster than the consumer); connects: successful opens
     (1 + reconnects); state: 'connecting' | 'streaming' | 'reconnecting' | 'ended';
     last_error: why the last connection ended (None while the first one lasts).
     """
@@ -200,6 +201,7 @@ class LiveStats:
     decoded: int = 0
     taken: int = 0
     dropped: int = 0
+    waited_s: float = 0.0
     connects: int = 0
     state: str = "connecting"
     last_error: str | None = None
@@ -252,7 +254,9 @@ class LiveSource(FrameSource):
         while not self._stop.is_set() and not (stop is not None and stop.is_set()):
             with self._cond:
                 if self._latest is None and self._end is None:
+                    t0 = time.perf_counter()
                     self._cond.wait(tick_s)
+                    self.stats.waited_s += time.perf_counter() - t0
                 item, self._latest = self._latest, None
                 end = self._end
             if item is None:

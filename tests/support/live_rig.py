@@ -99,11 +99,12 @@ class FixedStep:
     """Make `engine.model.step` take exactly `seconds` per call (see the module docstring).
 
     calls: (painted index, wall time the step finished) per call, in order.
+    seconds=None runs the real network on every call (only recording what it saw).
     """
 
     engine: object
     options: object
-    seconds: float = 0.2
+    seconds: float | None = 0.2
     calls: list = field(default_factory=list)
 
     def __enter__(self) -> "FixedStep":
@@ -112,20 +113,26 @@ class FixedStep:
         from tests.support.live_sender import paint
 
         model = self.engine.model
-        prepared = self.engine.prepare(paint(0, *SENDER_SIZE), self.options)
-        with torch.inference_mode():
-            out, _ = model.step(model.init_stream(), prepared.img, prepared.img_mhmr, reset=False,
-                                use_ttt3r=self.options.ttt3r)
+        real = model.step
+        if self.seconds is not None:
+            prepared = self.engine.prepare(paint(0, *SENDER_SIZE), self.options)
+            with torch.inference_mode():
+                out, _ = real(model.init_stream(), prepared.img, prepared.img_mhmr, reset=False,
+                              use_ttt3r=self.options.ttt3r)
 
         def step(state, img, img_mhmr, **kwargs):
             t0 = time.perf_counter()
             rgb = ((img[0].permute(1, 2, 0).float().numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
             index = read_index(rgb, *SENDER_SIZE)
-            rest = self.seconds - (time.perf_counter() - t0)
-            if rest > 0:
-                time.sleep(rest)
+            if self.seconds is None:
+                result = real(state, img, img_mhmr, **kwargs)
+            else:
+                result = out, state
+                rest = self.seconds - (time.perf_counter() - t0)
+                if rest > 0:
+                    time.sleep(rest)
             self.calls.append((index, time.time()))
-            return out, state
+            return result
 
         model.step = step
         return self

@@ -45,6 +45,20 @@ def read_index(rgb: np.ndarray, sent_width: int | None = None, sent_height: int 
     return sum(b << i for i, b in enumerate(bits))
 
 
+def _connect(url: str, fmt: str, options: dict, wait_s: float = 30.0):
+    """Open the output, retrying while a listening receiver (RTSP/RTMP) is not up yet."""
+    import av
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return av.open(url, mode="w", format=fmt, options=options, container_options={"flush_packets": "1"})
+        except (av.error.ConnectionRefusedError, av.error.ConnectionResetError, av.error.OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def send(url: str, fmt: str, fps: int, seconds: float, width: int, height: int, gop: int,
          start_index: int = 0, connect_options: dict | None = None) -> int:
     """Stream `seconds` of frames to `url` in real time; return the number of frames sent."""
@@ -53,7 +67,7 @@ def send(url: str, fmt: str, fps: int, seconds: float, width: int, height: int, 
     options = dict(connect_options or {})
     if fmt == "rtsp":
         options.setdefault("rtsp_transport", "tcp")
-    container = av.open(url, mode="w", format=fmt, options=options, container_options={"flush_packets": "1"})
+    container = _connect(url, fmt, options)
     try:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
