@@ -33,7 +33,8 @@ below the previous time plus one frame interval). A frame without a pts gets wal
 ``SourceFrame.index`` counts every decoded frame (taken or dropped) over all connections, so
 ``index`` gaps are the drops.
 
-Ending: a dropped connection is re-opened with exponential back-off (0.5 s doubling to 5 s) until
+Ending: a dropped connection is re-opened with exponential back-off (0.5 s doubling to 5 s; a
+listening source listens again at once) until
 `LiveSpec.reconnect_s` seconds pass without a frame; then iteration ends with a `VideoError`
 ``stream_lost``. A stream that was never reached fails the same way with ``unreachable``.
 """
@@ -232,6 +233,8 @@ class LiveSource(FrameSource):
         self._info: VideoInfo | None = None
         self._orientation = (0, False)
         self._opened_at = time.monotonic()
+        _, _, options = open_arguments(spec.url)
+        self._listening = options.get("rtsp_flags") == "listen" or options.get("listen") == "1"
         self._reader = threading.Thread(target=self._read_forever, name=f"human3r-live-{spec.name}", daemon=True)
         self._reader.start()
         try:
@@ -322,6 +325,8 @@ class LiveSource(FrameSource):
                                                       f"that the camera or sender is running",
                                                 path=self.spec.label))
             self.stats.state = "reconnecting" if self.stats.connects else "connecting"
+            if self._listening:  # nobody to spare: listen again at once (each listen times out by itself)
+                continue
             log.info("%s: %s; retrying in %.1f s", self.spec.label, self.stats.last_error, backoff)
             self._stop.wait(backoff)
             backoff = min(2 * backoff, BACKOFF_MAX_S)

@@ -45,15 +45,25 @@ def read_index(rgb: np.ndarray, sent_width: int | None = None, sent_height: int 
     return sum(b << i for i, b in enumerate(bits))
 
 
-def _connect(url: str, fmt: str, options: dict, wait_s: float = 30.0):
-    """Open the output, retrying while a listening receiver (RTSP/RTMP) is not up yet."""
+def _connect(url: str, fmt: str, options: dict, fps: int, width: int, height: int, gop: int, wait_s: float = 60.0):
+    """Open the output and write its header (the moment RTSP/RTMP connect), retrying while a listening
+    receiver is not up yet. Returns (container, video stream)."""
     import av
 
     deadline = time.monotonic() + wait_s
     while True:
+        container = av.open(url, mode="w", format=fmt, options=options, container_options={"flush_packets": "1"})
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(gop), "bf": "0"}
         try:
-            return av.open(url, mode="w", format=fmt, options=options, container_options={"flush_packets": "1"})
+            container.start_encoding()
+            return container, stream
         except (av.error.ConnectionRefusedError, av.error.ConnectionResetError, av.error.OSError):
+            try:
+                container.close()
+            except av.error.FFmpegError:
+                pass
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -67,12 +77,8 @@ def send(url: str, fmt: str, fps: int, seconds: float, width: int, height: int, 
     options = dict(connect_options or {})
     if fmt == "rtsp":
         options.setdefault("rtsp_transport", "tcp")
-    container = _connect(url, fmt, options)
+    container, stream = _connect(url, fmt, options, fps, width, height, gop)
     try:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(gop),
-                                        "bf": "0"}
         total = int(round(seconds * fps))
         t0 = None
         for i in range(total):
