@@ -116,21 +116,21 @@ class SceneBuilder:
             self.camera, warnings = build_camera.create_camera(plan.camera, self.collection, self.scene,
                                                                self.setup.frame_start, self.options.set_scene)
             self.warnings.extend(warnings)
-            self._camera_anim = AnimationTarget(self.camera, f"{plan.camera.name} action")
+            self._camera_anim = self._target(self.camera, f"{plan.camera.name} action")
         for person in plan.new_people:
             arm, mesh = build_people.create_person(person, self.collection)
             self.armatures[person.track_id] = arm
             self.meshes[person.track_id] = mesh
-            self._anims[person.track_id] = AnimationTarget(arm, f"{person.name} action")
+            self._anims[person.track_id] = self._target(arm, f"{person.name} action")
             if mesh is not None and mesh.data.shape_keys is not None:
                 self._shape_sets[person.track_id] = person.shape_keys
-                self._shape_anims[person.track_id] = AnimationTarget(mesh.data.shape_keys,
-                                                                     f"{person.name} shape keys action")
+                self._shape_anims[person.track_id] = self._target(mesh.data.shape_keys,
+                                                                  f"{person.name} shape keys action")
         if plan.camera_object_keys:
             self.keys_written += self._camera_anim.apply(plan.camera_object_keys)
         if plan.camera_data_keys:
             if self._camera_data_anim is None:
-                self._camera_data_anim = AnimationTarget(self.camera.data, f"{self.camera.data.name} lens action")
+                self._camera_data_anim = self._target(self.camera.data, f"{self.camera.data.name} lens action")
             self.keys_written += self._camera_data_anim.apply(plan.camera_data_keys)
         for pid, keys in plan.people_keys.items():
             self.keys_written += self._anims[pid].apply(keys)
@@ -141,6 +141,10 @@ class SceneBuilder:
             if self.setup.frame_end is None or plan.last_frame > self.setup.frame_end:
                 self.scene.frame_end = plan.last_frame
         return plan.frames
+
+    def _target(self, id_data, action_name: str):
+        """Where an ID's keys go: its action (`live_preview.PreviewBuilder` sets values instead)."""
+        return AnimationTarget(id_data, action_name)
 
     def on_track(self, msg: dict) -> None:
         """Use a finished track's robust betas (re-shapes the person's rig if it already exists)."""
