@@ -99,6 +99,7 @@ class FixedStep:
     """Make `engine.model.step` take exactly `seconds` per call (see the module docstring).
 
     calls: (painted index, wall time the step finished) per call, in order.
+    durations: (perf_counter at the start, at the end) of each call.
     seconds=None runs the real network on every call (only recording what it saw).
     """
 
@@ -106,6 +107,7 @@ class FixedStep:
     options: object
     seconds: float | None = 0.2
     calls: list = field(default_factory=list)
+    durations: list = field(default_factory=list)
 
     def __enter__(self) -> "FixedStep":
         import torch
@@ -132,6 +134,7 @@ class FixedStep:
                 if rest > 0:
                     time.sleep(rest)
             self.calls.append((index, time.time()))
+            self.durations.append((t0, time.perf_counter()))
             return result
 
         model.step = step
