@@ -55,15 +55,44 @@ def _video_facts(info, path: str) -> dict[str, Any]:
     }
 
 
-def _frame_message(res, job_id: str, seq: int) -> dict:
+def _frame_fields(res) -> dict:
     cam = res.camera
-    return protocol.make_message(
-        protocol.MessageType.FRAME, job_id, seq,
+    return dict(
         index=int(res.index), time=float(res.time),
         camera={"cam_to_world": cam.cam_to_world, "K": cam.K, "width": cam.width, "height": cam.height,
                 "K_model": cam.K_model},
         people=res.people, points=res.points, chunk=int(res.chunk), reset=bool(res.reset),
     )
+
+
+class MessageNumbering:
+    """Stamps a job's messages with its id and consecutive `seq` numbers (0, 1, 2, ...)."""
+
+    def __init__(self, job_id: str):
+        self.job_id, self.seq = job_id, 0
+
+    def __call__(self, mtype: protocol.MessageType, **fields) -> dict:
+        m = protocol.make_message(mtype, self.job_id, self.seq, **fields)
+        self.seq += 1
+        return m
+
+    def frame(self, res) -> dict:
+        return self(protocol.MessageType.FRAME, **_frame_fields(res))
+
+
+def accumulate(res, tracks: TrackBook, cloud: VoxelCloud) -> None:
+    """Feed one `FrameResult` to the track book and (an even subset of its points) to the scene cloud."""
+    tracks.update(res.index, res.people["id"], res.people["betas"])
+    if len(res.points["xyz"]):  # an even subset is plenty for a voxel-averaged cloud
+        step = -(-len(res.points["xyz"]) // SCENE_POINTS_PER_FRAME)
+        cloud.add(res.points["xyz"][::step], res.points["rgb"][::step])
+
+
+def track_messages(tracks: TrackBook, msg: MessageNumbering) -> Iterator[dict]:
+    """One `track` message per finished track."""
+    for t in tracks.summaries():
+        yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
+                  last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
 
 
 def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
@@ -86,14 +115,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
 
         yield from iter_live_job_messages(engine, video, options, job_id, cancel)
         return
-    seq = 0
-
-    def msg(mtype: protocol.MessageType, **fields) -> dict:
-        nonlocal seq
-        m = protocol.make_message(mtype, job_id, seq, **fields)
-        seq += 1
-        return m
-
+    msg = MessageNumbering(job_id)
     try:
         source = open_source(video, start=options.start, end=options.end, stride=options.stride)
     except VideoError as exc:
@@ -141,12 +163,8 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                 break
             frames_done += 1
             next_index = res.index + options.stride
-            tracks.update(res.index, res.people["id"], res.people["betas"])
-            if len(res.points["xyz"]):  # an even subset is plenty for a voxel-averaged cloud
-                step = -(-len(res.points["xyz"]) // SCENE_POINTS_PER_FRAME)
-                cloud.add(res.points["xyz"][::step], res.points["rgb"][::step])
-            yield _frame_message(res, job_id, seq)
-            seq += 1
+            accumulate(res, tracks, cloud)
+            yield msg.frame(res)
             now = time.perf_counter()
             if now - last_progress >= PROGRESS_INTERVAL_S:
                 last_progress = now
@@ -155,9 +173,7 @@ def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: s
                 yield msg(protocol.MessageType.PROGRESS, done=frames_done, total=total, fps=fps, eta_s=eta,
                           stage="inference")
         results.close()  # stops the decoding process now, before the summaries
-        for t in tracks.summaries():
-            yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
-                      last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
+        yield from track_messages(tracks, msg)
         if terminal is None:
             elapsed = time.perf_counter() - started
             xyz, rgb = cloud.result()

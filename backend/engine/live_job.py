@@ -28,9 +28,6 @@ from backend.engine.options import JobOptions
 from backend.engine.scene_cloud import VoxelCloud
 from backend.engine.tracks import TrackBook
 
-PROGRESS_INTERVAL_S = 0.5
-SCENE_POINTS_PER_FRAME = 4096
-
 
 _END = object()
 
@@ -57,17 +54,12 @@ def iter_live_job_messages(engine, spec, options: JobOptions, job_id: str,
                            cancel: threading.Event | None = None) -> Iterator[dict]:
     """Run a live job on the configured source `spec` (`backend.video.live.LiveSpec`); see the module
     docstring. Never raises for stream or model errors."""
-    from backend.engine.job import CONVENTIONS, _frame_message, _video_facts
+    from backend.engine.job import (CONVENTIONS, PROGRESS_INTERVAL_S, MessageNumbering, _video_facts, accumulate,
+                                    track_messages)
     from backend.video.reader import VideoError, open_source
 
     cancel = cancel or threading.Event()
-    seq = 0
-
-    def msg(mtype: protocol.MessageType, **fields) -> dict:
-        nonlocal seq
-        m = protocol.make_message(mtype, job_id, seq, **fields)
-        seq += 1
-        return m
+    msg = MessageNumbering(job_id)
 
     try:
         source = open_source(spec)
@@ -133,14 +125,10 @@ def iter_live_job_messages(engine, spec, options: JobOptions, job_id: str,
                                            f"{exc}", "frame": frame.index, "detail": traceback.format_exc(limit=8)}
                     break
                 frames_done += 1
-                tracks.update(res.index, res.people["id"], res.people["betas"])
-                if len(res.points["xyz"]):
-                    step = -(-len(res.points["xyz"]) // SCENE_POINTS_PER_FRAME)
-                    cloud.add(res.points["xyz"][::step], res.points["rgb"][::step])
-                message = _frame_message(res, job_id, seq)
+                accumulate(res, tracks, cloud)
+                message = msg.frame(res)
                 latencies.append(time.perf_counter() - source.taken_decoded_at)
                 yield message
-                seq += 1
             now = time.perf_counter()
             if now - last_progress >= PROGRESS_INTERVAL_S:
                 last_progress = now
@@ -148,9 +136,7 @@ def iter_live_job_messages(engine, spec, options: JobOptions, job_id: str,
         results.close()
         source.close()
         yield progress()  # final counts (drops, reconnects) for the record
-        for t in tracks.summaries():
-            yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
-                      last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
+        yield from track_messages(tracks, msg)
         if terminal is None:
             elapsed = time.perf_counter() - started
             xyz, rgb = cloud.result()
