@@ -59,6 +59,16 @@ def refresh_sources(live_sources, address):
     return live_sources.sources()
 
 
+def run_live(live_mod, live_sources, address: str, mode: str):
+    """Refresh the list, choose 'cam' in `mode`, press Run; return the session."""
+    refresh_sources(live_sources, address)
+    scene = bpy.context.scene
+    scene.human3r.input_size = JOB_SIZE
+    scene.human3r_live.source, scene.human3r_live.mode = "cam", mode
+    assert bpy.ops.human3r.live_run() == {"FINISHED"}
+    return live_mod.current()
+
+
 def drive(live, seconds: float):
     """Tick like the timer for `seconds`; return the ticks after the scene's objects exist (the first
     frames create the camera and the rigs, a one-off cost): (seconds, frames applied) each."""
@@ -93,12 +103,7 @@ def test_panel_lists_the_servers_live_sources(live, live_server):
 
 def test_record_mode_keys_every_frame_in_order_within_the_tick_budget(live, live_server):
     live_mod, live_sources = live
-    refresh_sources(live_sources, live_server)
-    scene = bpy.context.scene
-    scene.human3r.input_size = JOB_SIZE
-    scene.human3r_live.source, scene.human3r_live.mode = "cam", "RECORD"
-    assert bpy.ops.human3r.live_run() == {"FINISHED"}
-    session = live_mod.current()
+    session = run_live(live_mod, live_sources, live_server, "RECORD")
     ticks = drive(live_mod, 6.0)
     assert session.state.value == "running", session.message
     received = session.progress.frames_done
@@ -128,12 +133,7 @@ def test_record_mode_keys_every_frame_in_order_within_the_tick_budget(live, live
 
 def test_preview_mode_drives_the_scene_without_keys(live, live_server):
     live_mod, live_sources = live
-    refresh_sources(live_sources, live_server)
-    scene = bpy.context.scene
-    scene.human3r.input_size = JOB_SIZE
-    scene.human3r_live.source, scene.human3r_live.mode = "cam", "PREVIEW"
-    assert bpy.ops.human3r.live_run() == {"FINISHED"}
-    session = live_mod.current()
+    session = run_live(live_mod, live_sources, live_server, "PREVIEW")
     seen = []
     end = time.monotonic() + 6.0
     while time.monotonic() < end:
@@ -160,3 +160,35 @@ def _fcurves(ob):
     from blender_addon.blender.compat import AnimationTarget
 
     return list(AnimationTarget(ob, action.name)._fcurves.fcurves)
+
+
+def test_direct_target_sets_the_newest_values_without_keys(factory_scene):
+    import numpy as np
+
+    from blender_addon.blender.live_preview import DirectTarget, split_data_path
+    from blender_addon.core.keyframes import FCurveKeys
+
+    assert split_data_path('pose.bones["a.b"].rotation_quaternion') == ('pose.bones["a.b"]', "rotation_quaternion")
+    assert split_data_path("lens") == ("", "lens")
+    arm_data = bpy.data.armatures.new("rig")
+    rig = bpy.data.objects.new("rig", arm_data)
+    factory_scene.collection.objects.link(rig)
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = arm_data.edit_bones.new("a.b")
+    bone.tail = (0, 0, 1)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    cam = bpy.data.cameras.new("cam")
+
+    def keys(path, index, values):
+        co = np.column_stack([np.arange(len(values), dtype=np.float32), values]).astype(np.float32).ravel()
+        return FCurveKeys(path, index, co)
+
+    DirectTarget(rig).apply([keys("location", 1, [0.5, 2.0]),
+                             keys('pose.bones["a.b"].rotation_quaternion', 0, [1.0, 0.0]),
+                             keys('pose.bones["a.b"].rotation_quaternion', 3, [0.0, 1.0])])
+    DirectTarget(cam).apply([keys("lens", 0, [35.0, 50.0])])
+    assert tuple(rig.location) == (0.0, 2.0, 0.0)
+    assert tuple(rig.pose.bones["a.b"].rotation_quaternion) == (0.0, 0.0, 0.0, 1.0)
+    assert cam.lens == 50.0
+    assert rig.animation_data is None and cam.animation_data is None
