@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.bpy
 bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_ext_live import server_python, set_prefs  # noqa: E402
