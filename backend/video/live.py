@@ -60,6 +60,7 @@ READ_TIMEOUT_S = 3.0  # a stream silent this long counts as dropped (and is re-o
 LISTEN_TIMEOUT_S = 5  # a listening source re-arms this often (so it can be stopped)
 RECONNECT_S = 30.0  # give up after this long without a frame
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 5.0
+LISTEN_REARM_S = 0.1
 WAIT_TICK_S = 0.25  # how often a waiting consumer looks at `stop`
 
 # FFmpeg options that make the demuxer hand over frames as soon as they are decodable (no probing
@@ -325,7 +326,8 @@ class LiveSource(FrameSource):
                                                       f"that the camera or sender is running",
                                                 path=self.spec.label))
             self.stats.state = "reconnecting" if self.stats.connects else "connecting"
-            if self._listening:  # nobody to spare: listen again at once (each listen times out by itself)
+            if self._listening:  # nobody to spare: listen again almost at once (a listen times out by itself;
+                self._stop.wait(LISTEN_REARM_S)  # the pause only keeps a failing bind from spinning)
                 continue
             log.info("%s: %s; retrying in %.1f s", self.spec.label, self.stats.last_error, backoff)
             self._stop.wait(backoff)

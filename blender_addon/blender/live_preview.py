@@ -66,7 +66,5 @@ class PreviewBuilder(SceneBuilder):
     def on_frames(self, msgs: list[dict]) -> int:
         if not msgs:
             return 0
-        applied = super().on_frames(list(msgs)[-1:])
-        if applied:
-            self.scene.frame_set(self.scene.frame_current)  # re-evaluate drivers/constraints on the new pose
+        super().on_frames(list(msgs)[-1:])  # setting the values tags the objects: the viewport redraws them
         return len(msgs)
