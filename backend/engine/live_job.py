@@ -12,7 +12,7 @@ message), with these differences:
   seconds from a frame leaving the decoder to its result message, over the last interval) and ``status`` (one
   line for people, e.g. why the stream is being re-opened);
 * the job ends with `cancelled` when asked (checked between model steps and every 0.25 s while
-  waiting for a frame), with `done` (``end_reason`` 'stream_lost') when the stream stays away longer
+  waiting for a frame, also before the stream first arrives; the header comes with the first frame), with `done` (``end_reason`` 'stream_lost') when the stream stays away longer
   than the source's reconnect window, and with `error` 'bad_video' when it cannot be reached at all.
 """
 from __future__ import annotations
@@ -56,14 +56,18 @@ def iter_live_job_messages(engine, spec, options: JobOptions, job_id: str,
     docstring. Never raises for stream or model errors."""
     from backend.engine.job import (CONVENTIONS, PROGRESS_INTERVAL_S, MessageNumbering, _video_facts, accumulate,
                                     track_messages)
-    from backend.video.reader import VideoError, open_source
+    from backend.video.live import LiveSource
+    from backend.video.reader import VideoError
 
     cancel = cancel or threading.Event()
     msg = MessageNumbering(job_id)
 
     try:
-        source = open_source(spec)
+        source = LiveSource(spec, cancel=cancel)  # waits for the first frame (or the cancel)
     except VideoError as exc:
+        if cancel.is_set():
+            yield msg(protocol.MessageType.CANCELLED, frames=0)
+            return
         yield msg(protocol.MessageType.ERROR, code=protocol.ErrorCode.BAD_VIDEO.value, message=str(exc),
                   frame=None, reason=exc.code)
         return

@@ -217,12 +217,13 @@ class LiveSource(FrameSource):
     """A `FrameSource` over a `LiveSpec` (see the module docstring). One iteration at a time.
 
     ``expected_frames`` is None (unknown length); ``info`` describes the first connection (the
-    constructor waits for the first decoded frame, up to ``reconnect_s``).
+    constructor waits for the first decoded frame, up to ``reconnect_s``, or until `cancel` is set:
+    then it raises `VideoError` ``cancelled``).
     """
 
     is_live = True
 
-    def __init__(self, spec: LiveSpec, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, spec: LiveSpec, max_pixels: int = DEFAULT_MAX_PIXELS, cancel: threading.Event | None = None):
         self.spec = spec
         self.max_pixels = max_pixels
         self.stats = LiveStats()
@@ -240,10 +241,11 @@ class LiveSource(FrameSource):
         self._reader.start()
         try:
             with self._cond:
-                while self._info is None and self._end is None:
+                while self._info is None and self._end is None and not (cancel is not None and cancel.is_set()):
                     self._cond.wait(WAIT_TICK_S)
             if self._info is None:
-                raise self._end
+                raise self._end or VideoError("cancelled", f"{spec.label}: stopped before the stream started",
+                                              path=spec.label)
         except BaseException:
             self.close()
             raise

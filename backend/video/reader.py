@@ -24,7 +24,8 @@ Conventions (shared spec `interfaces.md` §1):
 Errors are `VideoError` with a machine-readable ``code``:
 ``not_found``, ``not_a_file``, ``unreadable`` (permission), ``not_a_video``, ``no_video_stream``,
 ``no_frames``, ``corrupt`` (with ``frame_index``: frames before it were delivered), ``too_large``,
-``bad_range``; live sources (`backend.video.live`) add ``unreachable`` and ``stream_lost``.
+``bad_range``; live sources (`backend.video.live`) add ``unreachable``, ``stream_lost`` and
+``cancelled`` (stopped while waiting for the stream to start).
 
 Seeking is not used: reaching ``start`` decodes (but does not convert) all earlier frames, which keeps
 indices exact for any codec and container.
@@ -56,7 +57,7 @@ DEFAULT_IMAGE_FPS = 30.0
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 ErrorCode = Literal["not_found", "not_a_file", "unreadable", "not_a_video", "no_video_stream", "no_frames",
-                    "corrupt", "too_large", "bad_range", "unreachable", "stream_lost"]
+                    "corrupt", "too_large", "bad_range", "unreachable", "stream_lost", "cancelled"]
 
 
 class VideoError(Exception):

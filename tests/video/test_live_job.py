@@ -190,3 +190,15 @@ def test_no_latency_trend_over_60_seconds(tiny_engine):
     assert abs(slope(results[1:])) < 0.002
     half = len(latency) // 2
     assert np.median(latency[half:]) <= np.median(latency[:half]) + 0.03
+
+
+def test_cancel_while_waiting_for_the_stream_to_start(tiny_engine):
+    """No sender: the job waits for the first frame, and a cancel still ends it at once."""
+    cancel = threading.Event()
+    loop = Loopback.make("udp")
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    t0 = time.monotonic()
+    msgs = list(iter_job_messages(tiny_engine, LiveSpec("cam", loop.receive_url), tiny_job_options(), "j", cancel))
+    assert [m["type"] for m in msgs] == ["cancelled"] and msgs[0]["frames"] == 0
+    assert time.monotonic() - t0 < 0.5 + 0.5
