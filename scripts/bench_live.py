@@ -44,7 +44,7 @@ def run_one(engine, options, transport: str, seconds: float, step_s: float | Non
     with FixedStep(engine, options, step_s) as stub:
         sender = Sender(loop, seconds=seconds + 2.0)
         try:
-            with open_source(LiveSpec("bench", loop.receive_url, reconnect_s=5.0)) as source:
+            with open_source(LiveSpec("bench", loop.receive_url, reconnect_s=5.0, connect_s=60.0)) as source:
                 results = engine.run(source, options)
                 stop_at = time.monotonic() + seconds
                 for _ in results:

@@ -104,7 +104,9 @@ class LiveSpec:
     Attributes:
         name: what clients ask for (letters, digits, ``_.-``; at most 40 characters).
         url: the stream (see the module docstring); never sent to clients (it may hold credentials).
-        reconnect_s: seconds without a frame after which the source gives up.
+        reconnect_s: seconds without a frame after which a source that was streaming gives up.
+        connect_s: seconds to wait for the very first frame (a camera booting, a sender that
+            starts later than the listener); None = `reconnect_s`.
         read_timeout_s: a connection silent this long is dropped and re-opened.
     """
 
@@ -112,6 +114,7 @@ class LiveSpec:
     url: str
     reconnect_s: float = RECONNECT_S
     read_timeout_s: float = READ_TIMEOUT_S
+    connect_s: float | None = None
 
     def __post_init__(self):
         check_name(self.name)
@@ -321,7 +324,8 @@ class LiveSource(FrameSource):
             if self._stop.is_set():
                 return
             silent = time.monotonic() - last_frame_at
-            if silent >= self.spec.reconnect_s:
+            patience = self.spec.reconnect_s if self.stats.decoded or self.spec.connect_s is None else self.spec.connect_s
+            if silent >= patience:
                 code = "stream_lost" if self.stats.decoded else "unreachable"
                 return self._give_up(VideoError(code, f"{self.spec.label}: no frames for {silent:.0f} s "
                                                       f"({self.stats.last_error or 'no connection'}); check "

@@ -79,7 +79,7 @@ class Sender:
                 self._t0 = data["t0"] - self.start_index / self.fps
                 self._ready.set()
 
-    def captured_at(self, index: int, timeout: float = 20.0) -> float:
+    def captured_at(self, index: int, timeout: float = 60.0) -> float:
         """Wall time painted frame `index` was handed to the encoder."""
         if not self._ready.wait(timeout):
             raise TimeoutError("the sender never sent its first frame")

@@ -30,7 +30,7 @@ def run_live(engine, loop: Loopback, seconds: float, step_s: float | None = STEP
     with FixedStep(engine, options, step_s) as stub:
         sender = Sender(loop, seconds=seconds)
         try:
-            spec = LiveSpec("cam", loop.receive_url, reconnect_s=2.0, read_timeout_s=1.0)
+            spec = LiveSpec("cam", loop.receive_url, reconnect_s=2.0, read_timeout_s=1.0, connect_s=60.0)
             for m in iter_job_messages(engine, spec, options, "live1", cancel):
                 protocol.validate(m)
                 msgs.append(m)
@@ -84,7 +84,7 @@ def test_latency_bounded_with_a_200ms_model(tiny_engine, transport):
     span = results[-1][2] - results[0][2]
     steps_per_s = (len(results) - 1) / span
     busy_per_frame = span / (len(results) - 1)
-    assert busy_per_frame >= STEP_S and steps_per_s > 0.5 / STEP_S
+    assert busy_per_frame >= STEP_S
     progress = [m for m in msgs if m["type"] == "progress"]
     assert progress and all(p["stage"] in ("live", "reconnecting", "connecting", "ended") for p in progress)
     live = [p for p in progress if p["stage"] == "live"]
@@ -94,6 +94,7 @@ def test_latency_bounded_with_a_200ms_model(tiny_engine, transport):
     assert done["type"] == "done" and done["end_reason"] == "stream_lost"
     assert done["frames"] == len(frames) and done["dropped"] >= progress[-1]["dropped"] - 1
     require_quiet_cpu()
+    assert steps_per_s > 0.5 / STEP_S  # preprocessing + post-processing take well under a step
     assert np.percentile(latency, 95) <= 0.5, np.round(latency, 3)
     assert abs(slope(results[1:])) < 0.02
 
@@ -102,25 +103,26 @@ def test_waits_for_input_are_negligible(tiny_engine):
     """The model's rate is the processing rate: with a 30 fps feed the consumer almost never waits."""
     seen = {}
     loop = Loopback.make("udp")
-    sender = Sender(loop, seconds=6.0)
     options = tiny_job_options(reset_interval=1_000_000)
     from backend.video.reader import open_source
 
-    try:
-        with FixedStep(tiny_engine, options, STEP_S), open_source(LiveSpec("cam", loop.receive_url)) as source:
-            results = tiny_engine.run(source, options)
-            t0 = time.perf_counter()
-            waited0 = None
-            for i, _ in enumerate(results):
-                if i == 0:
-                    waited0, t0 = source.stats.waited_s, time.perf_counter()
-                if i == 15:
-                    break
-            results.close()
-            seen["waited"] = source.stats.waited_s - waited0
-            seen["elapsed"] = time.perf_counter() - t0
-    finally:
-        sender.stop()
+    with FixedStep(tiny_engine, options, STEP_S):
+        sender = Sender(loop, seconds=10.0)
+        try:
+            with open_source(LiveSpec("cam", loop.receive_url, connect_s=60.0)) as source:
+                results = tiny_engine.run(source, options)
+                t0 = time.perf_counter()
+                waited0 = None
+                for i, _ in enumerate(results):
+                    if i == 0:
+                        waited0, t0 = source.stats.waited_s, time.perf_counter()
+                    if i == 15:
+                        break
+                results.close()
+                seen["waited"] = source.stats.waited_s - waited0
+                seen["elapsed"] = time.perf_counter() - t0
+        finally:
+            sender.stop()
     assert seen["elapsed"] >= 15 * STEP_S
     require_quiet_cpu()
     assert seen["waited"] < 0.05 * seen["elapsed"], seen

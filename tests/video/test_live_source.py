@@ -140,7 +140,7 @@ def test_keep_latest_over_loopback(transport):
     loop = Loopback.make(transport)
     sender = Sender(loop, seconds=6.0)
     try:
-        with open_source(LiveSpec("cam", loop.receive_url, reconnect_s=5.0)) as source:
+        with open_source(LiveSpec("cam", loop.receive_url, reconnect_s=5.0, connect_s=60.0)) as source:
             assert source.expected_frames is None and source.info.kind == "live"
             assert (source.info.width, source.info.height) == (320, 240)
             taken = _consume(source, 3.5, 0.2, sender)
