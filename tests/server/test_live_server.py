@@ -12,7 +12,7 @@ from backend.video.live import LiveSpec
 from blender_addon.core.resultfile import ResultFileReader
 from tests.server.conftest import wait_for, wait_ready
 from tests.support.fixtures import tiny_job_options
-from tests.support.live_rig import FixedStep, Loopback, Sender
+from tests.support.live_rig import FixedStep, Loopback, Sender, require_quiet_cpu
 
 STEP_S = 0.2
 LIVE_OPTIONS = {"size": 112, "reset_interval": 1_000_000, "conf_threshold": 0.0, "remove_humans_from_points": False}
@@ -80,7 +80,6 @@ def test_live_job_streams_reports_drops_and_cancels_within_a_step(live_server, m
         sender.stop()
     assert end["type"] == "cancelled", end
     assert len(stub.calls) <= steps_before + 1  # at most the step that was running
-    assert cancel_s < 2 * STEP_S + 0.5, cancel_s
     header = next(m for m in msgs if m["type"] == "header")
     assert header["video"]["kind"] == "live" and header["video"]["path"] == "live:cam"
     frames = [m for m in msgs if m["type"] == "frame"]
@@ -94,6 +93,8 @@ def test_live_job_streams_reports_drops_and_cancels_within_a_step(live_server, m
     stored = list(ResultFileReader(server.board.get(job).result_path))
     assert stored[0]["type"] == "header" and stored[-1]["type"] == "cancelled"
     assert [m["index"] for m in stored if m["type"] == "frame"] == [m["index"] for m in frames]
+    require_quiet_cpu()
+    assert cancel_s < 2 * STEP_S + 0.5, cancel_s  # the running step, then the message round trip
 
 
 def test_reconnect_is_reported_to_the_client(live_server, make_client):

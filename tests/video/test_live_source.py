@@ -10,7 +10,7 @@ import pytest
 
 from backend.video.live import LiveSource, LiveSpec, open_arguments, transport_for
 from backend.video.reader import VideoError, open_source
-from tests.support.live_rig import Loopback, Sender
+from tests.support.live_rig import Loopback, Sender, require_quiet_cpu
 from tests.support.live_sender import paint, read_index
 
 
@@ -161,6 +161,7 @@ def test_keep_latest_over_loopback(transport):
     times = np.array([f.time for f in frames])
     assert np.all(np.diff(times) > 0)
     np.testing.assert_allclose(np.diff(times), np.diff(painted) / 30.0, atol=1e-3)  # times from the pts
+    require_quiet_cpu()
     # transport (UDP holds back ~2 frames) + at most one 0.2 s wait
     assert np.percentile(ages, 95) < 0.45, ages
 
@@ -208,7 +209,7 @@ def test_stop_ends_iteration_within_a_tick():
             stop.set()
             t0 = time.monotonic()
             assert list(frames) == []
-            assert time.monotonic() - t0 < 0.5
+            assert time.monotonic() - t0 < 0.5  # no wait at all: the generator looks at `stop` first
             assert source.stats.state == "streaming"
         time.sleep(0.1)
     finally:
