@@ -7,6 +7,9 @@ before N and records where it stopped (`error.frame`); the exit status is non-ze
 interrupted, with the file ending in `cancelled`).
 `--server ADDR` runs the job on a `human3r serve` instance instead (`backend.cli.remote`), with the
 same flags, the same file and the same exit statuses.
+`--live URL` reads a camera or stream instead of a video (`backend.video.live`: newest frame each
+step, reconnects on drops) and writes results until Ctrl-C, which ends the file with `cancelled`
+and exits 0.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import uuid
 from pathlib import Path
 
 from backend.cli.common import (
-    EXIT_FAILED, EXIT_SETUP, EXIT_USAGE, EXIT_VIDEO, add_model_file_arguments, exit_status, model_file_argument_error,
+    EXIT_FAILED, EXIT_OK, EXIT_SETUP, EXIT_USAGE, EXIT_VIDEO, add_model_file_arguments, exit_status,
+    model_file_argument_error,
     model_load_error,
 )
 from backend.cli.remote import add_remote_arguments
@@ -29,7 +33,11 @@ from backend.engine.options import add_model_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", help="video file (or folder of images)")
+    parser.add_argument("video", nargs="?", help="video file (or folder of images)")
+    parser.add_argument("--live", metavar="URL", default=None,
+                        help="a camera or stream instead of a video: rtsp://, rtsp+udp://, rtmp://, udp://, rtp://, "
+                             "http(s)://, /dev/videoN (?listen=1 on rtsp/rtmp receives a pushed stream); "
+                             "runs until Ctrl-C")
     parser.add_argument("-o", "--output", required=True, help="result file to write (.h3r)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing file at -o that is not a Human3R result file")
@@ -90,10 +98,14 @@ def run(args: argparse.Namespace) -> int:
     if (problem := model_file_argument_error(args)) is not None:
         _err(problem)
         return EXIT_USAGE
+    if (args.live is None) == (args.video is None):
+        _err("give either a VIDEO or --live URL")
+        return EXIT_USAGE
     out_path = Path(args.output)
     from backend.engine.result_output import output_problem
 
-    if (problem := output_problem(out_path, args.overwrite, inputs=(args.video,))) is not None:
+    inputs = (args.video,) if args.video is not None else ()  # a live URL is no file to protect
+    if (problem := output_problem(out_path, args.overwrite, inputs=inputs)) is not None:
         _err(problem)
         return EXIT_USAGE
 
@@ -101,8 +113,17 @@ def run(args: argparse.Namespace) -> int:
     from backend.video.reader import VideoError, open_source
 
     try:
-        with open_source(args.video, start=options.start, end=options.end, stride=options.stride) as probe:
-            total = probe.expected_frames
+        if args.live is not None:  # opened once, by the job (a listening URL binds its port)
+            from backend.video.live import LiveSpec
+
+            source, total = LiveSpec("cli", args.live), None
+        else:
+            source = args.video
+            with open_source(args.video, start=options.start, end=options.end, stride=options.stride) as probe:
+                total = probe.expected_frames
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     except VideoError as exc:
         _err(f"cannot read the video: {exc}")
         _err("check the path, or that the file plays (`ffprobe FILE`); a damaged file may play again after "
@@ -144,9 +165,10 @@ def run(args: argparse.Namespace) -> int:
     seq = 0
     started = time.perf_counter()
     file_types = {t.value for t in protocol.FILE_TYPES}
+    cancel = _cancel_on_ctrl_c() if args.live is not None else None
     with ResultOutput(out_path) as writer, _sigterm_as_interrupt():
         try:
-            for msg in iter_job_messages(engine, args.video, options, job_id):
+            for msg in iter_job_messages(engine, source, options, job_id, cancel):
                 seq = msg["seq"] + 1
                 if msg["type"] in file_types:
                     writer.write(msg)
@@ -166,6 +188,11 @@ def run(args: argparse.Namespace) -> int:
         finally:
             progress.close()
     elapsed = time.perf_counter() - started
+    if cancel is not None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if last is not None and last["type"] == "cancelled":  # Ctrl-C is how a live run ends
+            print(f"stopped: {frames} frames -> {out_path} ({_size(out_path)})")
+            return EXIT_OK
     return _summary(last, frames, elapsed, out_path)
 
 
@@ -184,6 +211,15 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel_on_ctrl_c():
+    """An Event that Ctrl-C sets (the live job then ends within one step, writing `cancelled`)."""
+    import threading
+
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    return cancel
 
 
 def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> int:

@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="messages buffered per job before the worker waits for the client")
     parser.add_argument("--shared-results", action="store_true",
                         help="let every client see, fetch and cancel every job (default: only its own)")
+    parser.add_argument("--live", action="append", default=[], metavar="NAME=URL",
+                        help="a camera or stream clients may ask for by NAME (repeatable): rtsp://, rtsp+udp://, "
+                             "rtmp://, udp://, rtp://, http(s)://, /dev/videoN; add ?listen=1 to an rtsp/rtmp URL "
+                             "to receive a pushed stream. Clients never supply URLs")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -84,6 +88,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                                          "of the clients that may connect)")
     elif args.allow_client_key:
         raise security.SecurityError("--allow-client-key needs --curve-secret")
+    from backend.video.live import LiveSpec
+
+    from backend.server import live_sources
+
+    kwargs["live_sources"] = live_sources.table(LiveSpec.parse(text) for text in args.live)
     settings = ServerSettings(
         bind=args.bind, heartbeat_s=args.heartbeat, peer_timeout_s=args.peer_timeout,
         stall_timeout_s=args.stall_timeout, busy_stall_timeout_s=args.busy_stall_timeout,
@@ -133,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     endpoint = server.start()
     print(f"human3r server listening on {endpoint}", flush=True)
     log.info("media roots: %s; results in %s", ", ".join(map(str, settings.media_roots)), settings.results_dir)
+    if settings.live_sources:
+        log.info("live sources: %s", ", ".join(f"{s.name} ({s.kind})" for s in settings.live_sources.values()))
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

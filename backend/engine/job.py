@@ -97,15 +97,46 @@ def _video_facts(info, path: str) -> dict[str, Any]:
     }
 
 
-def _frame_message(res, job_id: str, seq: int) -> dict:
+def _frame_fields(res) -> dict:
     cam = res.camera
-    return protocol.make_message(
-        protocol.MessageType.FRAME, job_id, seq,
+    return dict(
         index=int(res.index), time=float(res.time),
         camera={"cam_to_world": cam.cam_to_world, "K": cam.K, "width": cam.width, "height": cam.height,
                 "K_model": cam.K_model},
         people=res.people, points=res.points, chunk=int(res.chunk), reset=bool(res.reset),
     )
+
+
+class MessageNumbering:
+    """Stamps a job's messages with its id and consecutive `seq` numbers (0, 1, 2, ...)."""
+
+    def __init__(self, job_id: str):
+        self.job_id, self.seq = job_id, 0
+
+    def __call__(self, mtype: protocol.MessageType, **fields) -> dict:
+        if isinstance(fields.get("message"), str):  # OS text (a non-UTF-8 file name) must still encode
+            fields["message"] = utf8_text(fields["message"])
+        m = protocol.make_message(mtype, self.job_id, self.seq, **fields)
+        self.seq += 1
+        return m
+
+    def frame(self, res) -> dict:
+        return self(protocol.MessageType.FRAME, **_frame_fields(res))
+
+
+def accumulate(res, tracks: TrackBook, cloud: VoxelCloud) -> None:
+    """Feed one `FrameResult` to the track book and (an even subset of its points) to the scene cloud."""
+    tracks.update(res.index, res.people["id"], res.people["betas"])
+    if len(res.points["xyz"]):  # an even subset is plenty for a voxel-averaged cloud
+        step = -(-len(res.points["xyz"]) // SCENE_POINTS_PER_FRAME)
+        cloud.add(res.points["xyz"][::step], res.points["rgb"][::step])
+
+
+def track_messages(tracks: TrackBook, msg: MessageNumbering) -> Iterator[dict]:
+    """One `track` message per finished track."""
+    for t in tracks.summaries():
+        yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
+                  last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
 
 
 def iter_job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
@@ -126,25 +157,23 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
 
     Args:
         engine: a loaded `Engine`.
-        video: path of the video file / image folder (already checked against media roots).
+        video: path of the video file / image folder (already checked against media roots), or a
+            configured `backend.video.live.LiveSpec` (see `backend.engine.live_job`).
         options: validated `JobOptions`.
         job_id: id stamped on every message.
         cancel: set it to stop, within a layer of the current frame (`cancelled` is then the last message).
     """
     from backend.engine.interrupt import JobInterrupted, interruptible
+    from backend.video.live import LiveSpec
     from backend.video.preprocess import frame_size_problem
     from backend.video.reader import VideoError, open_source
 
-    seq = 0
+    if isinstance(video, LiveSpec):  # a configured camera/stream: keep-latest, runs until cancelled
+        from backend.engine.live_job import iter_live_job_messages
 
-    def msg(mtype: protocol.MessageType, **fields) -> dict:
-        nonlocal seq
-        if isinstance(fields.get("message"), str):
-            fields["message"] = utf8_text(fields["message"])
-        m = protocol.make_message(mtype, job_id, seq, **fields)
-        seq += 1
-        return m
-
+        yield from iter_live_job_messages(engine, video, options, job_id, cancel)
+        return
+    msg = MessageNumbering(job_id)
     try:
         source = open_source(video, start=options.start, end=options.end, stride=options.stride,
                              skip_damaged=options.skip_damaged)
@@ -205,12 +234,8 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
             if next_index is not None and res.index > next_index:  # frames of damaged packets were dropped
                 skipped.append((next_index, res.index - 1))
             next_index = res.index + options.stride
-            tracks.update(res.index, res.people["id"], res.people["betas"])
-            if len(res.points["xyz"]):  # an even subset is plenty for a voxel-averaged cloud
-                step = -(-len(res.points["xyz"]) // SCENE_POINTS_PER_FRAME)
-                cloud.add(res.points["xyz"][::step], res.points["rgb"][::step])
-            yield _frame_message(res, job_id, seq)
-            seq += 1
+            accumulate(res, tracks, cloud)
+            yield msg.frame(res)
             now = time.perf_counter()
             if now - last_progress >= PROGRESS_INTERVAL_S:
                 last_progress = now
@@ -219,9 +244,7 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
                 yield msg(protocol.MessageType.PROGRESS, done=frames_done, total=total, fps=fps, eta_s=eta,
                           stage="inference")
         results.close()  # stops the decoding process now, before the summaries
-        for t in tracks.summaries():
-            yield msg(protocol.MessageType.TRACK, id=int(t.id), first_frame=int(t.first_frame),
-                      last_frame=int(t.last_frame), n_frames=int(t.n_frames), betas=t.robust_betas())
+        yield from track_messages(tracks, msg)
         if terminal is None:
             elapsed = time.perf_counter() - started
             xyz, rgb = cloud.result()

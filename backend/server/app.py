@@ -28,7 +28,7 @@ import zmq
 from blender_addon.core import protocol
 from blender_addon.core.protocol import ErrorCode, MessageType, ProtocolError
 
-from . import security
+from . import live_sources, security
 from .ownership import Ownership, new_token, peer_account, peer_owner, token_digest
 from .jobs import FINISHED_STATES, Job, JobBoard, JobRunner, Worker, FetchThread, new_job_id, write_cancelled_file
 from .retention import prune_results
@@ -80,9 +80,8 @@ class Server:
         security.check_bind(settings.bind, settings.curve_enabled)
         self.settings = settings
         self.board = JobBoard(settings.finished_jobs_kept)
-        self.worker = Worker(self.board, job_runner, engine, after_job=self.prune_results,
-                             before_job=lambda job: security.recheck_video_path(job.video, job.video_identity,
-                                                                                 settings.media_roots))
+        self.worker = Worker(self.board, live_sources.resolving_runner(job_runner, settings.live_sources), engine,
+                             after_job=self.prune_results, before_job=self._recheck_video)
         self.options_parser = options_parser or (lambda d: d)
         self.info = dict(info or {})
         self.endpoint: str | None = None
@@ -274,7 +273,7 @@ class Server:
                   "stream_queue_messages": s.stream_queue_messages}
         self._send_control(peer, protocol.make_message(
             MessageType.HELLO, software=SOFTWARE, role="server", limits=limits, heartbeat_s=s.heartbeat_s,
-            timeout_s=s.peer_timeout_s, **self.info))
+            timeout_s=s.peer_timeout_s, live_sources=live_sources.describe(s.live_sources), **self.info))
 
     def _on_ping(self, peer: Peer, msg: dict) -> None:
         self._send_control(peer, protocol.make_message(MessageType.PONG, request=msg.get("request")))
@@ -297,9 +296,14 @@ class Server:
             raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"you already have {mine} jobs queued or running "
                                 f"(max {s.max_jobs_per_client} per client, counted over all your connections); "
                                 "wait for one to finish or cancel one")
-        video = security.check_video_path(msg["video"], s.media_roots)
-        identity = security.file_identity(video)
-        options_dict = _cap_frames(dict(msg["options"]), s.max_frames_per_job)
+        if msg.get("live") is not None:  # a configured camera/stream: runs until cancelled, no frame cap
+            video = live_sources.check_request(msg["live"], s.live_sources).label
+            identity = None  # nothing on disk to re-check when it starts
+            options_dict = dict(msg["options"])
+        else:
+            video = security.check_video_path(msg["video"], s.media_roots, s.live_sources)
+            identity = security.file_identity(video)
+            options_dict = _cap_frames(dict(msg["options"]), s.max_frames_per_job)
         options_dict = _check_size(options_dict, s.max_size)
         try:
             options = self.options_parser(options_dict)
@@ -347,7 +351,8 @@ class Server:
             elif summary["state"] in ("queued", "running"):  # others' jobs only show the queue
                 jobs.append(_anonymous(summary))
         self._send_control(peer, protocol.make_message(
-            MessageType.STATUS, request=msg.get("request"), jobs=jobs, peers=len(self._peers)))
+            MessageType.STATUS, request=msg.get("request"), jobs=jobs, peers=len(self._peers),
+            live_sources=live_sources.describe(self.settings.live_sources)))
 
     def _on_fetch(self, peer: Peer, msg: dict) -> None:
         job_id = msg["job"]
@@ -401,6 +406,11 @@ class Server:
         if ownership is None:
             return False
         return ownership.allows(peer.owner, msg.get("token"), tokens_count=not self.settings.curve_enabled)
+
+    def _recheck_video(self, job) -> None:
+        """Before a job starts: its file must still be the one admitted (a live source has no file)."""
+        if job.video_identity is not None:
+            security.recheck_video_path(job.video, job.video_identity, self.settings.media_roots)
 
     def prune_results(self) -> list[Path]:
         """Delete result files past the settings' age and size limits (never those of queued,

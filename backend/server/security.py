@@ -192,7 +192,7 @@ MAX_PATH_BYTES = 4096  # Linux PATH_MAX; longer paths cannot be opened at all
 MAX_NAME_BYTES = 255  # one folder or file name
 
 
-def check_video_path(path: str, media_roots: Iterable[Path]) -> Path:
+def check_video_path(path: str, media_roots: Iterable[Path], live_sources: Iterable[str] = ()) -> Path:
     """Resolve a client's video path (a video file or a folder of images); return the real path or
     raise ProtocolError.
 
@@ -200,7 +200,8 @@ def check_video_path(path: str, media_roots: Iterable[Path]) -> Path:
     playlists, paths too long for the file system, and anything whose real path is outside every
     media root (for an image folder: any of its images); 'not_found' for a path under a root that
     is missing or neither a regular file nor a folder of images. The root check comes first so that
-    clients cannot probe which files exist elsewhere.
+    clients cannot probe which files exist elsewhere. `live_sources`: names of the configured live
+    sources, offered in the refusal of a URL (streams are opened only by name).
     """
     if not path or "\x00" in path:
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, "empty path or NUL byte in the video path; send the "
@@ -213,17 +214,20 @@ def check_video_path(path: str, media_roots: Iterable[Path]) -> Path:
                             f"allows at most {MAX_PATH_BYTES} and {MAX_NAME_BYTES}: move or rename the video to a "
                             "shorter path")
     try:
-        return _check_real_path(path, media_roots)
+        return _check_real_path(path, media_roots, live_sources)
     except OSError as exc:  # a race with the file system, a loop of links, an unreadable folder...
         raise ProtocolError(ErrorCode.NOT_FOUND, f"{path!r} cannot be opened ({exc.strerror or exc}); check that "
                             "the server's user can read it") from None
 
 
-def _check_real_path(path: str, media_roots: Iterable[Path]) -> Path:
+def _check_real_path(path: str, media_roots: Iterable[Path], live_sources: Iterable[str]) -> Path:
     if _SCHEME.match(path) and not re.match(r"^[A-Za-z]:[\\/]", path):  # allow C:\ drive letters
+        names = ", ".join(sorted(live_sources))
+        live = (f"; for a camera or stream, ask for a live source by name (this server offers: {names})" if names
+                else "; cameras and streams must be configured on the server (human3r serve --live NAME=URL)")
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED,
-                            f"{path!r} looks like a URL or an FFmpeg protocol; only local files are accepted: "
-                            "copy the video to the server's machine and send its path")
+                            f"{path!r} looks like a URL or an FFmpeg protocol; only local files are accepted "
+                            f"(copy the video to the server's machine and send its path){live}")
     if Path(path).suffix.lower() in PLAYLIST_SUFFIXES:
         raise ProtocolError(ErrorCode.PATH_NOT_ALLOWED, f"{path!r}: playlists and concat lists are not accepted; "
                             "send the path of the video file itself")

@@ -66,6 +66,8 @@ class ServerSettings:
     # total size; 0 = no limit
     results_keep_days: float = 30.0
     results_max_gb: float = 50.0
+    # cameras/streams clients may ask for by name (`backend.server.live_sources`): name -> LiveSpec
+    live_sources: dict = field(default_factory=dict)
 
     @property
     def curve_enabled(self) -> bool:

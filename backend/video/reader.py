@@ -24,7 +24,8 @@ Conventions (the same in the result files and the add-on):
 Errors are `VideoError` with a machine-readable ``code``:
 ``not_found``, ``not_a_file``, ``unreadable`` (permission), ``not_a_video``, ``no_video_stream``,
 ``no_frames``, ``corrupt`` (with ``frame_index``: frames before it were delivered), ``too_large``,
-``bad_range``.
+``bad_range``; live sources (`backend.video.live`) add ``unreachable``, ``stream_lost`` and
+``cancelled`` (stopped while waiting for the stream to start).
 
 Seeking is not used: reaching ``start`` decodes (but does not convert) all earlier frames, which keeps
 indices exact for any codec and container.
@@ -58,7 +59,7 @@ DEFAULT_IMAGE_FPS = 30.0
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 VideoErrorCode = Literal["not_found", "not_a_file", "unreadable", "not_a_video", "no_video_stream", "no_frames",
-                         "corrupt", "too_large", "bad_range"]
+                         "corrupt", "too_large", "bad_range", "unreachable", "stream_lost", "cancelled"]
 
 
 class VideoError(Exception):
@@ -85,7 +86,7 @@ class VideoInfo:
 
     Attributes:
         path: the file or folder.
-        kind: 'video' or 'images'.
+        kind: 'video', 'images' or 'live' (a camera or stream: no frame count, no duration).
         width, height: size of the frames handed out (after rotation), pixels. For image folders:
             of the first image (others may differ).
         coded_width, coded_height: size as stored, before rotation.
@@ -103,7 +104,7 @@ class VideoInfo:
     """
 
     path: str
-    kind: Literal["video", "images"]
+    kind: Literal["video", "images", "live"]
     width: int
     height: int
     coded_width: int
@@ -200,7 +201,7 @@ def _upright(rgb: np.ndarray, rotation: int, mirrored: bool) -> np.ndarray:
 
 
 def open_source(
-    path: str | os.PathLike,
+    path: "str | os.PathLike | LiveSpec",
     *,
     start: int = 0,
     end: int | None = None,
@@ -215,7 +216,9 @@ def open_source(
     no frames); iterating the returned `FrameSource` decodes from the beginning again.
 
     Args:
-        path: video file, image file, or folder of images (sorted by file name, like the reference).
+        path: video file, image file, or folder of images (sorted by file name, like the reference);
+            or a configured `backend.video.live.LiveSpec`, which opens a `LiveSource` (keep-latest
+            reader; the range arguments do not apply to it).
         start: first source frame index to deliver (inclusive).
         end: source frame index to stop at (exclusive); None = to the end. Decoding stops there.
         stride: deliver every ``stride``-th frame from ``start`` (indices start, start+stride, ...).
@@ -226,6 +229,10 @@ def open_source(
     Raises:
         VideoError: any problem with the path, the file, the range, or the first frame.
     """
+    from backend.video.live import LiveSource, LiveSpec
+
+    if isinstance(path, LiveSpec):
+        return LiveSource(path, max_pixels=max_pixels)
     path = Path(path)
     start, end, stride = _check_range(path, start, end, stride)
     if not os.path.lexists(path):

@@ -11,7 +11,9 @@ frame before it was yielded; closing the generator stops the work and frees ever
   without shared memory or without process creation).
 - ``off``: everything on the calling thread.
 
-`HUMAN3R_PREFETCH` (process / thread / off) overrides the mode, for troubleshooting.
+`HUMAN3R_PREFETCH` (process / thread / off) overrides the mode, for troubleshooting. Live sources
+(``is_live``) always run "off": they keep the newest frame in their own reader thread, and any
+read-ahead here would turn that back into a queue of stale frames.
 """
 from __future__ import annotations
 
@@ -67,6 +69,8 @@ def ready_frames(source, settings: PrepareSettings, mode: str = "process",
         preprocessing (in "thread" / "off" modes).
     """
     mode = os.environ.get(PREFETCH_ENV) or mode
+    if getattr(source, "is_live", False):
+        mode = "off"
     if mode not in PREFETCH_MODES:
         raise ValueError(f"prefetch mode must be one of {', '.join(PREFETCH_MODES)}, got {mode!r}")
     if isinstance(source, FrameSource) and decode_threads != source.decode_threads:

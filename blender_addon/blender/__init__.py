@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import live, operators, panels, prefs, props, timers
+from . import live, live_sources, operators, panels, prefs, props, timers
 from . import cleanup, export_ops, retarget_ops, retarget_panel
 
 # Feature modules with their own CLASSES and attach()/detach() (registered after the core classes).
-FEATURES = (cleanup, retarget_ops, retarget_panel, export_ops)
+FEATURES = (cleanup, retarget_ops, retarget_panel, export_ops, live_sources)
 
 # Registration order: property groups before the pointers to them, operators before panels that use them.
 CLASSES = (*props.CLASSES, *prefs.CLASSES, *operators.CLASSES, *panels.CLASSES,

@@ -71,14 +71,16 @@ def collection_name_for(video: str) -> str:
 
 
 def start(video: str, job_options: dict, import_options: dict, *, address: str, curve_server_key: str = "",
-          curve_client_key_file: str = "", timeout_s: float = 10.0, client=None,
-          cleanup: dict | None = None) -> LiveSession:
+          curve_client_key_file: str = "", timeout_s: float = 10.0, client=None, live_source: str | None = None,
+          sink=None, cleanup: dict | None = None) -> LiveSession:
     """Submit `video` to the server at `address` and stream its results into a new collection.
 
     Returns the session at once (state CONNECTING, or ERROR when the client could not be made);
     `poll_once()` does the rest: the caller starts the timer that calls it (`timers.ensure_polling`).
     `timeout_s`: silence after which the server counts as gone (the session adds a backstop a few
-    seconds later). `client` replaces the default client. `cleanup` (a `core.motion.CleanupOptions`
+    seconds later). `client` replaces the default client. `live_source`: the name of one of the
+    server's live sources instead of a video (the job runs until cancelled); `sink` replaces the
+    default `SceneBuilder` (live preview: `live_preview`). `cleanup` (a `core.motion.CleanupOptions`
     map) runs the causal clean-up on the frames (`cleanup.LiveCleanup`).
     Raises RuntimeError when a job is already running.
     """
@@ -89,13 +91,13 @@ def start(video: str, job_options: dict, import_options: dict, *, address: str, 
 
     if client is None:
         client = make_client(address, curve_server_key, curve_client_key_file, timeout_s=timeout_s)
-    builder = SceneBuilder(collection_name_for(video), import_options)
+    builder = sink or SceneBuilder(collection_name_for(video), import_options)
     if cleanup is not None:
         from .cleanup import LiveCleanup
 
         builder = LiveCleanup(builder, cleanup)
     _session = LiveSession(client, builder, address=address, connect_timeout_s=timeout_s + 5.0)
-    _session.start(video, job_options)
+    _session.start(video, job_options, live=live_source)
     _update_ui()
     return _session
 

@@ -152,17 +152,17 @@ class SceneBuilder:
         self.camera, warnings = build_camera.create_camera(camera_plan, self.collection, self.scene,
                                                            self.setup.frame_start, self.options.set_scene)
         self.warnings.extend(warnings)
-        self._camera_anim = AnimationTarget(self.camera, f"{camera_plan.name} action")
+        self._camera_anim = self._target(self.camera, f"{camera_plan.name} action")
 
     def _create_people(self, people) -> None:
         for person, (arm, mesh) in zip(people, self._people_factory().create(people)):
             self.armatures[person.track_id] = arm
             self.meshes[person.track_id] = mesh
-            self._anims[person.track_id] = AnimationTarget(arm, f"{person.name} action")
+            self._anims[person.track_id] = self._target(arm, f"{person.name} action")
             if mesh is not None and mesh.data.shape_keys is not None:
                 self._shape_sets[person.track_id] = person.shape_keys
-                self._shape_anims[person.track_id] = AnimationTarget(mesh.data.shape_keys,
-                                                                     f"{person.name} shape keys action")
+                self._shape_anims[person.track_id] = self._target(mesh.data.shape_keys,
+                                                                  f"{person.name} shape keys action")
 
     def _key_camera(self, plan) -> None:
         if plan.camera_object_keys:
@@ -172,7 +172,7 @@ class SceneBuilder:
             self._camera_placed = True
         if plan.camera_data_keys:
             if self._camera_data_anim is None:
-                self._camera_data_anim = AnimationTarget(self.camera.data, f"{self.camera.data.name} lens action")
+                self._camera_data_anim = self._target(self.camera.data, f"{self.camera.data.name} lens action")
             self.keys_written += self._camera_data_anim.apply(plan.camera_data_keys)
 
     def _unblock_camera(self, keys) -> None:
@@ -213,6 +213,10 @@ class SceneBuilder:
         if self._factory is None:
             self._factory = build_people.PeopleFactory(self.collection)
         return self._factory
+
+    def _target(self, id_data, action_name: str):
+        """Where an ID's keys go: its action (`live_preview.PreviewBuilder` sets values instead)."""
+        return AnimationTarget(id_data, action_name)
 
     def on_track(self, msg: dict) -> None:
         """Use a finished track's robust betas (re-shapes the person's rig if it already exists)."""

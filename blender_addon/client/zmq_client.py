@@ -129,15 +129,18 @@ class Human3RClient:
         return self._job_of_request.get(token)
 
     # requests --------------------------------------------------------------------------------------
-    def submit(self, video: str, options: dict | None = None) -> str:
+    def submit(self, video: str, options: dict | None = None, *, live: str | None = None) -> str:
         """Queue a video (a path on the server's machine) with job options; return a request token.
 
+        `live`: instead of a video, the name of one of the server's live sources (its hello lists
+        them in `live_sources`); that job runs until cancelled or the stream is gone.
         The `accepted` reply (or an `error`) carries the same token in its `request` field and the
         job id in `job`; the job's stream then follows.
         """
         token = self._token()
+        extra = {} if live is None else {"live": str(live)}
         self._send(protocol.make_message(MessageType.SUBMIT, video=str(video), options=dict(options or {}),
-                                         request=token, credits=self.credit_window))
+                                         request=token, credits=self.credit_window, **extra))
         return token
 
     def cancel(self, job: str) -> None:

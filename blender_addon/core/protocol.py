@@ -31,11 +31,14 @@ that view the received bytes (no copy). No pickle, no msgpack-numpy.
 Message types (direction: C = client -> server, S = server -> client, F = also stored in .h3r files)
 ----------------------------------------------------------------------------------------------------
     hello      C,S  handshake: software (str), role ('client'|'server'); a server also sends device,
-                    model, limits, heartbeat_s and timeout_s (its peer timeout). A version mismatch is answered by an `error` with code
+                    model, limits, heartbeat_s, timeout_s (its peer timeout) and live_sources (list of
+                    {name, kind}: the cameras/streams it was configured with; kind = URL scheme). A version mismatch is answered by an `error` with code
                     'version_mismatch', never by silence.
     submit     C    video (str, path on the server), options (map of the engine's `JobOptions`
                     fields such as start, end, stride, precision; an unknown name is refused);
-                    optional request (str token echoed in the reply), credits (int, initial window)
+                    optional request (str token echoed in the reply), credits (int, initial window),
+                    live (str: the name of a server live source instead of a video; video is then ''
+                    and ignored; such a job runs until cancelled or its stream is gone for good)
     accepted   S    job (id), queue_position (int, 0 = running now), result_path (server-side .h3r);
                     also request, video, options (as the server will apply them, limits included),
                     token (str: the job's secret; sent with fetch/cancel from another connection it
@@ -43,7 +46,8 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
                     shortened the job). It is a reply with seq 0, outside the job's own numbering: the job's stream
                     (header = seq 0, then +1 per message) is what result files store.
     header     S,F  first message of a job: video (path, width, height, fps, fps_fraction, frame_count,
-                    rotation, duration), options, model (name, checkpoint_digest, config, device, dtype),
+                    rotation, duration, kind 'video'|'images'|'live'; a live job has path 'live:NAME',
+                    source (URL scheme), no frame_count/duration), options, model (name, checkpoint_digest, config, device, dtype),
                     smplx (model settings incl. flat_hand_mean, joint_names), conventions, body_model
                     (faces [F,3] i4, lbs_weights [V,J] f4, parents [J] i4 (-1 for the root),
                     v_template [V,3] f4, shapedirs [V,3,10] f4, exprdirs [V,3,10] f4,
@@ -58,10 +62,13 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
                     points {xyz [m,3] f4 world, rgb [m,3] u1, conf [m] f4}
     track      S,F  a finished track: id, first_frame, last_frame, n_frames, betas [10] f4 (robust
                     per-track shape for the rig)
-    progress   S    done (int), total (int|None), fps (float), eta_s (float|None), stage (str)
+    progress   S    done (int), total (int|None), fps (float), eta_s (float|None), stage (str); a live
+                    job's stage is 'live', 'connecting' or 'reconnecting', with decoded, dropped,
+                    reconnects (ints), latency_s (float|None) and status (str, for humans)
     done       S,F  last message of a finished job: frames, people, elapsed_s, fps, scene_points
                     {xyz [k,3] f4, rgb [k,3] u1} (voxel-downsampled accumulated cloud); optional
                     warnings (list of str: the video ended early, frames skipped, a frame cap)
+                    a live job adds end_reason ('stream_lost'), dropped and reconnects
     error      S,F  code (str, `ErrorCode`), message (str, for humans), frame (int|None: the job
                     stopped before this source frame; earlier frames are valid); a reply to a
                     request carries reply=True and the request's token in `request`; a client-side
@@ -72,7 +79,7 @@ Message types (direction: C = client -> server, S = server -> client, F = also s
     status     C,S  request (no fields) / reply: jobs (list of maps: job, state, video,
                     queue_position, frames_done, frames_total, result_path, error_code, mine=True
                     for the caller's own jobs; other clients' queued/running jobs appear only as
-                    {job: None, state, queue_position, mine: False}), peers
+                    {job: None, state, queue_position, mine: False}), peers, live_sources (as in hello)
     fetch      C    re-stream a finished job's results from its server-side file (job = its id);
                     optional credits (int), token (str, from `accepted`). Jobs are served only to
                     the client that submitted them (its CurveZMQ key, its connection, or the token)

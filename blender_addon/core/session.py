@@ -87,6 +87,8 @@ class Progress:
     eta_s: float | None = None
     stage: str = ""
     queue_position: int | None = None
+    dropped: int | None = None  # live jobs: frames the server skipped to stay current
+    status: str = ""  # live jobs: the server's one-line status (e.g. why it is re-opening the stream)
 
     @property
     def fraction(self) -> float | None:
@@ -187,12 +189,13 @@ class LiveSession:
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
 
-    def start(self, video: str, options: dict) -> None:
-        """Connect and submit `video` (a path the server can read) with `options` (the
-        `submit` options map: `JobOptions` field names, validated by the server)."""
+    def start(self, video: str, options: dict, live: str | None = None) -> None:
+        """Connect and submit `video` (a path the server can read) with `options` (the `submit`
+        options map: `JobOptions` field names, validated by the server), or, with `live`, the
+        server's live source of that name (runs until `cancel`)."""
         if self.state is not State.IDLE:
             raise RuntimeError(f"a session runs one job; this one is {self.state.value}")
-        self._video = video
+        self._video = video or (f"live:{live}" if live else "")
         self._frame_range = (int(options.get("start", 0) or 0), options.get("end"),
                              int(options.get("stride", 1) or 1))
         self._started_at = self._clock()
@@ -200,7 +203,10 @@ class LiveSession:
         self.message = f"Connecting to {self.address or 'the server'}…"
         try:
             self.client.connect()
-            self.client.submit(video, options)
+            if live is None:
+                self.client.submit(video, options)
+            else:
+                self.client.submit(video, options, live=live)
         except Exception as exc:  # a bad address or key fails here, before any network traffic
             log.exception("submit failed")
             self._fail((ErrorCode.SERVER_GONE if isinstance(exc, OSError) else ErrorCode.CLIENT_FAILED).value,
@@ -351,6 +357,9 @@ class LiveSession:
             self._server_rates = True
         if isinstance(msg.get("eta_s"), (int, float)):
             p.eta_s = float(msg["eta_s"])
+        if isinstance(msg.get("dropped"), int):
+            p.dropped = msg["dropped"]
+        p.status = str(msg.get("status") or "") if p.stage in ("connecting", "reconnecting") else ""
         p.queue_position = 0
 
     def _feed_frames(self, frames: list[dict]) -> None:
@@ -499,7 +508,11 @@ def format_progress(p: Progress, prefix: str = "") -> str:
         parts.append(f"{p.fps:.1f} fps")
     if p.frames_total and p.frames_done < p.frames_total:
         parts.append(f"ETA {format_eta(p.eta_s)}")
-    if p.stage and p.frames_done == 0:
+    if p.dropped:
+        parts.append(f"{p.dropped} dropped")
+    if p.status:
+        parts.append(p.status)
+    elif p.stage and p.frames_done == 0:
         parts.append(p.stage)
     text = ", ".join(parts)
     return f"{prefix} — {text}" if prefix else text

@@ -1,0 +1,121 @@
+"""A live video sender for tests and benchmarks: generated frames, paced in real time, over loopback.
+
+Run as a process (`python -m tests.support.live_sender URL --format mpegts|rtsp|flv ...`) so the
+receiver under test shares nothing with it but the socket. Frame i carries its index painted as
+`CODE_BITS` black/white blocks along the top (`read_index` decodes it) and has pts i in a 1/fps
+time base, so its stream time is i / fps. Frame i is "captured" (handed to the encoder) at
+`t0 + i / fps` wall-clock seconds; the sender prints one JSON line {"t0": ..., "fps": ...} to stdout
+once the first frame is out, then {"sent": n} at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+CODE_BITS = 12  # indices up to 4095: over two minutes at 30 fps
+BLOCK = 26  # pixels per code block (width and height): still ~9 px after scaling 320 px down to 112
+
+
+def paint(index: int, width: int, height: int) -> np.ndarray:
+    """uint8 [H, W, 3] RGB frame: index bits as white (1) / black (0) blocks in the top rows,
+    a moving grey bar below (so the encoder sees motion)."""
+    img = np.full((height, width, 3), 96, dtype=np.uint8)
+    for bit in range(CODE_BITS):
+        value = 255 if (index >> bit) & 1 else 0
+        img[:BLOCK, bit * BLOCK:(bit + 1) * BLOCK] = value
+    x = (index * 7) % max(1, width - 40)
+    img[BLOCK * 2:, x:x + 40] = 200
+    return img
+
+
+def read_index(rgb: np.ndarray, sent_width: int | None = None, sent_height: int | None = None) -> int:
+    """The frame index painted by `paint` (block centres, threshold 128: robust to codec noise).
+
+    `rgb` may be the sent frame resized to a smaller width and centre-cropped vertically (the model
+    input): pass the sent size so the block centres are scaled and the crop undone."""
+    h, w = rgb.shape[:2]
+    scale = 1.0 if sent_width is None else w / sent_width
+    crop_top = 0 if sent_height is None else (round(sent_height * scale) - h) // 2
+    y = int(BLOCK / 2 * scale) - crop_top
+    bits = [int(rgb[y, int((bit + 0.5) * BLOCK * scale)].mean() > 128) for bit in range(CODE_BITS)]
+    return sum(b << i for i, b in enumerate(bits))
+
+
+def _connect(url: str, fmt: str, options: dict, fps: int, width: int, height: int, gop: int, wait_s: float = 60.0):
+    """Open the output and write its header (the moment RTSP/RTMP connect), retrying while a listening
+    receiver is not up yet. Returns (container, video stream)."""
+    import av
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        container = av.open(url, mode="w", format=fmt, options=options, container_options={"flush_packets": "1"})
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(gop), "bf": "0"}
+        try:
+            container.start_encoding()
+            return container, stream
+        except (av.error.ConnectionRefusedError, av.error.ConnectionResetError, av.error.OSError):
+            try:
+                container.close()
+            except av.error.FFmpegError:
+                pass
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def send(url: str, fmt: str, fps: int, seconds: float, width: int, height: int, gop: int,
+         start_index: int = 0, connect_options: dict | None = None) -> int:
+    """Stream `seconds` of frames to `url` in real time; return the number of frames sent."""
+    import av
+
+    options = dict(connect_options or {})
+    if fmt == "rtsp":
+        options.setdefault("rtsp_transport", "tcp")
+    container, stream = _connect(url, fmt, options, fps, width, height, gop)
+    try:
+        total = int(round(seconds * fps))
+        t0 = None
+        for i in range(total):
+            if t0 is not None:
+                delay = t0 + i / fps - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+            captured = time.time()
+            frame = av.VideoFrame.from_ndarray(paint(start_index + i, width, height), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            if t0 is None:
+                t0 = captured
+                print(json.dumps({"t0": t0, "fps": fps}), flush=True)
+        for packet in stream.encode():
+            container.mux(packet)
+    finally:
+        container.close()
+    print(json.dumps({"sent": total}), flush=True)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("url")
+    p.add_argument("--format", default="mpegts", choices=["mpegts", "rtsp", "flv"])
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--gop", type=int, default=15, help="keyframe interval in frames (bounds the join time)")
+    p.add_argument("--start-index", type=int, default=0)
+    args = p.parse_args(argv)
+    send(args.url, args.format, args.fps, args.seconds, args.width, args.height, args.gop, args.start_index)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

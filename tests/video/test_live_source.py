@@ -1,0 +1,236 @@
+"""`backend.video.live`: configured URLs, the protocol allow-list, and real loopback streams from a
+sender process (UDP MPEG-TS, RTSP and RTMP with this side listening) through the keep-latest reader."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from backend.video.live import LiveSource, LiveSpec, open_arguments, transport_for
+from backend.video.reader import VideoError, open_source
+from tests.support.live_rig import Loopback, Sender, require_quiet_cpu
+from tests.support.live_sender import paint, read_index
+
+
+# ------------------------------------------------------------------------------------------------
+# configuration (no network)
+
+
+@pytest.mark.parametrize("url, fmt, whitelist", [
+    ("rtsp://cam.local:8554/main", "rtsp", "rtsp,rtp,tcp,udp"),
+    ("rtsp+udp://cam.local/main", "rtsp", "rtsp,rtp,tcp,udp"),
+    ("rtmp://127.0.0.1/live/key", "flv", "rtmp,tcp"),
+    ("udp://239.0.0.1:1234", "mpegts", "udp"),
+    ("rtp://127.0.0.1:5004", "mpegts", "rtp,udp"),
+    ("https://example.org/stream.ts", None, "http,https,tls,tcp"),
+])
+def test_each_scheme_opens_with_its_own_allow_list(url, fmt, whitelist):
+    ffmpeg_url, got_fmt, options = open_arguments(url)
+    assert got_fmt == fmt
+    assert options["protocol_whitelist"] == whitelist
+    assert "file" not in options["protocol_whitelist"].split(",")
+    assert int(options["timeout"] if "timeout" in options else options["rw_timeout"]) == 3_000_000
+
+
+def test_rtsp_transport_and_listen_flags():
+    url, _, options = open_arguments("rtsp+udp://127.0.0.1:8554/cam?listen=1")
+    assert url == "rtsp://127.0.0.1:8554/cam"  # our flag is not passed on as a URL option
+    assert options["rtsp_transport"] == "udp" and options["rtsp_flags"] == "listen"
+    url, _, options = open_arguments("rtmp://127.0.0.1:1935/live/x?listen=1")
+    assert url == "rtmp://127.0.0.1:1935/live/x" and options["listen"] == "1"
+    assert "fflags" not in options  # nobuffer breaks the FLV demuxer's start-up
+
+
+def test_v4l2_device_paths():
+    assert open_arguments("/dev/video0")[:2] == ("/dev/video0", "v4l2")
+    assert open_arguments("v4l2:///dev/video2")[:2] == ("/dev/video2", "v4l2")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "concat:a.ts|b.ts", "srt://127.0.0.1:9000", "/etc/passwd",
+                                 "pipe:0", "cam.mp4"])
+def test_unsupported_urls_are_refused_with_the_supported_list(url):
+    with pytest.raises(ValueError, match="supported: .*rtsp"):
+        transport_for(url)
+
+
+@pytest.mark.parametrize("text, problem", [("cam", "NAME=URL"), ("=rtsp://x/y", "name"),
+                                           ("my cam=rtsp://x/y", "name"), ("cam=ftp://x/y", "unsupported")])
+def test_live_spec_parse_errors(text, problem):
+    with pytest.raises(ValueError, match=problem):
+        LiveSpec.parse(text)
+
+
+def test_spec_label_hides_the_url():
+    spec = LiveSpec.parse("door=rtsp://user:secret@10.0.0.5/stream")
+    assert spec.label == "live:door" and spec.kind == "rtsp" and "secret" not in spec.label
+
+
+def test_nested_file_inside_a_playlist_is_not_opened(tmp_path):
+    """An HTTP playlist naming a local file: the allow-list stops FFmpeg from following it."""
+    import http.server
+    import socketserver
+
+    secret = tmp_path / "secret.ts"
+    secret.write_bytes(b"\x47" * 188 * 10)
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nfile://{secret}\n#EXT-X-ENDLIST\n"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = playlist.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            spec = LiveSpec("pl", f"http://127.0.0.1:{httpd.server_address[1]}/list.m3u8", reconnect_s=1.0,
+                            read_timeout_s=1.0)
+            with pytest.raises(VideoError) as err:
+                open_source(spec)
+            assert err.value.code == "unreachable"
+        finally:
+            httpd.shutdown()
+
+
+def test_missing_device_fails_with_unreachable_after_the_reconnect_window():
+    t0 = time.monotonic()
+    with pytest.raises(VideoError) as err:
+        open_source(LiveSpec("webcam", "/dev/video-that-does-not-exist", reconnect_s=1.0))
+    assert err.value.code == "unreachable" and "webcam" in str(err.value)
+    assert time.monotonic() - t0 < 10
+
+
+# ------------------------------------------------------------------------------------------------
+# real streams over loopback
+
+
+def test_paint_and_read_index_round_trip():
+    for i in (0, 1, 77, 1800, 4095):
+        assert read_index(paint(i, 320, 240)) == i
+
+
+def _consume(source: LiveSource, seconds: float, work_s: float, sender: Sender):
+    """Take frames like a model that needs `work_s` per frame; returns (frame, age at take) pairs."""
+    taken = []
+    deadline = time.monotonic() + seconds
+    for frame in source.frames():
+        if frame is None:
+            if time.monotonic() > deadline:
+                break
+            continue
+        taken.append((frame, time.time() - sender.captured_at(read_index(frame.rgb))))
+        if time.monotonic() > deadline:
+            break
+        time.sleep(work_s)
+    return taken
+
+
+@pytest.mark.parametrize("transport", ["udp", "rtsp", "rtmp"])
+def test_keep_latest_over_loopback(transport):
+    """A consumer 6x slower than the 30 fps feed gets the newest frame each time: bounded age, drops
+    counted exactly, indices and stream times increasing, painted frames in order."""
+    loop = Loopback.make(transport)
+    sender = Sender(loop, seconds=6.0)
+    try:
+        with open_source(LiveSpec("cam", loop.receive_url, reconnect_s=5.0, connect_s=60.0)) as source:
+            assert source.expected_frames is None and source.info.kind == "live"
+            assert (source.info.width, source.info.height) == (320, 240)
+            taken = _consume(source, 3.5, 0.2, sender)
+            stats = source.stats
+            assert stats.decoded == stats.taken + stats.dropped + (1 if source._latest is not None else 0)
+    finally:
+        sender.stop()
+    frames = [f for f, _ in taken]
+    ages = np.array([a for _, a in taken[1:]])  # the first one waited for the open
+    assert len(frames) >= 8, f"only {len(frames)} frames in 3.5 s"
+    assert stats.dropped >= 3 * len(frames)  # 30 fps in, ~5 taken per second
+    painted = [read_index(f.rgb) for f in frames]
+    assert painted == sorted(set(painted))
+    indices = [f.index for f in frames]
+    assert all(b > a for a, b in zip(indices, indices[1:]))
+    # index gaps are the drops: consecutive taken frames are as far apart in the stream as painted
+    assert np.diff(indices).tolist() == np.diff(painted).tolist()
+    times = np.array([f.time for f in frames])
+    assert np.all(np.diff(times) > 0)
+    np.testing.assert_allclose(np.diff(times), np.diff(painted) / 30.0, atol=1e-3)  # times from the pts
+    require_quiet_cpu()
+    # transport (UDP holds back ~2 frames) + at most one 0.2 s wait
+    assert np.percentile(ages, 95) < 0.45, ages
+
+
+def test_sender_that_comes_back_is_picked_up_with_monotone_times():
+    loop = Loopback.make("udp")
+    first = Sender(loop, seconds=2.5)
+    try:
+        with open_source(LiveSpec("cam", loop.receive_url, reconnect_s=20.0, read_timeout_s=1.0)) as source:
+            seen = []
+            second = None
+            deadline = time.monotonic() + 25
+            for frame in source.frames():
+                if time.monotonic() > deadline:
+                    break
+                if frame is None:
+                    if second is None and first.process.poll() is not None and source.stats.state == "reconnecting":
+                        second = Sender(loop, seconds=3.0, start_index=1000)
+                    continue
+                seen.append((read_index(frame.rgb), frame.time, frame.index))
+                if seen[-1][0] >= 1030:
+                    break
+            reconnects = source.stats.reconnects
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    painted = [p for p, _, _ in seen]
+    assert second is not None, "the source never reported the dropped stream"
+    assert any(p < 1000 for p in painted) and any(p >= 1000 for p in painted)
+    assert reconnects >= 1
+    times = [t for _, t, _ in seen]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert all(b > a for a, b in zip([i for *_, i in seen], [i for *_, i in seen][1:]))
+
+
+def test_stop_ends_iteration_within_a_tick():
+    loop = Loopback.make("udp")
+    sender = Sender(loop, seconds=5.0)
+    try:
+        with open_source(LiveSpec("cam", loop.receive_url)) as source:
+            stop = threading.Event()
+            frames = source.frames(stop)
+            assert next(f for f in frames if f is not None)
+            stop.set()
+            t0 = time.monotonic()
+            assert list(frames) == []
+            assert time.monotonic() - t0 < 0.5  # no wait at all: the generator looks at `stop` first
+            assert source.stats.state == "streaming"
+        time.sleep(0.1)
+    finally:
+        sender.stop()
+
+
+def test_stream_that_never_comes_is_unreachable():
+    loop = Loopback.make("udp")
+    with pytest.raises(VideoError) as err:
+        open_source(LiveSpec("cam", loop.receive_url, reconnect_s=1.0, read_timeout_s=0.5))
+    assert err.value.code == "unreachable"
+
+
+def test_live_sources_do_not_pickle():
+    import pickle
+
+    loop = Loopback.make("udp")
+    sender = Sender(loop, seconds=3.0)
+    try:
+        with open_source(LiveSpec("cam", loop.receive_url)) as source:
+            with pytest.raises(TypeError, match="cannot be pickled"):
+                pickle.dumps(source)
+    finally:
+        sender.stop()
