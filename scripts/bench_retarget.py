@@ -31,16 +31,16 @@ from tests.support.humanoids import skeleton  # noqa: E402
 def split(source, target) -> dict[str, float]:
     """Seconds spent reading the source action, solving, and writing the new action (one run)."""
     from blender_addon.core.retarget.bonemaps import preset_map
-    from blender_addon.core.retarget.solve import RetargetOptions, retarget
+    from blender_addon.core.retarget.solve import RetargetOptions, retarget_channels
 
     out = {}
     t0 = time.perf_counter()
     src, tgt = build_retarget.rig_spec(source), build_retarget.rig_spec(target)
-    frames, local = build_retarget.source_motion(source, src)
+    frames, rotation, location = build_retarget.source_motion(source, src)
     out["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     bm = preset_map("AUTO", tgt.names)
-    result = retarget(src, local, tgt, bm, RetargetOptions())
+    result = retarget_channels(src, rotation, location, tgt, bm, RetargetOptions())
     out["solve"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     build_retarget._write_action(target, "split", frames, tgt, result)

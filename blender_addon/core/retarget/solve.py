@@ -25,7 +25,7 @@ import numpy as np
 from ..rotations import matrix_to_quaternion, quaternion_to_matrix
 from .bonemaps import BODY_JOINTS, BoneMap
 from .contacts import ContactOptions, detect_contacts, root_offsets
-from .rig import RigError, RigSpec, forward, posed_bones
+from .rig import RigError, RigSpec, forward, pose_all, posed_bones
 
 _Y = np.array([0.0, 1.0, 0.0])
 FOOT_POINTS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
@@ -115,7 +115,17 @@ def _arc_positions(heads: np.ndarray, tail: np.ndarray) -> np.ndarray:
 
 def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_map: BoneMap,
              options: RetargetOptions | None = None) -> RetargetResult:
-    """Retarget source motion (local matrices [T, Js, 4, 4], see `rig.forward`) onto `target`.
+    """Retarget source motion (local matrices [T, Js, 4, 4], see `rig.forward`) onto `target`
+    (see `retarget_channels`)."""
+    return retarget_channels(source, np.ascontiguousarray(np.moveaxis(source_local[..., :3, :3], 1, 0)),
+                             np.ascontiguousarray(np.moveaxis(source_local[..., :3, 3], 1, 0)), target, bone_map,
+                             options)
+
+
+def retarget_channels(source: RigSpec, rotation: np.ndarray, location: np.ndarray, target: RigSpec,
+                      bone_map: BoneMap, options: RetargetOptions | None = None) -> RetargetResult:
+    """Retarget source motion, bone-major local rotations [Js, T, 3, 3] and locations [Js, T, 3], onto
+    `target`.
 
     `bone_map` must already be resolved against the target (`BoneMap.resolve`). Raises RigError when
     a mapped source joint is missing from the source or the map has no usable leg.
@@ -125,16 +135,14 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
                          | {s for src, _ in bone_map.chains for s in src if s not in source.index})
     if missing_src:
         raise RigError(f"the source rig has no bone(s) {', '.join(missing_src)} named in the bone map")
-    t_frames = source_local.shape[0]
+    t_frames = rotation.shape[1]
     o_s, o_t = source.object_rotation, target.object_rotation
-    src_rot = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, :3], 1, 0))))
-    src_loc = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, 3], 1, 0))))
-    posed_s = posed_bones(source, src_rot, src_loc)  # {joint: (R [T, 3, 3], head [T, 3])}
+    # bone-major [J, T, ...] throughout: every bone's frames are one contiguous block
+    posed_r, posed_h = pose_all(source, rotation, location)
     w_rest_s = o_s @ source.rest[:, :3, :3]  # [Js, 3, 3]
-    if np.allclose(o_s, np.eye(3)):
-        delta = {j: r @ w_rest_s[j].T for j, (r, _) in posed_s.items()}  # D_s [T, 3, 3] per joint
-    else:
-        delta = {j: o_s @ (r @ w_rest_s[j].T) for j, (r, _) in posed_s.items()}
+    delta = posed_r @ np.swapaxes(w_rest_s, -1, -2)[:, None]  # D_s = O_s·P_s·(O_s·A_s)ᵀ [Js, T, 3, 3]
+    if not np.allclose(o_s, np.eye(3)):
+        delta = o_s @ delta
 
     chain_delta: dict[str, np.ndarray] = {}
     w_rest_t_full = target.object_matrix @ target.rest
@@ -160,7 +168,8 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
 
     # 1. reference pose of the target
     a_t = target.rest[:, :3, :3]
-    ref = np.empty((len(target.names), 3, 3))
+    n_t = len(target.names)
+    ref = np.empty((n_t, 3, 3))
     for b, p in enumerate(target.parents):
         k_b = o_t @ a_t[b] if p < 0 else ref[p] @ (o_t @ a_t[p]).T @ (o_t @ a_t[b])
         joint = bone_map.bones.get(target.names[b])
@@ -168,30 +177,47 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
             k_b = swing(k_b @ _Y, w_rest_s[source.index[joint]] @ _Y) @ k_b
         ref[b] = k_b
 
-    # 2. world rotations of the driven bones (and of bones that follow them)
-    world: dict[int, np.ndarray] = {}
-    written: list[int] = []
-    for b, p in enumerate(target.parents):
-        name = target.names[b]
-        if name in bone_map.bones:
-            world[b] = delta[source.index[bone_map.bones[name]]] @ ref[b]
-            written.append(b)
-        elif name in chain_delta:
-            world[b] = chain_delta[name] @ ref[b]
-            written.append(b)
-        elif p >= 0 and p in world:
-            world[b] = world[p] @ (ref[p].T @ ref[b])  # follows its parent: local stays at rest
-    # 3. bone-local rotations
-    # M = O_tᵀ·G, so L_b = A_bᵀ·A_p·M_pᵀ·M_b = (A_bᵀ·A_p)·G_pᵀ·G_b (an unanimated parent: G_p = O_t·A_p)
-    rotations = np.empty((len(written), t_frames, 3, 3))  # bone-major: contiguous per bone
-    for i, b in enumerate(written):
-        p = target.parents[b]
-        if p < 0:
-            rotations[i] = (a_t[b].T @ o_t.T) @ world[b]
-        elif p in world:
-            rotations[i] = (a_t[b].T @ a_t[p]) @ np.swapaxes(world[p], -1, -2) @ world[b]
-        else:
-            rotations[i] = (a_t[b].T @ a_t[p] @ (o_t @ a_t[p]).T) @ world[b]
+    # 2. world rotations G of the driven bones and of their undriven ancestors below a driven bone
+    # (those follow their parent: local stays at rest, G_b = G_p·R_pᵀ·R_b); stored compactly in
+    # slots [n + 1, T, 3, 3], the last slot the identity "world" of a parent nobody animates
+    written = [b for b, name in enumerate(target.names) if name in bone_map.bones or name in chain_delta]
+    needed = np.zeros(n_t, dtype=bool)
+    for b in written:
+        while b >= 0 and not needed[b]:
+            needed[b] = True
+            b = target.parents[b]
+    slot = np.full(n_t + 1, -1, dtype=np.int64)  # index n_t stands for "no parent"
+    slot[np.flatnonzero(needed)] = np.arange(int(needed.sum()))
+    none = int(needed.sum())
+    world = np.empty((none + 1, t_frames, 3, 3))
+    world[none] = np.eye(3)
+    animated = np.zeros(n_t + 1, dtype=bool)
+    mapped = [b for b in written if target.names[b] in bone_map.bones]
+    if mapped:
+        joints = [source.index[bone_map.bones[target.names[b]]] for b in mapped]
+        world[slot[mapped]] = delta[joints] @ ref[mapped, None]
+    for b in written:
+        if b not in mapped:
+            world[slot[b]] = chain_delta[target.names[b]] @ ref[b]
+    animated[written] = True
+    for level in target.depth_levels()[1:]:
+        p = target.parents[level]
+        follow = level[needed[level] & animated[p] & ~animated[level]]
+        if len(follow):
+            fp = target.parents[follow]
+            world[slot[follow]] = world[slot[fp]] @ (np.swapaxes(ref[fp], -1, -2) @ ref[follow])[:, None]
+            animated[follow] = True
+    # 3. bone-local rotations L_b = C_b·G_pᵀ·G_b with M = O_tᵀ·G: C_b = A_bᵀ·A_p (a parent not animated:
+    # G_p = O_t·A_p, folded into C_b with the identity slot as G_p; a root: C_b = A_bᵀ·O_tᵀ)
+    w_idx = np.array(written, dtype=np.int64)
+    parent = target.parents[w_idx]
+    has_world = (parent >= 0) & animated[parent]
+    rest_p = a_t[np.maximum(parent, 0)]
+    left = np.swapaxes(a_t[w_idx], -1, -2) @ np.where(
+        (parent < 0)[:, None, None], o_t.T,
+        np.where(has_world[:, None, None], rest_p, rest_p @ np.swapaxes(o_t @ rest_p, -1, -2)))
+    parent_world = world[np.where(has_world, slot[parent], none)]
+    rotations = left[:, None] @ np.swapaxes(parent_world, -1, -2) @ world[slot[w_idx]]  # [n, T, 3, 3]
 
     joint_to_bone = {}
     for bone, joint in bone_map.bones.items():
@@ -207,7 +233,7 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         return result
     h = target.index[hips]
     pelvis = source.index["pelvis"]
-    p_src = posed_s[pelvis][1] @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
+    p_src = posed_h[pelvis] @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
     p_src0 = src_world_rest[pelvis, :3, 3]
     move = k * (p_src - p_src0)
     if o.in_place:
@@ -219,7 +245,7 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
 
     if o.keep_contacts and all(j in joint_to_bone for j in FOOT_POINTS) and all(j in source.index for j in FOOT_POINTS):
         si = [source.index[j] for j in FOOT_POINTS]
-        src_pts = np.stack([posed_s[j][1] for j in si], axis=1) @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
+        src_pts = np.moveaxis(posed_h[si], 0, 1) @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
         contacts = detect_contacts(src_pts, o.fps, o.contacts)
         ti = [target.index[joint_to_bone[j]] for j in FOOT_POINTS]
         posed_t = posed_bones(target, rot_by_bone, {h: result.hips_location}, ti)
