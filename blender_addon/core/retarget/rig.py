@@ -115,15 +115,27 @@ def posed_bones(rig: RigSpec, rotation: dict, location: dict, bones=None) -> dic
     return out
 
 
-def pose_all(rig: RigSpec, rotation: np.ndarray, location: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Posed armature-space rotations [J, T, 3, 3] and heads [J, T, 3] of every bone from local rotations
-    [J, T, 3, 3] and locations [J, T, 3] (None: zero), all bone-major (each bone's frames contiguous, so
-    gathering a level's parents copies whole blocks); one batched step per hierarchy level."""
+def pose_all(rig: RigSpec, rotation: np.ndarray, location: np.ndarray | None = None,
+             bones=None) -> tuple[np.ndarray, np.ndarray]:
+    """Posed armature-space rotations [J, T, 3, 3] and heads [J, T, 3] of every bone (with `bones`,
+    indices: of those and their ancestors; other entries undefined) from local rotations [J, T, 3, 3]
+    and locations [J, T, 3] (None: zero), all bone-major (each bone's frames contiguous, so gathering a
+    level's parents copies whole blocks); one batched step per hierarchy level."""
     n, t_frames = rotation.shape[:2]
+    needed = np.ones(n, dtype=bool)
+    if bones is not None:
+        needed[:] = False
+        for b in bones:
+            while b >= 0 and not needed[b]:
+                needed[b] = True
+                b = rig.parents[b]
     rest_r, rest_t = rig.rest[:, :3, :3], rig.rest[:, :3, 3]
     rot = np.empty((n, t_frames, 3, 3))
     head = np.empty((n, t_frames, 3))
     for d, level in enumerate(rig.depth_levels()):
+        level = level[needed[level]]
+        if not len(level):
+            continue
         if d == 0:  # the roots (depth 0): their rest
             base_r = np.broadcast_to(rest_r[level, None], (len(level), t_frames, 3, 3))
             base_t = np.broadcast_to(rest_t[level, None], (len(level), t_frames, 3))

@@ -10,6 +10,9 @@ armature space, P = posed armature-space rotation):
    the target bone points exactly where the source bone points. Chain bones (spine, neck of another
    length) take D interpolated (slerp) at their normalised arc position along the source chain. Other
    bones follow their parent: G_b = G_p·R_pᵀ·R_b.
+   A bone whose parent is mapped to its joint's own parent skips the world rotations: its local rotation
+   is the source joint's local rotation between two constant matrices (see `retarget_channels`), so the
+   source's forward kinematics only runs for the joints the other bones, the root and the feet need.
 3. Local rotation for Blender: M_b = O_tᵀ·G_b, L_b = A_bᵀ·A_p·M_pᵀ·M_b (root: A_bᵀ·M_b).
 4. Root: the hips bone's head moves by k·(pelvis(t) − pelvis_rest) in world space, k = target leg
    length / source leg length (hip→knee→ankle, world units), from its own rest position; in-place drops
@@ -137,19 +140,57 @@ def retarget_channels(source: RigSpec, rotation: np.ndarray, location: np.ndarra
         raise RigError(f"the source rig has no bone(s) {', '.join(missing_src)} named in the bone map")
     t_frames = rotation.shape[1]
     o_s, o_t = source.object_rotation, target.object_rotation
-    # bone-major [J, T, ...] throughout: every bone's frames are one contiguous block
-    posed_r, posed_h = pose_all(source, rotation, location)
+    n_t = len(target.names)
+    a_t = target.rest[:, :3, :3]
     w_rest_s = o_s @ source.rest[:, :3, :3]  # [Js, 3, 3]
-    delta = posed_r @ np.swapaxes(w_rest_s, -1, -2)[:, None]  # D_s = O_s·P_s·(O_s·A_s)ᵀ [Js, T, 3, 3]
-    if not np.allclose(o_s, np.eye(3)):
-        delta = o_s @ delta
-
-    chain_delta: dict[str, np.ndarray] = {}
     w_rest_t_full = target.object_matrix @ target.rest
     src_world_rest = source.object_matrix @ source.rest
+    chain_bones = {b for src, tgt in bone_map.chains for b in tgt if b not in bone_map.bones}
+    written = [b for b, name in enumerate(target.names) if name in bone_map.bones or name in chain_bones]
+    joint_of = {b: source.index[bone_map.bones[target.names[b]]] for b in written if target.names[b] in bone_map.bones}
+
+    # 1. reference pose of the target
+    ref = np.empty((n_t, 3, 3))
+    for b, p in enumerate(target.parents):
+        k_b = o_t @ a_t[b] if p < 0 else ref[p] @ (o_t @ a_t[p]).T @ (o_t @ a_t[b])
+        if b in joint_of:
+            k_b = swing(k_b @ _Y, w_rest_s[joint_of[b]] @ _Y) @ k_b
+        ref[b] = k_b
+
+    # A bone mapped to joint s whose parent is mapped to s's own parent needs no forward kinematics:
+    # G_pᵀ·G_b = R_pᵀ·W_p·(P_pᵀ·P_s)·W_sᵀ·R_b and P_pᵀ·P_s = A_pᵀ·A_s·L_s (W = O_s·A, the source's
+    # world rest), so L_b = (C_b·R_pᵀ·O_s·A_s)·L_s·(W_sᵀ·R_b), constants around the source's local rotation.
+    direct = [b for b in written if b in joint_of and target.parents[b] in joint_of
+              and source.parents[joint_of[b]] == joint_of[target.parents[b]]]
+    # the rest go through world rotations G: theirs and their parents' (undriven parents follow their own
+    # parent up to a driven bone: local stays at rest, G_b = G_p·R_pᵀ·R_b)
+    general = [b for b in written if b not in set(direct)]
+    needed = np.zeros(n_t, dtype=bool)
+    for b in general:
+        needed[b] = True
+        p = target.parents[b]
+        while p >= 0 and not needed[p]:
+            needed[p] = True
+            if p in joint_of or target.names[p] in chain_bones:
+                break
+            p = target.parents[p]
+    chain_joints = [source.index[j] for src, tgt in bone_map.chains for j in src]
+    feet_and_pelvis = [source.index[j] for j in FOOT_POINTS + ("pelvis",) if j in source.index]
+    fk_joints = sorted({joint_of[b] for b in np.flatnonzero(needed) if b in joint_of} | set(chain_joints)
+                       | set(feet_and_pelvis))
+    # bone-major [J, T, ...] throughout: every bone's frames are one contiguous block
+    posed_r, posed_h = pose_all(source, rotation, location, fk_joints)
+
+    def delta(j):  # D_s = O_s·P_s·(O_s·A_s)ᵀ [..., T, 3, 3] of source joint(s) j
+        d = posed_r[j] @ np.swapaxes(w_rest_s[j], -1, -2)[..., None, :, :]
+        return d if np.allclose(o_s, np.eye(3)) else o_s @ d
+
+    chain_delta: dict[str, np.ndarray] = {}
     for src, tgt in bone_map.chains:
         si = [source.index[s] for s in src]
         ti = [target.index[b] for b in tgt]
+        if not any(needed[b] for b in ti if target.names[b] in chain_bones):
+            continue
         src_tail = src_world_rest[si[-1], :3, 3] + w_rest_s[si[-1]] @ _Y * (
             source.lengths[si[-1]] * source.object_scale if source.lengths is not None else 0.0)
         tgt_tail = w_rest_t_full[ti[-1], :3, 3] + (w_rest_t_full[ti[-1], :3, :3] @ _Y) * (
@@ -157,67 +198,62 @@ def retarget_channels(source: RigSpec, rotation: np.ndarray, location: np.ndarra
         us = _arc_positions(src_world_rest[si, :3, 3], src_tail)
         ut = _arc_positions(w_rest_t_full[ti, :3, 3], tgt_tail)
         for b, u in zip(tgt, ut):
-            if b in bone_map.bones:
+            if b not in chain_bones:
                 continue
             k = int(np.clip(np.searchsorted(us, u) - 1, 0, len(si) - 1))
             if k + 1 < len(si) and u > us[k]:
                 lam = (u - us[k]) / (us[k + 1] - us[k])
-                chain_delta[b] = slerp_matrices(delta[si[k]], delta[si[k + 1]], float(lam))
+                chain_delta[b] = slerp_matrices(delta(si[k]), delta(si[k + 1]), float(lam))
             else:
-                chain_delta[b] = delta[si[0] if u <= us[0] else si[k]]
+                chain_delta[b] = delta(si[0] if u <= us[0] else si[k])
 
-    # 1. reference pose of the target
-    a_t = target.rest[:, :3, :3]
-    n_t = len(target.names)
-    ref = np.empty((n_t, 3, 3))
-    for b, p in enumerate(target.parents):
-        k_b = o_t @ a_t[b] if p < 0 else ref[p] @ (o_t @ a_t[p]).T @ (o_t @ a_t[b])
-        joint = bone_map.bones.get(target.names[b])
-        if joint is not None:
-            k_b = swing(k_b @ _Y, w_rest_s[source.index[joint]] @ _Y) @ k_b
-        ref[b] = k_b
-
-    # 2. world rotations G of the driven bones and of their undriven ancestors below a driven bone
-    # (those follow their parent: local stays at rest, G_b = G_p·R_pᵀ·R_b); stored compactly in
-    # slots [n + 1, T, 3, 3], the last slot the identity "world" of a parent nobody animates
-    written = [b for b, name in enumerate(target.names) if name in bone_map.bones or name in chain_delta]
-    needed = np.zeros(n_t, dtype=bool)
-    for b in written:
-        while b >= 0 and not needed[b]:
-            needed[b] = True
-            b = target.parents[b]
-    slot = np.full(n_t + 1, -1, dtype=np.int64)  # index n_t stands for "no parent"
+    # 2. world rotations G of the bones that need them, in compact slots [n + 1, T, 3, 3]; the last
+    # slot is the identity "world" of a parent nobody animates
+    slot = np.full(n_t, -1, dtype=np.int64)
     slot[np.flatnonzero(needed)] = np.arange(int(needed.sum()))
     none = int(needed.sum())
     world = np.empty((none + 1, t_frames, 3, 3))
     world[none] = np.eye(3)
-    animated = np.zeros(n_t + 1, dtype=bool)
-    mapped = [b for b in written if target.names[b] in bone_map.bones]
+    animated = np.zeros(n_t, dtype=bool)
+    mapped = [b for b in np.flatnonzero(needed) if b in joint_of]
     if mapped:
-        joints = [source.index[bone_map.bones[target.names[b]]] for b in mapped]
-        world[slot[mapped]] = delta[joints] @ ref[mapped, None]
-    for b in written:
-        if b not in mapped:
+        world[slot[mapped]] = delta([joint_of[b] for b in mapped]) @ ref[mapped, None]
+    for b in np.flatnonzero(needed):
+        if target.names[b] in chain_delta:
             world[slot[b]] = chain_delta[target.names[b]] @ ref[b]
-    animated[written] = True
+    animated[mapped] = True
+    animated[[target.index[name] for name in chain_delta]] = True
     for level in target.depth_levels()[1:]:
-        p = target.parents[level]
-        follow = level[needed[level] & animated[p] & ~animated[level]]
+        follow = level[needed[level] & ~animated[level]]
+        follow = follow[animated[target.parents[follow]]]
         if len(follow):
             fp = target.parents[follow]
             world[slot[follow]] = world[slot[fp]] @ (np.swapaxes(ref[fp], -1, -2) @ ref[follow])[:, None]
             animated[follow] = True
+
     # 3. bone-local rotations L_b = C_b·G_pᵀ·G_b with M = O_tᵀ·G: C_b = A_bᵀ·A_p (a parent not animated:
     # G_p = O_t·A_p, folded into C_b with the identity slot as G_p; a root: C_b = A_bᵀ·O_tᵀ)
     w_idx = np.array(written, dtype=np.int64)
     parent = target.parents[w_idx]
-    has_world = (parent >= 0) & animated[parent]
+    has_world = (parent >= 0) & animated[np.maximum(parent, 0)] | np.isin(parent, list(joint_of))
     rest_p = a_t[np.maximum(parent, 0)]
     left = np.swapaxes(a_t[w_idx], -1, -2) @ np.where(
         (parent < 0)[:, None, None], o_t.T,
         np.where(has_world[:, None, None], rest_p, rest_p @ np.swapaxes(o_t @ rest_p, -1, -2)))
-    parent_world = world[np.where(has_world, slot[parent], none)]
-    rotations = left[:, None] @ np.swapaxes(parent_world, -1, -2) @ world[slot[w_idx]]  # [n, T, 3, 3]
+    rotations = np.empty((len(written), t_frames, 3, 3))  # bone-major: contiguous per bone
+    position = {b: i for i, b in enumerate(written)}
+    if direct:
+        i = [position[b] for b in direct]
+        s = [joint_of[b] for b in direct]
+        rp = ref[target.parents[direct]]
+        k1 = left[i] @ np.swapaxes(rp, -1, -2) @ o_s @ source.rest[s, :3, :3]
+        k2 = np.swapaxes(w_rest_s[s], -1, -2) @ ref[direct]
+        rotations[i] = k1[:, None] @ rotation[s] @ k2[:, None]
+    if general:
+        i = [position[b] for b in general]
+        gp = target.parents[general]
+        parent_world = world[np.where(has_world[i], slot[np.maximum(gp, 0)], none)]
+        rotations[i] = left[i, None] @ np.swapaxes(parent_world, -1, -2) @ world[slot[general]]
 
     joint_to_bone = {}
     for bone, joint in bone_map.bones.items():
