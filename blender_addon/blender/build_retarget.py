@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..core.keyframes import LINEAR, FCurveKeys, bone_path, channel_keys, interleave
-from ..core.retarget.bonemaps import BoneMap, BoneMapError, preset_map
+from ..core.keyframes import CONSTANT, LINEAR, FCurveKeys, bone_path, channel_keys, interleave
+from ..core.retarget.bonemaps import PRESETS, BoneMap, BoneMapError, preset_map
 from ..core.retarget.channels import EULER_ORDERS, euler_to_matrix, rotation_channels
 from ..core.retarget.rig import RigError, RigSpec
 from ..core.retarget.solve import RetargetOptions, retarget_channels
 from ..core.rotations import quaternion_to_matrix
-from . import compat
+from . import compat, rig_eval
 
 _LINEAR = 1  # Keyframe.interpolation enum value of LINEAR (CONSTANT = 0)
 
@@ -164,17 +164,50 @@ def retarget_objects(source: bpy.types.Object, target: bpy.types.Object, preset:
                             "edit mode or remove them from the bone map")
     frames, rotation, location = source_motion(source, src)
     fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+    constrained = rig_eval.has_constraints(target)
+    preset_switches = PRESETS[resolved.preset].switches if resolved.preset in PRESETS else ()
+    old_switches = [(b, p, target.pose.bones[b][p]) for b, p, _ in preset_switches
+                    if b in target.pose.bones and p in target.pose.bones[b].keys()]
+    anim = target.animation_data or target.animation_data_create()
+    previous = (anim.action, getattr(anim, "action_slot", None))
     try:
+        switches = rig_eval.set_switches(target, preset_switches)
+        if constrained:  # read the rig as Blender evaluates it (constraint-driven parents)
+            tgt = rig_eval.evaluated_spec(target, dict(zip(tgt.names, tgt.lengths)))
         options = RetargetOptions(in_place=in_place, keep_contacts=keep_contacts, fps=fps)
         result = retarget_channels(src, rotation, location, tgt, resolved, options)
-    except RigError as exc:
+        action = _write_action(target, f"{source.name} to {target.name}", frames, tgt, result, switches)
+        if constrained:
+            _verify(source, target, resolved, frames)
+    except (RigError, ValueError, RetargetError) as exc:
+        if anim.action is not previous[0]:
+            _restore_action(target, previous)
+        rig_eval.set_switches(target, old_switches)
         raise RetargetError(str(exc)) from None
-    action = _write_action(target, f"{source.name} to {target.name}", frames, tgt, result)
     return RetargetReport(action, resolved.preset, (int(frames[0]), int(frames[-1])), len(result.bones),
                           result.unmapped, missing, result.leg_ratio)
 
 
-def _write_action(target, name, frames, tgt: RigSpec, result) -> bpy.types.Action:
+VERIFY_DEGREES = 2.0  # largest bone-direction error accepted on the checked frames of a constrained rig
+
+
+def _verify(source, target, bone_map: BoneMap, frames: np.ndarray) -> None:
+    """Compare the evaluated target with the source on three frames: a constrained rig whose constraints
+    move a mapped bone differently than `rig_eval` modelled is refused, naming the bones."""
+    pairs = [(b, j) for b, j in bone_map.bones.items() if j in source.pose.bones]
+    check = frames[[0, len(frames) // 2, -1]]
+    d_t = rig_eval.world_directions(target, [b for b, _ in pairs], check)
+    d_s = rig_eval.world_directions(source, [j for _, j in pairs], check)
+    err = np.degrees(np.arccos(np.clip(np.sum(d_t * d_s, axis=-1), -1.0, 1.0))).max(axis=0)
+    bad = [f"{pairs[i][0]} ({err[i]:.0f}°)" for i in np.argsort(-err) if err[i] > VERIFY_DEGREES]
+    if bad:
+        raise RetargetError(f"the constraints of {target.name!r} move {', '.join(bad[:6])} differently than "
+                            "retargeting can model; use a bone map onto bones without constraints (e.g. the "
+                            "rig's metarig or its DEF- bones)")
+
+
+def _write_action(target, name, frames, tgt: RigSpec, result, switches=()) -> bpy.types.Action:
+    """The new action on `target` (assigned); `switches` (bone, property, value) are keyed constant."""
     anim = target.animation_data or target.animation_data_create()
     previous = (anim.action, getattr(anim, "action_slot", None))
     anim.action = None
@@ -191,15 +224,24 @@ def _write_action(target, name, frames, tgt: RigSpec, result) -> bpy.types.Actio
         if result.hips is not None:
             writer.apply(channel_keys(bone_path(result.hips, "location"), frames, result.hips_location, LINEAR,
                                       result.hips))
+        for bone, prop, value in switches:
+            writer.apply(channel_keys(bone_path(bone, "")[:-1] + f'["{prop}"]', frames[[0, -1]], np.full(2, value),
+                                      CONSTANT, bone))
         action = writer.action
     except Exception:
-        new = anim.action
-        anim.action = previous[0]
-        if previous[1] is not None and compat.HAS_SLOTTED_ACTIONS:
-            anim.action_slot = previous[1]
-        if new is not None and new != previous[0]:
-            bpy.data.actions.remove(new)
+        _restore_action(target, previous)
         raise
     action.use_fake_user = False
     target.update_tag()
     return action
+
+
+def _restore_action(target, previous) -> None:
+    """Give `target` its previous (action, slot) back and remove the action written since."""
+    anim = target.animation_data
+    new = anim.action
+    anim.action = previous[0]
+    if previous[1] is not None and compat.HAS_SLOTTED_ACTIONS:
+        anim.action_slot = previous[1]
+    if new is not None and new != previous[0]:
+        bpy.data.actions.remove(new)
