@@ -22,6 +22,7 @@ from ..core.retarget.rig import RigError, RigSpec
 from ..core.retarget.solve import RetargetOptions, retarget_channels
 from ..core.rotations import quaternion_to_matrix
 from . import compat, rig_eval
+from .scene_builder import MOTION_FPS
 
 _LINEAR = 1  # Keyframe.interpolation enum value of LINEAR (CONSTANT = 0)
 
@@ -39,10 +40,17 @@ class RetargetReport:
     unmapped_joints: list[str]  # SMPL-X body joints no target bone follows
     missing_bones: list[str]  # bones of the preset/map the target lacks
     leg_ratio: float
+    resampled: tuple[float, float] | None = None  # (motion fps, scene fps) when the rates differed
+    name_taken: str | None = None  # the action name that already existed (the new one is versioned)
 
     def message(self) -> str:
         text = (f"Retargeted as action {self.action.name!r}: {self.bones} bones, "
                 f"frames {self.frames[0]}-{self.frames[1]}, preset {self.preset}, leg ratio {self.leg_ratio:.3f}")
+        if self.name_taken:
+            text += f" (an action {self.name_taken!r} already exists and was kept)"
+        if self.resampled:
+            text += (f"; resampled from the motion's {self.resampled[0]:g} fps to the scene's "
+                     f"{self.resampled[1]:g} fps")
         if self.unmapped_joints:
             text += f"; unmapped SMPL-X joints: {', '.join(self.unmapped_joints)}"
         return text
@@ -98,16 +106,21 @@ def _sample(fc: bpy.types.FCurve, frames: np.ndarray) -> np.ndarray:
 _ROTATION_PROPS = {"QUATERNION": ("rotation_quaternion", 4), "AXIS_ANGLE": ("rotation_axis_angle", 4)}
 
 
-def source_motion(obj: bpy.types.Object, spec: RigSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def source_motion(obj: bpy.types.Object, spec: RigSpec, rate: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whole frames [T] of the source's action and its bone-major local rotations [J, T, 3, 3] and
     locations [J, T, 3] (keyed scale, which hides absent people, is ignored). Each F-curve fills one
-    contiguous row; rotations are converted to matrices once per rotation mode."""
+    contiguous row; rotations are converted to matrices once per rotation mode.
+
+    rate = scene fps / motion fps: other than 1, the motion is resampled onto whole scene frames from
+    its first frame f0 (scene frame f shows source frame f0 + (f - f0) / rate; keys interpolated)."""
     curves = compat.fcurves_of(obj)
     if not curves:
         raise RetargetError(f"source {obj.name!r} has no animation to retarget")
     first = min(fc.range()[0] for fc in curves)
     last = max(fc.range()[1] for fc in curves)
-    frames = np.arange(int(np.floor(first + 1e-6)), int(np.floor(last + 1e-6)) + 1)
+    f0 = int(np.floor(first + 1e-6))
+    frames = f0 + np.arange(int(np.floor((last - f0) * rate + 1e-6)) + 1)
+    positions = frames if rate == 1.0 else f0 + (frames - f0) / rate
     by_path = {(fc.data_path, fc.array_index): fc for fc in curves}
     n = len(spec.names)
     modes = [obj.pose.bones[name].rotation_mode for name in spec.names]
@@ -120,7 +133,7 @@ def source_motion(obj: bpy.types.Object, spec: RigSpec) -> tuple[np.ndarray, np.
             path, current = bone_path(name, prop), getattr(pb, prop)
             for i in range(count):
                 fc = by_path.get((path, i))
-                dest[j, i] = _sample(fc, frames) if fc is not None else current[i]
+                dest[j, i] = _sample(fc, positions) if fc is not None else current[i]
     values = np.swapaxes(channels, 1, 2)  # [J, T, 4]
     rot = np.empty((n, len(frames), 3, 3))
     for mode in set(modes):
@@ -162,8 +175,10 @@ def retarget_objects(source: bpy.types.Object, target: bpy.types.Object, preset:
     if zero:
         raise RetargetError(f"bone(s) of zero length on {target.name!r}: {', '.join(zero)}; give them a length in "
                             "edit mode or remove them from the bone map")
-    frames, rotation, location = source_motion(source, src)
     fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+    motion_fps = motion_rate(source)
+    resampled = motion_fps is not None and abs(motion_fps - fps) > 1e-6 * fps
+    frames, rotation, location = source_motion(source, src, fps / motion_fps if resampled else 1.0)
     constrained = rig_eval.has_constraints(target)
     preset_switches = PRESETS[resolved.preset].switches if resolved.preset in PRESETS else ()
     old_switches = [(b, p, target.pose.bones[b][p]) for b, p, _ in preset_switches
@@ -176,7 +191,8 @@ def retarget_objects(source: bpy.types.Object, target: bpy.types.Object, preset:
             tgt = rig_eval.evaluated_spec(target, dict(zip(tgt.names, tgt.lengths)))
         options = RetargetOptions(in_place=in_place, keep_contacts=keep_contacts, fps=fps)
         result = retarget_channels(src, rotation, location, tgt, resolved, options)
-        action = _write_action(target, f"{source.name} to {target.name}", frames, tgt, result, switches)
+        base = f"{source.name} to {target.name}"
+        action = _write_action(target, free_action_name(base), frames, tgt, result, switches)
         if constrained:
             _verify(source, target, resolved, frames)
     except (RigError, ValueError, RetargetError) as exc:
@@ -185,7 +201,26 @@ def retarget_objects(source: bpy.types.Object, target: bpy.types.Object, preset:
         rig_eval.set_switches(target, old_switches)
         raise RetargetError(str(exc)) from None
     return RetargetReport(action, resolved.preset, (int(frames[0]), int(frames[-1])), len(result.bones),
-                          result.unmapped, missing, result.leg_ratio)
+                          result.unmapped, missing, result.leg_ratio, (motion_fps, fps) if resampled else None,
+                          base if action.name != base else None)
+
+
+def motion_rate(source: bpy.types.Object) -> float | None:
+    """Frames per second the source's motion was recorded at (set on import), None when unknown."""
+    anim = source.animation_data
+    for holder in (anim.action if anim else None, source):
+        if holder is not None and MOTION_FPS in holder.keys():
+            return float(holder[MOTION_FPS])
+    return None
+
+
+def free_action_name(base: str) -> str:
+    """`base`, or `base v2`, `base v3`, ... : the first name no action has (never Blender's `.001`)."""
+    name, k = base, 1
+    while bpy.data.actions.get(name) is not None:
+        k += 1
+        name = f"{base} v{k}"
+    return name
 
 
 VERIFY_DEGREES = 2.0  # largest bone-direction error accepted on the checked frames of a constrained rig

@@ -63,6 +63,9 @@ def _options(options) -> ImportOptions:
     return ImportOptions(**{k: v for k, v in options.items() if k in known})
 
 
+MOTION_FPS = "human3r_fps"  # custom property: frames per second of the imported motion (person and action)
+
+
 class SceneBuilder:
     """Applies a job's messages to the scene (see the module docstring for the call sequence)."""
 
@@ -122,6 +125,8 @@ class SceneBuilder:
             self.armatures[person.track_id] = arm
             self.meshes[person.track_id] = mesh
             self._anims[person.track_id] = AnimationTarget(arm, f"{person.name} action")
+            # the motion's own frame rate, so a retarget into a scene at another rate can resample it
+            arm[MOTION_FPS] = self._anims[person.track_id].action[MOTION_FPS] = self.setup.fps / self.setup.fps_base
             if mesh is not None and mesh.data.shape_keys is not None:
                 self._shape_sets[person.track_id] = person.shape_keys
                 self._shape_anims[person.track_id] = AnimationTarget(mesh.data.shape_keys,

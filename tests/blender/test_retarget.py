@@ -115,6 +115,43 @@ def test_retarget_onto_generated_rigify_rig_fk_controls(person):
     assert err.mean() <= 0.5 and np.percentile(err, 99) <= 2.0, (err.mean(), np.percentile(err, 99))
 
 
+def test_motion_at_another_frame_rate_is_resampled_onto_the_scene(person):
+    from blender_addon.blender.build_retarget import retarget_objects
+    from blender_addon.blender.scene_builder import MOTION_FPS
+
+    scene = bpy.context.scene
+    motion_fps = scene.render.fps / scene.render.fps_base
+    assert person[MOTION_FPS] == person.animation_data.action[MOTION_FPS] == pytest.approx(motion_fps)
+    assert person[MOTION_FPS] == pytest.approx(29.97, abs=1e-3)  # the synthetic clip's rate
+    scene.render.fps, scene.render.fps_base = 24, 1.001  # the user's scene runs at 23.976 fps: 4/5 of it
+    target = build_armature(skeleton("MIXAMO", "A", roll_seed=6), "char")
+    report = retarget_objects(person, target)
+    assert report.resampled == pytest.approx((29.97, 23.976), abs=1e-3)
+    assert "resampled from the motion's 29.97 fps to the scene's 23.976 fps" in report.message()
+    assert report.frames == (1, 32)  # the same 39 frame steps of motion on 4/5 as many scene frames
+    # scene frame 1 + 4k shows source frame 1 + 5k: same world bone directions at the same time
+    from blender_addon.core.retarget.bonemaps import preset_map
+    pairs = list(preset_map("AUTO", [b.name for b in target.data.bones]).bones.items())
+    d_t = world_directions(target, [p[0] for p in pairs], range(1, 32, 4))
+    d_s = world_directions(person, [p[1] for p in pairs], range(1, 40, 5))
+    err = np.degrees(np.arccos(np.clip(np.sum(d_t * d_s, -1), -1, 1)))
+    assert err.mean() <= 0.5 and np.percentile(err, 99) <= 2.0, (err.mean(), np.percentile(err, 99))
+
+
+def test_second_retarget_onto_the_same_target_gets_a_versioned_action_name(person):
+    from blender_addon.blender.build_retarget import retarget_objects
+
+    target = build_armature(skeleton("UE5"), "hero")
+    first = retarget_objects(person, target).action
+    report = retarget_objects(person, target)
+    base = f"{person.name} to {target.name}"
+    assert first.name == base and report.action.name == f"{base} v2"
+    assert report.name_taken == base and f"{base!r} already exists" in report.message()
+    assert target.animation_data.action == report.action and bpy.data.actions.get(base) == first  # kept
+    assert retarget_objects(person, target).action.name == f"{base} v3"
+    assert not any(a.name.startswith(base + ".") for a in bpy.data.actions)  # never Blender's .001
+
+
 def test_bad_input_is_reported_and_leaves_nothing(person):
     mesh = bpy.data.objects.new("Cube", bpy.data.meshes.new("Cube"))
     bpy.context.scene.collection.objects.link(mesh)
