@@ -115,6 +115,22 @@ def test_retarget_onto_generated_rigify_rig_fk_controls(person):
     assert err.mean() <= 0.5 and np.percentile(err, 99) <= 2.0, (err.mean(), np.percentile(err, 99))
 
 
+def test_constraints_that_cannot_be_modelled_are_refused_and_leave_nothing(person):
+    target = build_armature(skeleton("MIXAMO", "T", roll_seed=2), "hero")
+    c = target.pose.bones["mixamorig:LeftForeArm"].constraints.new("COPY_ROTATION")
+    c.target, c.subtarget, c.influence = target, "mixamorig:Hips", 0.5  # a half blend: not a follower
+    actions = set(bpy.data.actions)
+    with pytest.raises(RuntimeError, match=r"constraints of 'hero' move mixamorig:LeftForeArm \(\d+°\)"):
+        bpy.ops.human3r.retarget(source=person.name, target=target.name)
+    assert set(bpy.data.actions) == actions and target.animation_data.action is None
+    c.mute = True  # a rig with constraints that do nothing goes through the evaluated path, exactly
+    assert bpy.ops.human3r.retarget(source=person.name, target=target.name) == {"FINISHED"}
+    from blender_addon.core.retarget.bonemaps import preset_map
+    bm = preset_map("AUTO", [b.name for b in target.data.bones])
+    err = direction_errors(person, target, bm.bones, range(1, 41, 5))
+    assert err.mean() <= 0.5 and np.percentile(err, 99) <= 2.0
+
+
 def test_motion_at_another_frame_rate_is_resampled_onto_the_scene(person):
     from blender_addon.blender.build_retarget import retarget_objects
     from blender_addon.blender.scene_builder import MOTION_FPS
