@@ -164,7 +164,8 @@ def retarget_channels(source: RigSpec, rotation: np.ndarray, location: np.ndarra
               and source.parents[joint_of[b]] == joint_of[target.parents[b]]]
     # the rest go through world rotations G: theirs and their parents' (undriven parents follow their own
     # parent up to a driven bone: local stays at rest, G_b = G_p·R_pᵀ·R_b)
-    general = [b for b in written if b not in set(direct)]
+    direct_set = set(direct)
+    general = [b for b in written if b not in direct_set]
     needed = np.zeros(n_t, dtype=bool)
     for b in general:
         needed[b] = True
