@@ -102,6 +102,7 @@ def test_retarget_onto_generated_rigify_rig_fk_controls(person):
     from blender_addon.core.retarget.bonemaps import preset_map
     bm = preset_map("AUTO", [b.name for b in rig.data.bones])
     assert bm.preset == "RIGIFY" and bm.missing_body_joints() == [] and bm.hips == "torso"
+    assert len(bm.bones) == 22 + 30  # body and fingers
     assert all(rig.pose.bones[f"{limb}_parent.{s}"]["IK_FK"] == 1.0 for limb in ("upper_arm", "thigh") for s in "LR")
     frames = range(1, 41, 3)
     err = direction_errors(person, rig, bm.bones, frames)

@@ -170,7 +170,9 @@ RIGIFY = Preset(
     {"pelvis": "torso", "spine1": "spine_fk.001", "spine2": "spine_fk.002", "spine3": "spine_fk.003",
      "neck": "neck", "head": "head",
      **_limbs(("shoulder.{S}", "upper_arm_fk.{S}", "forearm_fk.{S}", "hand_fk.{S}", "thigh_fk.{S}", "shin_fk.{S}",
-               "foot_fk.{S}", "toe_fk.{S}"), "L", "R")},
+               "foot_fk.{S}", "toe_fk.{S}"), "L", "R"),
+     **_fingers("{F}.0{K}.{S}", "L", "R", {"index": "f_index", "middle": "f_middle", "ring": "f_ring",
+                                           "pinky": "f_pinky", "thumb": "thumb"})},
     markers=("torso", "upper_arm_fk.L", "thigh_fk.L"),
     # FK (IK_FK 1), limbs not following the torso's rotation, neck and head plain FK children
     switches=tuple((f"{limb}_parent.{side}", prop, value) for limb in ("upper_arm", "thigh") for side in "LR"
