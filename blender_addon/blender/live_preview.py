@@ -63,8 +63,9 @@ class PreviewBuilder(SceneBuilder):
     def _target(self, id_data, action_name: str) -> DirectTarget:
         return DirectTarget(id_data)
 
-    def on_frames(self, msgs: list[dict]) -> int:
+    def on_frames(self, msgs: list[dict], budget_s: float | None = None) -> int:
         if not msgs:
             return 0
-        super().on_frames(list(msgs)[-1:])  # setting the values tags the objects: the viewport redraws them
+        # only the newest frame; setting the values tags the objects, so the viewport redraws them
+        super().on_frames(list(msgs)[-1:], budget_s=budget_s)
         return len(msgs)

@@ -96,7 +96,8 @@ class HUMAN3R_OT_retarget(bpy.types.Operator):
         except (RetargetError, BoneMapError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"WARNING"} if report.unmapped_joints or report.missing_bones else {"INFO"}, report.message()
+        notable = report.unmapped_joints or report.missing_bones or report.resampled or report.name_taken
+        self.report({"WARNING"} if notable else {"INFO"}, report.message()
                     + (f"; bones the preset names but {target.name!r} lacks: {', '.join(report.missing_bones)}"
                        if report.missing_bones else ""))
         return {"FINISHED"}

@@ -62,6 +62,9 @@ def options_from(options: ImportOptions | dict | None) -> ImportOptions:
     return ImportOptions.from_dict(dict(options))
 
 
+MOTION_FPS = "human3r_fps"  # custom property: frames per second of the imported motion (person and action)
+
+
 class SceneBuilder:
     """Applies a job's messages to the scene (see the module docstring for the call sequence)."""
 
@@ -158,7 +161,11 @@ class SceneBuilder:
         for person, (arm, mesh) in zip(people, self._people_factory().create(people)):
             self.armatures[person.track_id] = arm
             self.meshes[person.track_id] = mesh
-            self._anims[person.track_id] = self._target(arm, f"{person.name} action")
+            self._anims[person.track_id] = target = self._target(arm, f"{person.name} action")
+            # the motion's own frame rate, so a retarget into a scene at another rate can resample it
+            arm[MOTION_FPS] = fps = self.setup.fps / self.setup.fps_base
+            if getattr(target, "action", None) is not None:  # a live preview drives without an action
+                target.action[MOTION_FPS] = fps
             if mesh is not None and mesh.data.shape_keys is not None:
                 self._shape_sets[person.track_id] = person.shape_keys
                 self._shape_anims[person.track_id] = self._target(mesh.data.shape_keys,

@@ -38,26 +38,27 @@ def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
 def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
     """Rotation matrices [..., 3, 3] -> unit quaternions [..., 4] (w, x, y, z), w >= 0 where possible.
 
-    Uses the numerically stable branch (largest of w², x², y², z²) per element.
+    Numerically stable (Shepperd): the symmetric 4x4 matrix K = 4·q·qᵀ written from the matrix entries
+    has, in its row with the largest diagonal (the largest of w², x², y², z²), 4·q_k·q; that row
+    normalised is ±q. Most animation rotations have w² largest, so that row is computed for all and
+    the other rows only where needed (this runs on every key of every bone).
     """
     r = np.asarray(r, dtype=np.float64)
     m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    # 4·(w², x², y², z²) from the diagonal
     diag = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    q = np.stack([diag[..., 0], r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0],
+                  r[..., 1, 0] - r[..., 0, 1]], -1)
     best = np.argmax(diag, axis=-1)
-    s = np.sqrt(np.maximum(np.take_along_axis(diag, best[..., None], -1)[..., 0], 1e-300)) * 2.0  # 4·|q_best|
-    m = r
-    cand = np.empty(r.shape[:-2] + (4, 4))
-    # row i: quaternion computed assuming component i is the largest
-    cand[..., 0, :] = np.stack([s * 0.25, (m[..., 2, 1] - m[..., 1, 2]) / s,
-                                (m[..., 0, 2] - m[..., 2, 0]) / s, (m[..., 1, 0] - m[..., 0, 1]) / s], -1)
-    cand[..., 1, :] = np.stack([(m[..., 2, 1] - m[..., 1, 2]) / s, s * 0.25,
-                                (m[..., 0, 1] + m[..., 1, 0]) / s, (m[..., 0, 2] + m[..., 2, 0]) / s], -1)
-    cand[..., 2, :] = np.stack([(m[..., 0, 2] - m[..., 2, 0]) / s, (m[..., 0, 1] + m[..., 1, 0]) / s,
-                                s * 0.25, (m[..., 1, 2] + m[..., 2, 1]) / s], -1)
-    cand[..., 3, :] = np.stack([(m[..., 1, 0] - m[..., 0, 1]) / s, (m[..., 0, 2] + m[..., 2, 0]) / s,
-                                (m[..., 1, 2] + m[..., 2, 1]) / s, s * 0.25], -1)
-    q = np.take_along_axis(cand, best[..., None, None], -2)[..., 0, :]
+    other = best != 0
+    if other.any():
+        m, d, b = r[other], diag[other], best[other]
+        k = np.empty(m.shape[:-2] + (4, 4))
+        k[..., 0, :] = q[other]
+        s01, s02, s12 = m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1]
+        k[..., 1, :] = np.stack([k[..., 0, 1], d[..., 1], s01, s02], -1)
+        k[..., 2, :] = np.stack([k[..., 0, 2], s01, d[..., 2], s12], -1)
+        k[..., 3, :] = np.stack([k[..., 0, 3], s02, s12, d[..., 3]], -1)
+        q[other] = np.take_along_axis(k, b[:, None, None], -2)[:, 0, :]
     q = np.where(q[..., :1] < 0, -q, q)
     return q / np.linalg.norm(q, axis=-1, keepdims=True)
 

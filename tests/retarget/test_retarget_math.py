@@ -162,10 +162,13 @@ def test_presets_are_detected_from_bone_names(style, prefix, expected):
         assert all(b.startswith(prefix) for b in bm.bones)
 
 
-def test_generated_rigify_rig_is_refused_with_what_to_do_instead():
-    names = ["root", "torso", "upper_arm_fk.L", "thigh_fk.L", "ORG-spine", "DEF-spine"]
-    with pytest.raises(BoneMapError, match="generated Rigify rig.*metarig"):
-        preset_map("AUTO", names)
+def test_generated_rigify_rig_is_detected_as_its_fk_controls():
+    controls = list(bonemaps.RIGIFY.joints.values())
+    names = ["root", *controls, *(f"{k}-{n}" for n in skeleton("METARIG").names for k in ("ORG", "DEF"))]
+    bm = preset_map("AUTO", names)
+    assert bm.preset == "RIGIFY" and bm.hips == "torso" and bm.missing_body_joints() == []
+    assert bm.bones["upper_arm_fk.L"] == "left_shoulder" and bm.bones["torso"] == "pelvis"
+    assert preset_map("AUTO", skeleton("METARIG").names).preset == "RIGIFY_METARIG"
 
 
 def test_unknown_rig_needs_a_bone_map_and_named_preset_errors_say_what_is_missing():

@@ -7,8 +7,8 @@ A `BoneMap` has
             neighbouring source bones); a chain's last target bone should also be in `bones`.
     hips    the target bone that carries the root translation (and the pelvis rotation)
     preset  the preset it came from ('CUSTOM' once edited)
-Presets: Rigify metarig, Mixamo (any prefix), UE5 Manny/Quinn, MPFB default, SMPL, SMPL-X. A generated
-Rigify rig is refused with a clear message (see RIGIFY_GENERATED_MARKERS).
+Presets: Rigify metarig and generated Rigify rig (its FK controls), Mixamo (any prefix), UE5 Manny/Quinn,
+MPFB default, SMPL, SMPL-X.
 Target bones missing from a rig are dropped when the map is resolved against it (`resolve`).
 
 The JSON file (`save_map` / `load_map`):
@@ -147,6 +147,8 @@ class Preset:
     chains: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
     markers: tuple[str, ...] = ()
     any_prefix: bool = False  # bone names may carry a common prefix (mixamorig:, m_avg_, ...)
+    # custom properties the motion needs on the target, keyed with it: (bone, property, value)
+    switches: tuple[tuple[str, str, float], ...] = ()
 
 
 RIGIFY_METARIG = Preset(
@@ -160,9 +162,22 @@ RIGIFY_METARIG = Preset(
     chains=((("neck",), ("spine.004", "spine.005")),),
     markers=("spine.001", "upper_arm.L", "thigh.L"))
 
-# The generated Rigify rig (detected to refuse it): its FK controls hang under constraint-driven MCH
-# bones, so rest-chain kinematics put them 60-160° off (measured); the metarig works.
-RIGIFY_GENERATED_MARKERS = ("torso", "upper_arm_fk.L", "thigh_fk.L")
+# The generated Rigify rig: its FK controls (IK_FK = 1.0 on the limbs' parent controls, IK by default).
+# They hang under constraint-driven MCH bones, so the rig is read from its evaluated rest pose and the
+# constraints' followers (see blender/rig_eval.py). The torso control carries pelvis rotation and root motion.
+RIGIFY = Preset(
+    "RIGIFY", "Rigify (generated rig)",
+    {"pelvis": "torso", "spine1": "spine_fk.001", "spine2": "spine_fk.002", "spine3": "spine_fk.003",
+     "neck": "neck", "head": "head",
+     **_limbs(("shoulder.{S}", "upper_arm_fk.{S}", "forearm_fk.{S}", "hand_fk.{S}", "thigh_fk.{S}", "shin_fk.{S}",
+               "foot_fk.{S}", "toe_fk.{S}"), "L", "R"),
+     **_fingers("{F}.0{K}.{S}", "L", "R", {"index": "f_index", "middle": "f_middle", "ring": "f_ring",
+                                           "pinky": "f_pinky", "thumb": "thumb"})},
+    markers=("torso", "upper_arm_fk.L", "thigh_fk.L"),
+    # FK (IK_FK 1), limbs not following the torso's rotation, neck and head plain FK children
+    switches=tuple((f"{limb}_parent.{side}", prop, value) for limb in ("upper_arm", "thigh") for side in "LR"
+                   for prop, value in (("IK_FK", 1.0), ("FK_limb_follow", 0.0)))
+    + (("torso", "neck_follow", 0.0), ("torso", "head_follow", 0.0)))
 
 MIXAMO = Preset(
     "MIXAMO", "Mixamo",
@@ -206,7 +221,7 @@ SMPLX = Preset(
      + tuple(f"{s}_{f}{k}" for s in SIDES for f in FINGERS for k in (1, 2, 3))},
     markers=("pelvis", "left_hip", "spine1"), any_prefix=True)
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (RIGIFY_METARIG, MIXAMO, UE5, MPFB, SMPLX, SMPL)}
+PRESETS: dict[str, Preset] = {p.name: p for p in (RIGIFY, RIGIFY_METARIG, MIXAMO, UE5, MPFB, SMPLX, SMPL)}
 AUTO = "AUTO"
 
 
@@ -251,10 +266,6 @@ def preset_map(name: str, bone_names) -> BoneMap:
     preset's marker bones are missing.
     """
     names = list(bone_names)
-    if all(m in names for m in RIGIFY_GENERATED_MARKERS):
-        raise BoneMapError("this is a generated Rigify rig, whose FK controls follow constraint-driven helper bones "
-                           "that retargeting does not model yet; retarget onto its metarig (before generating) "
-                           "instead, or use a JSON bone map onto the DEF- bones with their constraints removed")
     if name == AUTO:
         found = detect_preset(names)
         if found is None:

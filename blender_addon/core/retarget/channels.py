@@ -15,16 +15,17 @@ EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 
 
 def rotation_channels(rot: np.ndarray, mode: str) -> tuple[str, np.ndarray]:
-    """rot [T, 3, 3] -> (pose-bone property name, values [T, C]) for rotation `mode`."""
+    """rot [T, ..., 3, 3] (time first, then any bones) -> (pose-bone property name, values [T, ..., C])
+    for rotation `mode`; continuity and unwrapping run along time."""
     if mode == "QUATERNION":
         return "rotation_quaternion", quaternion_continuity(matrix_to_quaternion(rot))
     if mode == "AXIS_ANGLE":
         q = quaternion_continuity(matrix_to_quaternion(rot))
-        w = np.clip(q[:, 0], -1.0, 1.0)
+        w = np.clip(q[..., 0], -1.0, 1.0)
         angle = 2.0 * np.arccos(w)
         s = np.sqrt(np.maximum(1.0 - w * w, 0.0))
-        axis = np.where(s[:, None] > 1e-9, q[:, 1:] / np.where(s > 1e-9, s, 1.0)[:, None], [0.0, 1.0, 0.0])
-        return "rotation_axis_angle", np.concatenate([angle[:, None], axis], axis=1)
+        axis = np.where(s[..., None] > 1e-9, q[..., 1:] / np.where(s > 1e-9, s, 1.0)[..., None], [0.0, 1.0, 0.0])
+        return "rotation_axis_angle", np.concatenate([angle[..., None], axis], axis=-1)
     if mode in EULER_ORDERS:
         return "rotation_euler", np.unwrap(matrix_to_euler(rot, mode), axis=0)
     raise ValueError(f"unknown rotation mode {mode!r}")

@@ -55,6 +55,15 @@ class RigSpec:
         """Rest bone matrices in world space [J, 4, 4]."""
         return self.object_matrix @ self.rest
 
+    def depth_levels(self) -> list[np.ndarray]:
+        """Bone indices grouped by depth in the hierarchy (roots first): every bone of a level has its
+        parent in an earlier level, so forward kinematics runs one batched step per level."""
+        depth = np.zeros(len(self.names), dtype=np.int64)
+        for j, p in enumerate(self.parents):
+            if p >= 0:
+                depth[j] = depth[p] + 1
+        return [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1)] if len(depth) else []
+
     def zero_length_bones(self, tolerance: float = 1e-6) -> list[str]:
         if self.lengths is None:
             return []
@@ -106,12 +115,55 @@ def posed_bones(rig: RigSpec, rotation: dict, location: dict, bones=None) -> dic
     return out
 
 
+def pose_all(rig: RigSpec, rotation: np.ndarray, location: np.ndarray | None = None,
+             bones=None) -> tuple[np.ndarray, np.ndarray]:
+    """Posed armature-space rotations [J, T, 3, 3] and heads [J, T, 3] of every bone (with `bones`,
+    indices: of those and their ancestors; other entries undefined) from local rotations [J, T, 3, 3]
+    and locations [J, T, 3] (None: zero), all bone-major (each bone's frames contiguous, so gathering a
+    level's parents copies whole blocks); one batched step per hierarchy level."""
+    n, t_frames = rotation.shape[:2]
+    needed = np.ones(n, dtype=bool)
+    if bones is not None:
+        needed[:] = False
+        for b in bones:
+            while b >= 0 and not needed[b]:
+                needed[b] = True
+                b = rig.parents[b]
+    rest_r, rest_t = rig.rest[:, :3, :3], rig.rest[:, :3, 3]
+    rot = np.empty((n, t_frames, 3, 3))
+    head = np.empty((n, t_frames, 3))
+    for d, level in enumerate(rig.depth_levels()):
+        level = level[needed[level]]
+        if not len(level):
+            continue
+        if d == 0:  # the roots (depth 0): their rest
+            base_r = np.broadcast_to(rest_r[level, None], (len(level), t_frames, 3, 3))
+            base_t = np.broadcast_to(rest_t[level, None], (len(level), t_frames, 3))
+        else:  # rest relative to the parent, carried by the posed parent
+            p = rig.parents[level]
+            inv_pr = np.swapaxes(rest_r[p], -1, -2)
+            parent_r = rot[p]
+            base_r = parent_r @ (inv_pr @ rest_r[level])[:, None]
+            offset = np.einsum("kij,kj->ki", inv_pr, rest_t[level] - rest_t[p])
+            base_t = head[p] + np.einsum("ktij,kj->kti", parent_r, offset)
+        if location is not None:
+            base_t = base_t + np.einsum("ktij,ktj->kti", base_r, location[level])
+        rot[level] = base_r @ rotation[level]
+        head[level] = base_t
+    return rot, head
+
+
 def forward(rig: RigSpec, local: np.ndarray, bones=None) -> np.ndarray:
-    """Local matrices L [T, J, 4, 4] -> posed armature-space matrices P [T, J, 4, 4] (see `posed_bones`;
-    with `bones`, entries of other bones are zero)."""
+    """Local matrices L [T, J, 4, 4] -> posed armature-space matrices P [T, J, 4, 4] (with `bones`,
+    entries of other bones are zero)."""
+    out = np.zeros(local.shape)
+    if bones is None:
+        r, h = pose_all(rig, np.moveaxis(local[..., :3, :3], 1, 0), np.moveaxis(local[..., :3, 3], 1, 0))
+        out[..., :3, :3], out[..., :3, 3] = np.moveaxis(r, 0, 1), np.moveaxis(h, 0, 1)
+        out[..., 3, 3] = 1.0
+        return out
     rot = dict(enumerate(np.ascontiguousarray(np.moveaxis(local[..., :3, :3], 1, 0))))
     loc = dict(enumerate(np.ascontiguousarray(np.moveaxis(local[..., :3, 3], 1, 0))))
-    out = np.zeros(local.shape)
     for j, (r, h) in posed_bones(rig, rot, loc, bones).items():
         out[:, j, :3, :3] = r
         out[:, j, :3, 3] = h

@@ -10,6 +10,9 @@ armature space, P = posed armature-space rotation):
    the target bone points exactly where the source bone points. Chain bones (spine, neck of another
    length) take D interpolated (slerp) at their normalised arc position along the source chain. Other
    bones follow their parent: G_b = G_p·R_pᵀ·R_b.
+   A bone whose parent is mapped to its joint's own parent skips the world rotations: its local rotation
+   is the source joint's local rotation between two constant matrices (see `retarget_channels`), so the
+   source's forward kinematics only runs for the joints the other bones, the root and the feet need.
 3. Local rotation for Blender: M_b = O_tᵀ·G_b, L_b = A_bᵀ·A_p·M_pᵀ·M_b (root: A_bᵀ·M_b).
 4. Root: the hips bone's head moves by k·(pelvis(t) − pelvis_rest) in world space, k = target leg
    length / source leg length (hip→knee→ankle, world units), from its own rest position; in-place drops
@@ -25,7 +28,7 @@ import numpy as np
 from ..rotations import matrix_to_quaternion, quaternion_to_matrix
 from .bonemaps import BODY_JOINTS, BoneMap
 from .contacts import ContactOptions, detect_contacts, root_offsets
-from .rig import RigError, RigSpec, forward, posed_bones
+from .rig import RigError, RigSpec, forward, pose_all, posed_bones
 
 _Y = np.array([0.0, 1.0, 0.0])
 FOOT_POINTS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
@@ -115,7 +118,17 @@ def _arc_positions(heads: np.ndarray, tail: np.ndarray) -> np.ndarray:
 
 def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_map: BoneMap,
              options: RetargetOptions | None = None) -> RetargetResult:
-    """Retarget source motion (local matrices [T, Js, 4, 4], see `rig.forward`) onto `target`.
+    """Retarget source motion (local matrices [T, Js, 4, 4], see `rig.forward`) onto `target`
+    (see `retarget_channels`)."""
+    return retarget_channels(source, np.ascontiguousarray(np.moveaxis(source_local[..., :3, :3], 1, 0)),
+                             np.ascontiguousarray(np.moveaxis(source_local[..., :3, 3], 1, 0)), target, bone_map,
+                             options)
+
+
+def retarget_channels(source: RigSpec, rotation: np.ndarray, location: np.ndarray, target: RigSpec,
+                      bone_map: BoneMap, options: RetargetOptions | None = None) -> RetargetResult:
+    """Retarget source motion, bone-major local rotations [Js, T, 3, 3] and locations [Js, T, 3], onto
+    `target`.
 
     `bone_map` must already be resolved against the target (`BoneMap.resolve`). Raises RigError when
     a mapped source joint is missing from the source or the map has no usable leg.
@@ -125,23 +138,60 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
                          | {s for src, _ in bone_map.chains for s in src if s not in source.index})
     if missing_src:
         raise RigError(f"the source rig has no bone(s) {', '.join(missing_src)} named in the bone map")
-    t_frames = source_local.shape[0]
+    t_frames = rotation.shape[1]
     o_s, o_t = source.object_rotation, target.object_rotation
-    src_rot = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, :3], 1, 0))))
-    src_loc = dict(enumerate(np.ascontiguousarray(np.moveaxis(source_local[..., :3, 3], 1, 0))))
-    posed_s = posed_bones(source, src_rot, src_loc)  # {joint: (R [T, 3, 3], head [T, 3])}
+    n_t = len(target.names)
+    a_t = target.rest[:, :3, :3]
     w_rest_s = o_s @ source.rest[:, :3, :3]  # [Js, 3, 3]
-    if np.allclose(o_s, np.eye(3)):
-        delta = {j: r @ w_rest_s[j].T for j, (r, _) in posed_s.items()}  # D_s [T, 3, 3] per joint
-    else:
-        delta = {j: o_s @ (r @ w_rest_s[j].T) for j, (r, _) in posed_s.items()}
-
-    chain_delta: dict[str, np.ndarray] = {}
     w_rest_t_full = target.object_matrix @ target.rest
     src_world_rest = source.object_matrix @ source.rest
+    chain_bones = {b for src, tgt in bone_map.chains for b in tgt if b not in bone_map.bones}
+    written = [b for b, name in enumerate(target.names) if name in bone_map.bones or name in chain_bones]
+    joint_of = {b: source.index[bone_map.bones[target.names[b]]] for b in written if target.names[b] in bone_map.bones}
+
+    # 1. reference pose of the target
+    ref = np.empty((n_t, 3, 3))
+    for b, p in enumerate(target.parents):
+        k_b = o_t @ a_t[b] if p < 0 else ref[p] @ (o_t @ a_t[p]).T @ (o_t @ a_t[b])
+        if b in joint_of:
+            k_b = swing(k_b @ _Y, w_rest_s[joint_of[b]] @ _Y) @ k_b
+        ref[b] = k_b
+
+    # A bone mapped to joint s whose parent is mapped to s's own parent needs no forward kinematics:
+    # G_pᵀ·G_b = R_pᵀ·W_p·(P_pᵀ·P_s)·W_sᵀ·R_b and P_pᵀ·P_s = A_pᵀ·A_s·L_s (W = O_s·A, the source's
+    # world rest), so L_b = (C_b·R_pᵀ·O_s·A_s)·L_s·(W_sᵀ·R_b), constants around the source's local rotation.
+    direct = [b for b in written if b in joint_of and target.parents[b] in joint_of
+              and source.parents[joint_of[b]] == joint_of[target.parents[b]]]
+    # the rest go through world rotations G: theirs and their parents' (undriven parents follow their own
+    # parent up to a driven bone: local stays at rest, G_b = G_p·R_pᵀ·R_b)
+    direct_set = set(direct)
+    general = [b for b in written if b not in direct_set]
+    needed = np.zeros(n_t, dtype=bool)
+    for b in general:
+        needed[b] = True
+        p = target.parents[b]
+        while p >= 0 and not needed[p]:
+            needed[p] = True
+            if p in joint_of or target.names[p] in chain_bones:
+                break
+            p = target.parents[p]
+    chain_joints = [source.index[j] for src, tgt in bone_map.chains for j in src]
+    feet_and_pelvis = [source.index[j] for j in FOOT_POINTS + ("pelvis",) if j in source.index]
+    fk_joints = sorted({joint_of[b] for b in np.flatnonzero(needed) if b in joint_of} | set(chain_joints)
+                       | set(feet_and_pelvis))
+    # bone-major [J, T, ...] throughout: every bone's frames are one contiguous block
+    posed_r, posed_h = pose_all(source, rotation, location, fk_joints)
+
+    def delta(j):  # D_s = O_s·P_s·(O_s·A_s)ᵀ [..., T, 3, 3] of source joint(s) j
+        d = posed_r[j] @ np.swapaxes(w_rest_s[j], -1, -2)[..., None, :, :]
+        return d if np.allclose(o_s, np.eye(3)) else o_s @ d
+
+    chain_delta: dict[str, np.ndarray] = {}
     for src, tgt in bone_map.chains:
         si = [source.index[s] for s in src]
         ti = [target.index[b] for b in tgt]
+        if not any(needed[b] for b in ti if target.names[b] in chain_bones):
+            continue
         src_tail = src_world_rest[si[-1], :3, 3] + w_rest_s[si[-1]] @ _Y * (
             source.lengths[si[-1]] * source.object_scale if source.lengths is not None else 0.0)
         tgt_tail = w_rest_t_full[ti[-1], :3, 3] + (w_rest_t_full[ti[-1], :3, :3] @ _Y) * (
@@ -149,49 +199,62 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         us = _arc_positions(src_world_rest[si, :3, 3], src_tail)
         ut = _arc_positions(w_rest_t_full[ti, :3, 3], tgt_tail)
         for b, u in zip(tgt, ut):
-            if b in bone_map.bones:
+            if b not in chain_bones:
                 continue
             k = int(np.clip(np.searchsorted(us, u) - 1, 0, len(si) - 1))
             if k + 1 < len(si) and u > us[k]:
                 lam = (u - us[k]) / (us[k + 1] - us[k])
-                chain_delta[b] = slerp_matrices(delta[si[k]], delta[si[k + 1]], float(lam))
+                chain_delta[b] = slerp_matrices(delta(si[k]), delta(si[k + 1]), float(lam))
             else:
-                chain_delta[b] = delta[si[0] if u <= us[0] else si[k]]
+                chain_delta[b] = delta(si[0] if u <= us[0] else si[k])
 
-    # 1. reference pose of the target
-    a_t = target.rest[:, :3, :3]
-    ref = np.empty((len(target.names), 3, 3))
-    for b, p in enumerate(target.parents):
-        k_b = o_t @ a_t[b] if p < 0 else ref[p] @ (o_t @ a_t[p]).T @ (o_t @ a_t[b])
-        joint = bone_map.bones.get(target.names[b])
-        if joint is not None:
-            k_b = swing(k_b @ _Y, w_rest_s[source.index[joint]] @ _Y) @ k_b
-        ref[b] = k_b
+    # 2. world rotations G of the bones that need them, in compact slots [n + 1, T, 3, 3]; the last
+    # slot is the identity "world" of a parent nobody animates
+    slot = np.full(n_t, -1, dtype=np.int64)
+    slot[np.flatnonzero(needed)] = np.arange(int(needed.sum()))
+    none = int(needed.sum())
+    world = np.empty((none + 1, t_frames, 3, 3))
+    world[none] = np.eye(3)
+    animated = np.zeros(n_t, dtype=bool)
+    mapped = [b for b in np.flatnonzero(needed) if b in joint_of]
+    if mapped:
+        world[slot[mapped]] = delta([joint_of[b] for b in mapped]) @ ref[mapped, None]
+    for b in np.flatnonzero(needed):
+        if target.names[b] in chain_delta:
+            world[slot[b]] = chain_delta[target.names[b]] @ ref[b]
+    animated[mapped] = True
+    animated[[target.index[name] for name in chain_delta]] = True
+    for level in target.depth_levels()[1:]:
+        follow = level[needed[level] & ~animated[level]]
+        follow = follow[animated[target.parents[follow]]]
+        if len(follow):
+            fp = target.parents[follow]
+            world[slot[follow]] = world[slot[fp]] @ (np.swapaxes(ref[fp], -1, -2) @ ref[follow])[:, None]
+            animated[follow] = True
 
-    # 2. world rotations of the driven bones (and of bones that follow them)
-    world: dict[int, np.ndarray] = {}
-    written: list[int] = []
-    for b, p in enumerate(target.parents):
-        name = target.names[b]
-        if name in bone_map.bones:
-            world[b] = delta[source.index[bone_map.bones[name]]] @ ref[b]
-            written.append(b)
-        elif name in chain_delta:
-            world[b] = chain_delta[name] @ ref[b]
-            written.append(b)
-        elif p >= 0 and p in world:
-            world[b] = world[p] @ (ref[p].T @ ref[b])  # follows its parent: local stays at rest
-    # 3. bone-local rotations
-    # M = O_tᵀ·G, so L_b = A_bᵀ·A_p·M_pᵀ·M_b = (A_bᵀ·A_p)·G_pᵀ·G_b (an unanimated parent: G_p = O_t·A_p)
+    # 3. bone-local rotations L_b = C_b·G_pᵀ·G_b with M = O_tᵀ·G: C_b = A_bᵀ·A_p (a parent not animated:
+    # G_p = O_t·A_p, folded into C_b with the identity slot as G_p; a root: C_b = A_bᵀ·O_tᵀ)
+    w_idx = np.array(written, dtype=np.int64)
+    parent = target.parents[w_idx]
+    has_world = (parent >= 0) & animated[np.maximum(parent, 0)] | np.isin(parent, list(joint_of))
+    rest_p = a_t[np.maximum(parent, 0)]
+    left = np.swapaxes(a_t[w_idx], -1, -2) @ np.where(
+        (parent < 0)[:, None, None], o_t.T,
+        np.where(has_world[:, None, None], rest_p, rest_p @ np.swapaxes(o_t @ rest_p, -1, -2)))
     rotations = np.empty((len(written), t_frames, 3, 3))  # bone-major: contiguous per bone
-    for i, b in enumerate(written):
-        p = target.parents[b]
-        if p < 0:
-            rotations[i] = (a_t[b].T @ o_t.T) @ world[b]
-        elif p in world:
-            rotations[i] = (a_t[b].T @ a_t[p]) @ np.swapaxes(world[p], -1, -2) @ world[b]
-        else:
-            rotations[i] = (a_t[b].T @ a_t[p] @ (o_t @ a_t[p]).T) @ world[b]
+    position = {b: i for i, b in enumerate(written)}
+    if direct:
+        i = [position[b] for b in direct]
+        s = [joint_of[b] for b in direct]
+        rp = ref[target.parents[direct]]
+        k1 = left[i] @ np.swapaxes(rp, -1, -2) @ o_s @ source.rest[s, :3, :3]
+        k2 = np.swapaxes(w_rest_s[s], -1, -2) @ ref[direct]
+        rotations[i] = k1[:, None] @ rotation[s] @ k2[:, None]
+    if general:
+        i = [position[b] for b in general]
+        gp = target.parents[general]
+        parent_world = world[np.where(has_world[i], slot[np.maximum(gp, 0)], none)]
+        rotations[i] = left[i, None] @ np.swapaxes(parent_world, -1, -2) @ world[slot[general]]
 
     joint_to_bone = {}
     for bone, joint in bone_map.bones.items():
@@ -207,7 +270,7 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
         return result
     h = target.index[hips]
     pelvis = source.index["pelvis"]
-    p_src = posed_s[pelvis][1] @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
+    p_src = posed_h[pelvis] @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
     p_src0 = src_world_rest[pelvis, :3, 3]
     move = k * (p_src - p_src0)
     if o.in_place:
@@ -219,7 +282,7 @@ def retarget(source: RigSpec, source_local: np.ndarray, target: RigSpec, bone_ma
 
     if o.keep_contacts and all(j in joint_to_bone for j in FOOT_POINTS) and all(j in source.index for j in FOOT_POINTS):
         si = [source.index[j] for j in FOOT_POINTS]
-        src_pts = np.stack([posed_s[j][1] for j in si], axis=1) @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
+        src_pts = np.moveaxis(posed_h[si], 0, 1) @ source.object_matrix[:3, :3].T + source.object_matrix[:3, 3]
         contacts = detect_contacts(src_pts, o.fps, o.contacts)
         ti = [target.index[joint_to_bone[j]] for j in FOOT_POINTS]
         posed_t = posed_bones(target, rot_by_bone, {h: result.hips_location}, ti)
