@@ -54,8 +54,8 @@ def iter_live_job_messages(engine, spec, options: JobOptions, job_id: str,
                            cancel: threading.Event | None = None) -> Iterator[dict]:
     """Run a live job on the configured source `spec` (`backend.video.live.LiveSpec`); see the module
     docstring. Never raises for stream or model errors."""
-    from backend.engine.job import (CONVENTIONS, PROGRESS_INTERVAL_S, MessageNumbering, _video_facts, accumulate,
-                                    track_messages)
+    from backend.engine.messages import (CONVENTIONS, PROGRESS_INTERVAL_S, MessageNumbering, accumulate,
+                                         track_messages, video_facts)
     from backend.video.live import LiveSource
     from backend.video.reader import VideoError
 
@@ -100,7 +100,7 @@ def iter_live_job_messages(engine, spec, options: JobOptions, job_id: str,
                    dropped=stats.dropped, reconnects=stats.reconnects, latency_s=latency, status=status)
 
     try:
-        yield msg(protocol.MessageType.HEADER, video={**_video_facts(source.info, spec.label), "source": spec.kind},
+        yield msg(protocol.MessageType.HEADER, video={**video_facts(source.info, spec.label), "source": spec.kind},
                   options=options.to_dict(), model={**engine.describe(), "dtype": options.precision},
                   smplx=engine.body.header_settings(), conventions=CONVENTIONS,
                   body_model=engine.body.header_arrays())

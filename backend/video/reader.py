@@ -201,7 +201,7 @@ def _upright(rgb: np.ndarray, rotation: int, mirrored: bool) -> np.ndarray:
 
 
 def open_source(
-    path: "str | os.PathLike | LiveSpec",
+    path: str | os.PathLike,
     *,
     start: int = 0,
     end: int | None = None,
@@ -216,9 +216,8 @@ def open_source(
     no frames); iterating the returned `FrameSource` decodes from the beginning again.
 
     Args:
-        path: video file, image file, or folder of images (sorted by file name, like the reference);
-            or a configured `backend.video.live.LiveSpec`, which opens a `LiveSource` (keep-latest
-            reader; the range arguments do not apply to it).
+        path: video file, image file, or folder of images (sorted by file name, like the reference).
+            Cameras and streams open as `backend.video.live.LiveSource` (keep-latest reader).
         start: first source frame index to deliver (inclusive).
         end: source frame index to stop at (exclusive); None = to the end. Decoding stops there.
         stride: deliver every ``stride``-th frame from ``start`` (indices start, start+stride, ...).
@@ -229,10 +228,6 @@ def open_source(
     Raises:
         VideoError: any problem with the path, the file, the range, or the first frame.
     """
-    from backend.video.live import LiveSource, LiveSpec
-
-    if isinstance(path, LiveSpec):
-        return LiveSource(path, max_pixels=max_pixels)
     path = Path(path)
     start, end, stride = _check_range(path, start, end, stride)
     if not os.path.lexists(path):

@@ -96,12 +96,12 @@ def test_waits_for_input_are_negligible(tiny_engine):
     seen = {}
     loop = Loopback.make("udp")
     options = tiny_job_options(reset_interval=1_000_000)
-    from backend.video.reader import open_source
+    from backend.video.live import LiveSource
 
     with FixedStep(tiny_engine, options, STEP_S):
         sender = Sender(loop, seconds=10.0)
         try:
-            with open_source(LiveSpec("cam", loop.receive_url, connect_s=60.0)) as source:
+            with LiveSource(LiveSpec("cam", loop.receive_url, connect_s=60.0)) as source:
                 results = tiny_engine.run(source, options)
                 t0 = time.perf_counter()
                 waited0 = None

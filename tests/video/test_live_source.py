@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from backend.video.live import LiveSource, LiveSpec, open_arguments, transport_for
-from backend.video.reader import VideoError, open_source
+from backend.video.reader import VideoError
 from tests.support.live_rig import Loopback, Sender, require_quiet_cpu
 from tests.support.live_sender import paint, read_index
 
@@ -94,7 +94,7 @@ def test_nested_file_inside_a_playlist_is_not_opened(tmp_path):
             spec = LiveSpec("pl", f"http://127.0.0.1:{httpd.server_address[1]}/list.m3u8", reconnect_s=1.0,
                             read_timeout_s=1.0)
             with pytest.raises(VideoError) as err:
-                open_source(spec)
+                LiveSource(spec)
             assert err.value.code == "unreachable"
         finally:
             httpd.shutdown()
@@ -103,7 +103,7 @@ def test_nested_file_inside_a_playlist_is_not_opened(tmp_path):
 def test_missing_device_fails_with_unreachable_after_the_reconnect_window():
     t0 = time.monotonic()
     with pytest.raises(VideoError) as err:
-        open_source(LiveSpec("webcam", "/dev/video-that-does-not-exist", reconnect_s=1.0))
+        LiveSource(LiveSpec("webcam", "/dev/video-that-does-not-exist", reconnect_s=1.0))
     assert err.value.code == "unreachable" and "webcam" in str(err.value)
     assert time.monotonic() - t0 < 10
 
@@ -140,7 +140,7 @@ def test_keep_latest_over_loopback(transport):
     loop = Loopback.make(transport)
     sender = Sender(loop, seconds=6.0)
     try:
-        with open_source(LiveSpec("cam", loop.receive_url, reconnect_s=5.0, connect_s=60.0)) as source:
+        with LiveSource(LiveSpec("cam", loop.receive_url, reconnect_s=5.0, connect_s=60.0)) as source:
             assert source.expected_frames is None and source.info.kind == "live"
             assert (source.info.width, source.info.height) == (320, 240)
             taken = _consume(source, 3.5, 0.2, sender)
@@ -170,7 +170,7 @@ def test_sender_that_comes_back_is_picked_up_with_monotone_times():
     loop = Loopback.make("udp")
     first = Sender(loop, seconds=2.5)
     try:
-        with open_source(LiveSpec("cam", loop.receive_url, reconnect_s=20.0, read_timeout_s=1.0)) as source:
+        with LiveSource(LiveSpec("cam", loop.receive_url, reconnect_s=20.0, read_timeout_s=1.0)) as source:
             seen = []
             second = None
             deadline = time.monotonic() + 25
@@ -202,7 +202,7 @@ def test_stop_ends_iteration_within_a_tick():
     loop = Loopback.make("udp")
     sender = Sender(loop, seconds=5.0)
     try:
-        with open_source(LiveSpec("cam", loop.receive_url)) as source:
+        with LiveSource(LiveSpec("cam", loop.receive_url)) as source:
             stop = threading.Event()
             frames = source.frames(stop)
             assert next(f for f in frames if f is not None)
@@ -219,7 +219,7 @@ def test_stop_ends_iteration_within_a_tick():
 def test_stream_that_never_comes_is_unreachable():
     loop = Loopback.make("udp")
     with pytest.raises(VideoError) as err:
-        open_source(LiveSpec("cam", loop.receive_url, reconnect_s=1.0, read_timeout_s=0.5))
+        LiveSource(LiveSpec("cam", loop.receive_url, reconnect_s=1.0, read_timeout_s=0.5))
     assert err.value.code == "unreachable"
 
 
@@ -229,7 +229,7 @@ def test_live_sources_do_not_pickle():
     loop = Loopback.make("udp")
     sender = Sender(loop, seconds=3.0)
     try:
-        with open_source(LiveSpec("cam", loop.receive_url)) as source:
+        with LiveSource(LiveSpec("cam", loop.receive_url)) as source:
             with pytest.raises(TypeError, match="cannot be pickled"):
                 pickle.dumps(source)
     finally:
