@@ -51,7 +51,7 @@ def _check_packages(report: _Report) -> None:
             if name in OPTIONAL_PACKAGES:
                 report.warn(f"package {name}", f"not installed ({exc}); `pip install {name}` for progress bars")
             else:
-                report.fail(f"package {name}", f"cannot import ({exc}); `pip install human3r-blender` installs it")
+                report.fail(f"package {name}", f"cannot import ({exc}); run scripts/setup.sh, or `pip install -e .` in the project checkout")
 
 
 def _check_device(report: _Report) -> None:

@@ -1,7 +1,7 @@
 """Many clips on many GPUs: `human3r batch` on Ray Core actors.
 
 This package is the only part of the product that imports `ray` (an optional extra:
-`pip install human3r-blender[farm]`), and only in `cluster.py` and `driver.py`. The other modules
+`pip install -e '.[farm]'`), and only in `cluster.py` and `driver.py`. The other modules
 (`inputs`, `store`, `worker`, `progress`) are plain Python so they can be read and tested alone.
 
 Shape: the driver (`driver.run_batch`) probes the clips, skips finished ones, starts one

@@ -44,7 +44,7 @@ def import_ray(local: bool):
     try:
         import ray
     except ImportError:
-        raise ClusterError("`human3r batch` needs Ray: pip install 'human3r-blender[farm]' (or pip install "
+        raise ClusterError("`human3r batch` needs Ray: pip install -e '.[farm]' in the project checkout (or pip install "
                            "'ray==2.60.*')") from None
     return ray
 
