@@ -15,7 +15,6 @@ is re-based online into the first chunk's world frame (`geometry.ChunkAligner`).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import time
 from dataclasses import dataclass, field
@@ -137,7 +136,6 @@ class Engine:
         self.checkpoint_path = Path(checkpoint_path)
         self.device = device
         self.precision = precision
-        self._step_params = set(inspect.signature(model.step).parameters)
 
     @classmethod
     def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
@@ -184,16 +182,8 @@ class Engine:
             "torch": torch.__version__,
         }
 
-    def _set_detection_threshold(self, threshold: float) -> None:
-        # the network reads its threshold from its (frozen) config; swap in a copy if the job differs
-        config = self.model.config
-        if "detection_threshold" not in self._step_params and config.detection_threshold != threshold:
-            self.model.config = dataclasses.replace(config, detection_threshold=float(threshold))
-
     def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
-        kwargs = {"reset": reset, "use_ttt3r": options.ttt3r}
-        if "detection_threshold" in self._step_params:
-            kwargs["detection_threshold"] = options.detection_threshold
+        kwargs = {"reset": reset, "use_ttt3r": options.ttt3r, "detection_threshold": options.detection_threshold}
         # per job: bf16 = fp32 weights, matmuls/convs under autocast (the reference's fp32-only regions are the
         # model's business); fp32: autocast off, reference numerics
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=options.precision == "bf16"):
@@ -280,7 +270,6 @@ class Engine:
             prefetch: where frames are decoded and preprocessed while the model runs: "process"
                 (default), "thread" or "off" (see `backend.engine.prefetch`); memory stays bounded.
         """
-        self._set_detection_threshold(options.detection_threshold)
         run = state or self.init_run()
         frames = ready_frames(source, self.prepare_settings(options), prefetch, self.decode_threads)
         try:  # inference mode is entered per frame, never held across a yield

@@ -40,13 +40,13 @@ class DecoderOutput:
     state_new: [1, S, C] normalised final state stream (the new-state candidate).
     hooks: decoder layers kept for the heads, layer index -> [1, 1 + N + n, C]; the last layer
         (index = depth) is normalised, the others are raw block outputs.
-    state_logits: per state layer, the cross-attention pre-softmax scaled logits
-        [1, heads_state, S, 1 + N + n] (only when asked, for the TTT3R gate), else None.
+    state_logit_mean: [1, S] float32 mean of the state stream's cross-attention pre-softmax scaled
+        logits over layers, heads and keys (the TTT3R gate statistic; only when asked), else None.
     """
 
     state_new: torch.Tensor
     hooks: dict[int, torch.Tensor]
-    state_logits: list[torch.Tensor] | None
+    state_logit_mean: torch.Tensor | None
 
 
 def run_paired_decoder(
@@ -87,4 +87,19 @@ def run_paired_decoder(
         if layer in keep_layers and layer != depth:
             hooks[layer] = x
     hooks[depth] = image_norm(x)
-    return DecoderOutput(state_norm(s), hooks, logits if want_state_logits else None)
+    return DecoderOutput(state_norm(s), hooks, mean_state_logit(logits) if want_state_logits else None)
+
+
+def mean_state_logit(logits: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer logits [1, heads, S, K] -> their mean over layers, heads and keys [1, S], reduced in
+    the reference's order (layers and heads innermost), which keeps it bit-identical."""
+    stacked = torch.cat(logits, dim=0)  # [L, heads, S, K]
+    layers, heads, S, K = stacked.shape
+    return stacked.permute(2, 3, 0, 1).reshape(1, S, K, layers * heads).mean(dim=(-1, -2))
+
+
+def ttt3r_gate(state_new: torch.Tensor, state_old: torch.Tensor, logit_mean: torch.Tensor) -> torch.Tensor:
+    """TTT3R state update: a per-token mix of the decoder's new state and the previous one,
+    gate = sigmoid(mean cross-attention logit of that state token) [1, S, 1]; states [1, S, C]."""
+    gate = torch.sigmoid(logit_mean)[..., None]
+    return state_new * gate + state_old * (1 - gate)
