@@ -9,7 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-PRECISIONS = ("fp32", "bf16")
+# 'auto' = 'fast' on CUDA, 'fp32' elsewhere; 'bf16' = the former name of 'fast' (backend.model.precision)
+PRECISIONS = ("auto", "fp32", "fast", "bf16")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class JobOptions:
             0 = no points at all.
         remove_humans_from_points: drop pixels of people (mask > 0.1, dilated) from the points.
         size: long side of the model input in pixels (multiple of 16; 512 for the released model).
-        precision: 'fp32' (reference numerics) or 'bf16'.
+        precision: 'fp32' (parity: reference numerics), 'fast' (bf16 weights and attention, see
+            backend.model.precision), 'auto' ('fast' on CUDA, else 'fp32') or 'bf16' (= 'fast').
         jpeg_roundtrip: pass frames through a quality-95 JPEG first, like the reference video path.
         scene_voxel_size: voxel edge (world units) of the accumulated scene cloud in `done`; it grows
             (doubling) if the cloud would exceed `scene_max_points`.
@@ -49,7 +51,7 @@ class JobOptions:
     max_points_per_frame: int = 10000
     remove_humans_from_points: bool = True
     size: int = 512
-    precision: str = "fp32"
+    precision: str = "auto"
     jpeg_roundtrip: bool = False
     scene_voxel_size: float = 0.02
     scene_max_points: int = 250_000

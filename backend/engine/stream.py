@@ -14,6 +14,7 @@ is re-based online into the first chunk's world frame (`geometry.ChunkAligner`).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -29,11 +30,12 @@ from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
 from backend.engine.prefetch import ready_frames, warm_up
 from backend.engine.prefetch_worker import PrepareSettings
+from backend.model.precision import FAST, resolve_precision, to_fast
+from backend.model.tracker import assign_ids
 from backend.smplx_model import BodyModel
 
 CHECKPOINT_ENV = "HUMAN3R_CHECKPOINT"
 DEFAULT_CHECKPOINT = Path("~/.cache/human3r/human3r.pth")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def resolve_checkpoint_path(path: str | os.PathLike | None = None) -> Path:
@@ -125,7 +127,8 @@ class Engine:
         body: SMPL-X model on `device`.
         checkpoint: `LoadedCheckpoint` metadata (digest, config; weights emptied).
         checkpoint_path: where the weights came from.
-        precision: default precision name (each job picks its own via `JobOptions.precision`).
+        precision: the numeric mode the weights were loaded for ('fp32' or 'fast',
+            backend.model.precision); a job's 'auto' means this one.
     """
 
     def __init__(self, model, body: BodyModel, checkpoint, checkpoint_path: Path, device: torch.device,
@@ -135,11 +138,12 @@ class Engine:
         self.checkpoint = checkpoint
         self.checkpoint_path = Path(checkpoint_path)
         self.device = device
-        self.precision = precision
+        self.precision = getattr(model, "precision", precision)
+        self._fast_copy = None
 
     @classmethod
     def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
-                   device: str = "auto", precision: str = "fp32") -> "Engine":
+                   device: str = "auto", precision: str = "auto") -> "Engine":
         """Load the checkpoint and the SMPL-X model.
 
         Args:
@@ -147,21 +151,23 @@ class Engine:
                 (`resolve_checkpoint_path`).
             smplx: SMPL-X file or folder; None = `$HUMAN3R_SMPLX` / default location.
             device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
-            precision: 'fp32' (reference numerics) or 'bf16' (fp32 weights, bfloat16 autocast).
+            precision: 'auto' ('fast' on CUDA, else 'fp32'), 'fp32' (parity numerics) or 'fast'/'bf16'
+                (bf16 weights cast once here; see backend.model.precision).
         Raises:
             backend.model.checkpoint.CheckpointError (incl. CheckpointNotFoundError),
             backend.smplx_model.SmplxNotFoundError, ValueError (device/precision).
         """
         from backend.model.checkpoint import build_model
 
-        if precision not in DTYPES:
-            raise ValueError(f"precision must be one of {', '.join(DTYPES)}, got {precision!r}")
         dev = resolve_device(device)
+        mode = resolve_precision(precision, dev)
         body = BodyModel.load(smplx, dev)  # cheap and most likely to be missing: fail first
         path = resolve_checkpoint_path(checkpoint)
         warm_up()  # the decoding processes' parent starts while the weights load
-        model, loaded = build_model(path, dev, torch.float32)  # bf16 runs under autocast (see _step)
-        return cls(model, body, loaded, path, dev, precision)
+        model, loaded = build_model(path, dev, torch.float32)
+        if mode == FAST:
+            to_fast(model)
+        return cls(model, body, loaded, path, dev, mode)
 
     @property
     def mhmr_res(self) -> int:
@@ -182,12 +188,28 @@ class Engine:
             "torch": torch.__version__,
         }
 
+    def model_for(self, options: JobOptions):
+        """The network in the job's numeric mode. A 'fast' job on fp32 weights gets a bf16 copy (made
+        once); an 'fp32' job cannot run on weights loaded for 'fast' (they are bf16 now)."""
+        mode = resolve_precision(options.precision, self.device) if options.precision != "auto" else self.precision
+        if mode == self.precision:
+            return self.model
+        if mode == FAST:
+            if self._fast_copy is None:
+                self._fast_copy = to_fast(copy.deepcopy(self.model))
+            return self._fast_copy
+        raise ValueError("precision 'fp32' needs fp32 weights, but this engine loaded the model for 'fast' "
+                         "(bf16); restart it with --precision fp32 or submit the job with precision 'fast'/'auto'")
+
     def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
-        kwargs = {"reset": reset, "use_ttt3r": options.ttt3r, "detection_threshold": options.detection_threshold}
-        # per job: bf16 = fp32 weights, matmuls/convs under autocast (the reference's fp32-only regions are the
-        # model's business); fp32: autocast off, reference numerics
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=options.precision == "bf16"):
-            out, run.stream = self.model.step(run.stream, img, img_mhmr, **kwargs)
+        # the engine reads neither the world-frame maps (points come from the camera-frame map and the
+        # aligned camera) nor the rgb map: skip them
+        out, stream = self.model_for(options).step(
+            run.stream, img, img_mhmr, reset=reset, use_ttt3r=options.ttt3r, want_cross=False, track=False,
+            detection_threshold=options.detection_threshold)
+        # the tracker runs on the host: on a GPU its tiny data-dependent ops would each wait for the device
+        out.smpl_id, track = assign_ids(stream.track, out.smpl_token.float().cpu())
+        run.stream = dataclasses.replace(stream, track=track)
         return out
 
     def use_cpu_threads(self, threads: int | None = None) -> int:
@@ -230,7 +252,6 @@ class Engine:
         """Run one source frame through preprocessing (unless `prepared` is given), the model and
         post-processing, advancing `run`."""
         timings = timings or FrameTimings()
-        sync = self.device.type == "cuda"
         t0 = time.perf_counter()
         if prepared is None:
             prepared = self.prepare(rgb, options)
@@ -243,9 +264,7 @@ class Engine:
             run.pending_overlap = None
             run.chunk += 1
         reset = (run.processed + 1) % options.reset_interval == 0
-        out = self._step(run, img, img_mhmr, reset, options)
-        if sync:
-            torch.cuda.synchronize(self.device)
+        out = self._step(run, img, img_mhmr, reset, options)  # waits for the device only at the tracker's copy
         t2 = time.perf_counter()
         c2w = run.aligner.align(pose_encoding_to_c2w(out.camera_pose[0].float()), reset)
         camera = camera_result(c2w, out.pts3d_in_self_view[0], prepared.geometry)

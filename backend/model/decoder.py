@@ -63,9 +63,14 @@ def run_paired_decoder(
     image_heads: int,
     rope_base: float,
     keep_layers: tuple[int, ...],
-    want_state_logits: bool,
+    gate_stat: str | None,
 ) -> DecoderOutput:
-    """Run all decoder layers. state [1, S, C], image_stream [1, M, C] (already embedded)."""
+    """Run all decoder layers. state [1, S, C], image_stream [1, M, C] (already embedded).
+
+    gate_stat: how the TTT3R gate statistic is computed (None: not at all): "logits" = explicit
+    state cross-attention, reduced in the reference's order (parity, bit-identical); "key_mean" =
+    fused attention plus q . mean(k) per layer (no logits materialised; equal up to rounding).
+    """
     dim = state.shape[-1]
     hd_s, hd_i = dim // state_heads, dim // image_heads
     # one table per (positions, head dim) pair, shared by every layer
@@ -76,18 +81,24 @@ def run_paired_decoder(
 
     s, x = state, image_stream
     hooks: dict[int, torch.Tensor] = {}
-    logits: list[torch.Tensor] = []
+    stats: list[torch.Tensor] = []
     depth = len(state_blocks)
     for layer, (blk_s, blk_i) in enumerate(zip(state_blocks, image_blocks), start=1):
-        s_next, lg = blk_s(s, x, rope_ss, rope_is, return_logits=want_state_logits)
+        s_next, stat = blk_s(s, x, rope_ss, rope_is, gate_stat=gate_stat)
         x_next, _ = blk_i(x, s, rope_ii, rope_si)
         s, x = s_next, x_next
-        if lg is not None:
-            logits.append(lg)
+        if stat is not None:
+            stats.append(stat)
         if layer in keep_layers and layer != depth:
             hooks[layer] = x
     hooks[depth] = image_norm(x)
-    return DecoderOutput(state_norm(s), hooks, mean_state_logit(logits) if want_state_logits else None)
+    if gate_stat == "logits":
+        logit_mean = mean_state_logit(stats)
+    elif gate_stat == "key_mean":
+        logit_mean = torch.stack(stats).mean(dim=(0, 2))  # [L, 1, heads, S] -> [1, S]
+    else:
+        logit_mean = None
+    return DecoderOutput(state_norm(s), hooks, logit_mean)
 
 
 def mean_state_logit(logits: list[torch.Tensor]) -> torch.Tensor:

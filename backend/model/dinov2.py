@@ -21,10 +21,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def imagenet_renormalise(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] image [B, 3, H, W] -> ImageNet-normalised, same op order as the reference."""
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device)[None, :, None, None]
-    std = torch.tensor(IMAGENET_STD, device=x.device)[None, :, None, None]
+def imagenet_renormalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] image [B, 3, H, W] -> ImageNet-normalised (mean/std [1, 3, 1, 1]), the reference's op order."""
     return (x * 0.5 + 0.5 - mean) / std
 
 
@@ -98,7 +96,19 @@ class DinoV2Backbone(nn.Module):
         self.encoder = DinoVisionTransformer(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.patch_size, cfg.pos_grid, cfg.interpolate_offset
         )
+        # device constants (not in the checkpoint): no host->device copy per frame
+        self.register_buffer("pixel_mean", torch.zeros(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.ones(1, 3, 1, 1), persistent=False)
+        self.init_non_persistent_buffers()
+
+    def init_non_persistent_buffers(self) -> None:
+        """Fill the ImageNet mean/std buffers (also after a meta-device build)."""
+        if self.pixel_mean.is_meta:
+            return
+        with torch.no_grad():
+            self.pixel_mean.copy_(torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
+            self.pixel_std.copy_(torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
 
     def forward(self, img_mhmr: torch.Tensor) -> torch.Tensor:
         """img_mhmr [B, 3, R, R] in [-1, 1] -> tokens [B, (R/14)^2, dim]."""
-        return self.encoder(imagenet_renormalise(img_mhmr))
+        return self.encoder(imagenet_renormalise(img_mhmr, self.pixel_mean, self.pixel_std))

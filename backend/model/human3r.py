@@ -44,6 +44,7 @@ from backend.model.heads.human import HumanPrompts, human_prompts, nms3x3
 from backend.model.layers.blocks import layer_norm
 from backend.model.layers.rope import make_rope_table
 from backend.model.pose_retriever import PoseRetriever
+from backend.model.precision import PARITY, numerics
 from backend.model.state import FrameOutputs, StreamState
 from backend.model.tracker import assign_ids
 
@@ -109,6 +110,11 @@ class Human3R(nn.Module):
         self.dec_blocks_state = build_decoder_blocks(dd, cfg.dec_depth, cfg.state_dec_num_heads, cfg.mlp_ratio)
         self.dec_norm_state = layer_norm(dd)
         self.downstream_head = DownstreamHead(cfg)
+        self.precision = PARITY  # numeric mode, see backend.model.precision (to_fast switches it)
+
+    def init_non_persistent_buffers(self) -> None:
+        """Recompute the buffers that are not in the checkpoint (called after a meta-device build)."""
+        self.backbone.init_non_persistent_buffers()
 
     @property
     def device(self) -> torch.device:
@@ -162,7 +168,9 @@ class Human3R(nn.Module):
 
     def decode(self, state: StreamState, enc: torch.Tensor, pos: torch.Tensor, pose_feat: torch.Tensor,
                people: HumanPrompts, want_gate: bool) -> DecoderOutput:
-        """Paired decoder over the state and the stream [pose token, image tokens, human prompts]."""
+        """Paired decoder over the state and the stream [pose token, image tokens, human prompts].
+        The TTT3R gate statistic comes from explicit logits in parity mode (bit-identical to the
+        reference) and from q . mean(k) with fused attention in fast mode."""
         cfg = self.config
         stream = torch.cat([pose_feat, self.decoder_embed(enc), people.prompts], dim=1)
         pose_pos = torch.full((1, 1, 2), -1, dtype=pos.dtype, device=pos.device)
@@ -171,11 +179,12 @@ class Human3R(nn.Module):
             self.dec_blocks_state, self.dec_blocks, self.dec_norm_state, self.dec_norm,
             state.state, state_positions(cfg.state_size, pos.device), stream, stream_pos,
             state_heads=cfg.state_dec_num_heads, image_heads=cfg.dec_num_heads, rope_base=cfg.rope_base,
-            keep_layers=cfg.dpt_hooks[1:], want_state_logits=want_gate,
+            keep_layers=cfg.dpt_hooks[1:],
+            gate_stat=None if not want_gate else ("logits" if self.precision == PARITY else "key_mean"),
         )
 
     def scene_heads(self, enc: torch.Tensor, pos: torch.Tensor, dec: DecoderOutput, image_size: tuple[int, int],
-                    want_rgb: bool) -> dict[str, torch.Tensor]:
+                    want_rgb: bool, want_cross: bool) -> dict[str, torch.Tensor]:
         """Dense maps and camera pose (`DownstreamHead.scene`) from the encoder and decoder hooks."""
         cfg = self.config
         hook_layers = cfg.dpt_hooks[1:]
@@ -183,7 +192,7 @@ class Human3R(nn.Module):
         final = dec.hooks[cfg.dec_depth]
         hooks = [enc, dec.hooks[hook_layers[0]][:, 1:1 + N], dec.hooks[hook_layers[1]][:, 1:1 + N], final[:, :1 + N]]
         image_rope = make_rope_table(pos, cfg.dec_embed_dim // cfg.dec_num_heads, cfg.rope_base)
-        return self.downstream_head.scene(hooks, image_size, image_rope, want_rgb)
+        return self.downstream_head.scene(hooks, image_size, image_rope, want_rgb, want_cross)
 
     @staticmethod
     def next_state(state: StreamState, dec: DecoderOutput, new_mem: torch.Tensor, track, *, gated: bool,
@@ -206,12 +215,25 @@ class Human3R(nn.Module):
         reset: bool,
         use_ttt3r: bool = True,
         want_rgb: bool = False,
+        want_cross: bool = True,
+        track: bool = True,
         detection_threshold: float | None = None,
     ) -> tuple[FrameOutputs, StreamState]:
         """Process one view; returns (its outputs, the state for the next view). See module docstring.
 
+        want_rgb / want_cross: compute the rgb map / the world-frame maps (pts3d_in_other_view, conf).
+        track: assign track ids here (`smpl_id`, `state.track`); False leaves that to the caller
+            (`smpl_id` None, tracker untouched), e.g. on the host after the frame's one device->host copy.
         detection_threshold: person score threshold (>=); None = `config.detection_threshold`.
+        Runs in the model's numeric mode (`self.precision`, see backend.model.precision).
         """
+        with numerics(self.precision, self.device):
+            return self._step(state, img, img_mhmr, reset=reset, use_ttt3r=use_ttt3r, want_rgb=want_rgb,
+                              want_cross=want_cross, track=track, detection_threshold=detection_threshold)
+
+    def _step(self, state: StreamState, img: torch.Tensor, img_mhmr: torch.Tensor, *, reset: bool, use_ttt3r: bool,
+              want_rgb: bool, want_cross: bool, track: bool,
+              detection_threshold: float | None) -> tuple[FrameOutputs, StreamState]:
         self._check_inputs(img, img_mhmr)
         cfg = self.config
         threshold = cfg.detection_threshold if detection_threshold is None else float(detection_threshold)
@@ -231,17 +253,17 @@ class Human3R(nn.Module):
         dec = self.decode(state, enc, pos, pose_feat, people, want_gate=use_ttt3r)
         final = dec.hooks[cfg.dec_depth]
         new_mem = self.pose_retriever.update(state.mem, global_feat, final[:, 0:1])
-        scene = self.scene_heads(enc, pos, dec, (H, W), want_rgb)
+        scene = self.scene_heads(enc, pos, dec, (H, W), want_rgb, want_cross)
         human_tokens = final[:, 1 + enc.shape[1]:]  # [1, n, dd]
         smpl, _ = head.smpl(torch.cat([human_tokens, people.mhmr_tokens[None]], dim=-1))
-        ids, track = assign_ids(state.track, human_tokens)
+        ids, tracks = assign_ids(state.track, human_tokens) if track else (None, state.track)
         gated = use_ttt3r and not state.first_of_chunk
-        next_state = self.next_state(state, dec, new_mem, track, gated=gated, reset=reset)
+        next_state = self.next_state(state, dec, new_mem, tracks, gated=gated, reset=reset)
 
         out = FrameOutputs(
             pts3d_in_self_view=scene["pts3d_in_self_view"], conf_self=scene["conf_self"],
-            camera_pose=scene["camera_pose"], pts3d_in_other_view=scene["pts3d_in_other_view"],
-            conf=scene["conf"], msk=msk, smpl_scores=scores, smpl_loc=people.loc[None],
+            camera_pose=scene["camera_pose"], pts3d_in_other_view=scene.get("pts3d_in_other_view"),
+            conf=scene.get("conf"), msk=msk, smpl_scores=scores, smpl_loc=people.loc[None],
             smpl_shape=smpl["smpl_shape"], smpl_transl=smpl["smpl_transl"], smpl_rotmat=smpl["smpl_rotmat"],
             smpl_expression=smpl["smpl_expression"], smpl_id=ids, rgb=scene.get("rgb"),
             enc_tokens=enc, mhmr_tokens=mhmr, smpl_query=people.prompts, state_in=state.state,
