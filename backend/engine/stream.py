@@ -196,7 +196,8 @@ class Engine:
             return self.model
         if mode == FAST:
             if self._fast_copy is None:
-                self._fast_copy = to_fast(copy.deepcopy(self.model))
+                with torch.inference_mode(False):  # ordinary tensors (the DINOv2 table cache reads versions)
+                    self._fast_copy = to_fast(copy.deepcopy(self.model))
             return self._fast_copy
         raise ValueError("precision 'fp32' needs fp32 weights, but this engine loaded the model for 'fast' "
                          "(bf16); restart it with --precision fp32 or submit the job with precision 'fast'/'auto'")

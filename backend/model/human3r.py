@@ -44,7 +44,7 @@ from backend.model.heads.human import HumanPrompts, human_prompts, nms3x3
 from backend.model.layers.blocks import layer_norm
 from backend.model.layers.rope import make_rope_table
 from backend.model.pose_retriever import PoseRetriever
-from backend.model.precision import PARITY, numerics
+from backend.model.precision import PARITY, numerics, recurrent_region
 from backend.model.state import FrameOutputs, StreamState
 from backend.model.tracker import assign_ids
 
@@ -247,12 +247,13 @@ class Human3R(nn.Module):
                                patch=cfg.patch_size, bb_patch=cfg.backbone.patch_size,
                                square_res=cfg.mhmr_img_res, image_size=(H, W))
         global_feat = enc.mean(dim=1, keepdim=True)
-        pose_feat = self.pose_feature(state, global_feat)
-        # TTT3R: the state stream's cross-attention runs explicitly (returning its logits) on every
-        # view, like the reference; the gate itself is skipped on the first view of a chunk
-        dec = self.decode(state, enc, pos, pose_feat, people, want_gate=use_ttt3r)
-        final = dec.hooks[cfg.dec_depth]
-        new_mem = self.pose_retriever.update(state.mem, global_feat, final[:, 0:1])
+        with recurrent_region(self.device):
+            pose_feat = self.pose_feature(state, global_feat)
+            # TTT3R: the gate statistic is computed on every view, like the reference; the gate
+            # itself is skipped on the first view of a chunk
+            dec = self.decode(state, enc, pos, pose_feat, people, want_gate=use_ttt3r)
+            final = dec.hooks[cfg.dec_depth]
+            new_mem = self.pose_retriever.update(state.mem, global_feat, final[:, 0:1])
         scene = self.scene_heads(enc, pos, dec, (H, W), want_rgb, want_cross)
         human_tokens = final[:, 1 + enc.shape[1]:]  # [1, n, dd]
         smpl, _ = head.smpl(torch.cat([human_tokens, people.mhmr_tokens[None]], dim=-1))
