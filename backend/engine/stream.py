@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from backend.engine.cpu_threads import model_threads
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
@@ -216,14 +217,14 @@ class Engine:
     def use_cpu_threads(self, threads: int | None = None) -> int:
         """Set torch's intra-op threads for a model on the CPU; returns the count in use.
 
-        Default: every available core but one, which the decoding process gets. Giving the model all
-        cores makes its threads and the decoder pre-empt each other (on 2 cores: half the frame rate).
+        Default (`cpu_threads.model_threads`): every core for a real-size model, every core but one
+        (left to the decoding process) for a model that takes milliseconds per frame.
         No effect when the model runs on a GPU.
         """
         if self.device.type != "cpu":
             return torch.get_num_threads()
         if threads is None:
-            threads = max(1, available_cores() - 1)
+            threads = model_threads(self.model.config, available_cores())
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
         torch.set_num_threads(threads)
