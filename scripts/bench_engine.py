@@ -98,16 +98,17 @@ def bench_throughput(engine, video: Path, options, frames: int, reps: int = 5) -
     n = len(prepared)
     schedule = view_schedule(n, options.reset_interval)
     dev = engine.device
-    engine._set_detection_threshold(options.detection_threshold)  # the job's threshold for both sides
+    model = engine.model_for(options)  # the job's precision; the engine's heads and threshold below
 
     def model_alone() -> float:
-        state = engine.model.init_stream()
+        state = model.init_stream()
         t0 = time.perf_counter()
         with torch.inference_mode():
             for spec in schedule:
                 p = prepared[spec.frame_index]
-                _, state = engine.model.step(state, p.img.to(dev), p.img_mhmr.to(dev), reset=spec.reset,
-                                             use_ttt3r=options.ttt3r)
+                _, state = model.step(state, p.img.to(dev), p.img_mhmr.to(dev), reset=spec.reset,
+                                      use_ttt3r=options.ttt3r, want_cross=False, track=False,
+                                      detection_threshold=options.detection_threshold)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
         return n / (time.perf_counter() - t0)

@@ -64,7 +64,6 @@ def build_random(preset_name: str, device: torch.device, seed: int) -> Human3R:
         for b in model.buffers():
             b.zero_()
         model.downstream_head.init_body_pose.copy_(_identity_6d(cfg.num_smpl_rotations))
-        model.init_non_persistent_buffers()
         for name, p in model.named_parameters():
             if name.endswith("weight") and p.ndim >= 2:
                 p.copy_(torch.randn(p.shape, generator=g, device=device) / p[0].numel() ** 0.5)

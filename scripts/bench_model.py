@@ -94,7 +94,6 @@ def bench(preset_name: str, device: str, dtype: str, frames: int, size: tuple[in
         model = Human3R(cfg)
     model = model.to_empty(device="cpu")
     randomise(model, seed)
-    model.init_non_persistent_buffers()  # randomise zeroed them (ImageNet mean/std)
     model = model.to(dev).train(False)
     build_s = time.perf_counter() - t0
     img, img_mhmr = synthetic_frame(width, height, cfg.mhmr_img_res, seed)

@@ -96,19 +96,17 @@ class DinoV2Backbone(nn.Module):
         self.encoder = DinoVisionTransformer(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.patch_size, cfg.pos_grid, cfg.interpolate_offset
         )
-        # device constants (not in the checkpoint): no host->device copy per frame
-        self.register_buffer("pixel_mean", torch.zeros(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.ones(1, 3, 1, 1), persistent=False)
-        self.init_non_persistent_buffers()
+        self._pixel_stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def init_non_persistent_buffers(self) -> None:
-        """Fill the ImageNet mean/std buffers (also after a meta-device build)."""
-        if self.pixel_mean.is_meta:
-            return
-        with torch.no_grad():
-            self.pixel_mean.copy_(torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
-            self.pixel_std.copy_(torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
+    def pixel_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """ImageNet mean/std [1, 3, 1, 1] float32 on `device`, made once per device (a constant built
+        from host data on every frame would be a blocking host->device copy on a GPU)."""
+        stats = self._pixel_stats.get(device)
+        if stats is None:
+            stats = tuple(torch.tensor(v, device=device).reshape(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+            self._pixel_stats[device] = stats
+        return stats
 
     def forward(self, img_mhmr: torch.Tensor) -> torch.Tensor:
         """img_mhmr [B, 3, R, R] in [-1, 1] -> tokens [B, (R/14)^2, dim]."""
-        return self.encoder(imagenet_renormalise(img_mhmr, self.pixel_mean, self.pixel_std))
+        return self.encoder(imagenet_renormalise(img_mhmr, *self.pixel_stats(img_mhmr.device)))

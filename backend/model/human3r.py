@@ -112,10 +112,6 @@ class Human3R(nn.Module):
         self.downstream_head = DownstreamHead(cfg)
         self.precision = PARITY  # numeric mode, see backend.model.precision (to_fast switches it)
 
-    def init_non_persistent_buffers(self) -> None:
-        """Recompute the buffers that are not in the checkpoint (called after a meta-device build)."""
-        self.backbone.init_non_persistent_buffers()
-
     @property
     def device(self) -> torch.device:
         return self.pose_token.device
