@@ -105,8 +105,10 @@ def test_engine_step_syncs_once_for_the_count_and_once_for_the_tracker(tiny_engi
     run = tiny_engine.init_run()
     img = torch.from_numpy(parity_dir_inputs["img"][0])
     img_mhmr = torch.from_numpy(parity_dir_inputs["img_mhmr"][0])
-    with torch.inference_mode(), SyncAudit() as audit:
-        out = tiny_engine._step(run, img, img_mhmr, False, tiny_job_options())
+    with torch.inference_mode():
+        tiny_engine._step(tiny_engine.init_run(), img, img_mhmr, False, tiny_job_options())  # per-device constants
+        with SyncAudit() as audit:
+            out = tiny_engine._step(run, img, img_mhmr, False, tiny_job_options())
     assert out.n_humans > 0 and out.smpl_id.tolist() == [[0, 1, 2]]
     assert sorted(k for k, _, _ in audit.events) == ["nonzero", "to_host"], audit.events
 
