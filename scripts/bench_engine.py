@@ -15,6 +15,7 @@
    Target: no growth (within a few MB of allocator noise).
 
     python scripts/bench_engine.py [--checkpoint CKPT] [--smplx SMPLX] [--frames 100] [--short 200] [--long 2000]
+    python scripts/bench_engine.py --device cuda --clip-width 1920 --size 512 --skip-memory   # GPU, 1080p clip
 
 Without --smplx a synthetic SMPL-X model (tests/support) is written to a temporary folder.
 """
@@ -97,16 +98,17 @@ def bench_throughput(engine, video: Path, options, frames: int, reps: int = 5) -
     n = len(prepared)
     schedule = view_schedule(n, options.reset_interval)
     dev = engine.device
-    engine._set_detection_threshold(options.detection_threshold)  # the job's threshold for both sides
+    model = engine.model_for(options)  # the job's precision; the engine's heads and threshold below
 
     def model_alone() -> float:
-        state = engine.model.init_stream()
+        state = model.init_stream()
         t0 = time.perf_counter()
         with torch.inference_mode():
             for spec in schedule:
                 p = prepared[spec.frame_index]
-                _, state = engine.model.step(state, p.img.to(dev), p.img_mhmr.to(dev), reset=spec.reset,
-                                             use_ttt3r=options.ttt3r)
+                _, state = model.step(state, p.img.to(dev), p.img_mhmr.to(dev), reset=spec.reset,
+                                      use_ttt3r=options.ttt3r, want_cross=False, track=False,
+                                      detection_threshold=options.detection_threshold)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
         return n / (time.perf_counter() - t0)
@@ -192,8 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", type=int, default=200)
     parser.add_argument("--long", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads for a CPU model (default: what `human3r infer` uses, all cores but one)")
+                        help="torch CPU threads for a CPU model (default: what `human3r infer` uses, "
+                             "backend.engine.cpu_threads)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--precision", default="auto", help="auto | fp32 | fast (JobOptions.precision)")
+    parser.add_argument("--clip-width", type=int, default=0,
+                        help="generate the throughput clip from --video at this width (1920: a 1080p-class clip); "
+                             "0 = use --video as it is")
     parser.add_argument("--prefetch", choices=("process", "thread", "off"), default=None,
                         help="where the job decodes and preprocesses (default: the engine's default, process)")
     args = parser.parse_args(argv)
@@ -211,12 +218,15 @@ def main(argv: list[str] | None = None) -> int:
             from tests.support.synthetic_smplx import write_synthetic_smplx
 
             smplx = write_synthetic_smplx(Path(tmp) / "SMPLX_NEUTRAL.npz")
-        engine = Engine.from_paths(args.checkpoint, smplx, device=args.device)
+        engine = Engine.from_paths(args.checkpoint, smplx, device=args.device, precision=args.precision)
         engine.use_cpu_threads(args.threads)
         print(f"device {engine.device} ({engine.describe()['device_name']}), torch {torch.__version__}, "
               f"{torch.get_num_threads()} CPU threads, model input {args.size} px")
-        options = JobOptions(size=args.size)
-        tp = bench_throughput(engine, Path(args.video), options, args.frames, args.reps)
+        options = JobOptions(size=args.size, precision=args.precision)
+        video = Path(args.video)
+        if args.clip_width:
+            video = make_long_video(video, Path(tmp) / f"clip_{args.clip_width}.mp4", args.frames + 10, args.clip_width)
+        tp = bench_throughput(engine, video, options, args.frames, args.reps)
         paired = tp["ratio_median_paired"]
         print(f"throughput over {tp['frames']} frames of {Path(args.video).name}, end to end (decode + prep + model + "
               f"post + encode + write; steady) vs the model alone: median ratio of {len(tp['model_fps_runs'])} paired "

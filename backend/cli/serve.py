@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", default=DEFAULT_BIND,
                         help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; port 0 picks a free one)")
     add_model_file_arguments(parser)
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="numeric mode of the loaded model: auto (fast on CUDA, fp32 elsewhere), fp32 (the "
+                             "reference's numerics), fast (bf16 weights cast once); bf16 = fast")
     parser.add_argument("--media-root", action="append", default=None, metavar="DIR",
                         help="directory videos may come from (repeatable; default: your home directory)")
     parser.add_argument("--results-dir", default=None, help="where job result files go (default ~/.human3r/results)")

@@ -116,7 +116,7 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
     skipped: list[tuple[int, int]] = []  # source frame ranges lost to damaged packets (skip_damaged)
     try:
         yield msg(protocol.MessageType.HEADER, video=video_facts(source.info, display_path(video)),
-                  options=options.to_dict(), model={**engine.describe(), "dtype": options.precision}, smplx=engine.body.header_settings(),
+                  options=options.to_dict(), model={**engine.describe(), "dtype": engine.job_precision(options)}, smplx=engine.body.header_settings(),
                   conventions=CONVENTIONS, body_model=engine.body.header_arrays())
         terminal: dict | None = None
         results = engine.run(source, options)

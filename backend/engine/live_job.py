@@ -101,7 +101,7 @@ def iter_live_job_messages(engine, spec, options: JobOptions, job_id: str,
 
     try:
         yield msg(protocol.MessageType.HEADER, video={**video_facts(source.info, spec.label), "source": spec.kind},
-                  options=options.to_dict(), model={**engine.describe(), "dtype": options.precision},
+                  options=options.to_dict(), model={**engine.describe(), "dtype": engine.job_precision(options)},
                   smplx=engine.body.header_settings(), conventions=CONVENTIONS,
                   body_model=engine.body.header_arrays())
         results = engine.run(feed, options, prefetch="off")

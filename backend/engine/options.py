@@ -39,7 +39,8 @@ class JobOptions:
             0 = no points at all.
         remove_humans_from_points: drop pixels of people (mask > 0.1, dilated) from the points.
         size: long side of the model input in pixels (multiple of 16; 512 for the released model).
-        precision: 'fp32' (reference numerics) or 'bf16'.
+        precision: 'fp32' (parity: reference numerics), 'fast' (bf16 weights and attention, see
+            backend.model.precision), 'auto' ('fast' on CUDA, else 'fp32') or 'bf16' (= 'fast').
         jpeg_roundtrip: pass frames through a quality-95 JPEG first, like the reference video path.
         scene_voxel_size: voxel edge (world units) of the accumulated scene cloud in `done`; it grows
             (doubling) if the cloud would exceed `scene_max_points`.
@@ -62,7 +63,7 @@ class JobOptions:
     max_points_per_frame: int = 10000
     remove_humans_from_points: bool = True
     size: int = 512
-    precision: str = "fp32"
+    precision: str = "auto"
     jpeg_roundtrip: bool = False
     scene_voxel_size: float = 0.02
     scene_max_points: int = 250_000
@@ -169,7 +170,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--size", type=int, default=d.size,
                    help=f"long side of the model input, multiple of 16 (default {d.size})")
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="fp32 (reference numerics) or bf16 autocast (default fp32)")
+                   help="auto (default: fast on CUDA, fp32 elsewhere), fp32 (the reference's numerics) or fast "
+                        "(bf16 weights cast once, accuracy-critical parts in fp32); bf16 = fast")
     g.add_argument("--jpeg-roundtrip", action="store_true",
                    help="pass frames through JPEG q95 like the reference's video path")
     g.add_argument("--skip-damaged", action="store_true",

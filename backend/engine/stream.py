@@ -14,8 +14,8 @@ is re-based online into the first chunk's world frame (`geometry.ChunkAligner`).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-import inspect
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,15 +25,17 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from backend.engine.cpu_threads import model_threads
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
+from backend.model.precision import FAST, resolve_precision, to_fast
+from backend.model.tracker import assign_ids
 from backend.model_files import resolve_checkpoint_path
 from backend.smplx_model import BodyModel
 from backend.video.preprocess import PrepareSettings
 from backend.video.ready_frames import ready_frames, warm_up
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -113,7 +115,8 @@ class Engine:
         body: SMPL-X model on `device`.
         checkpoint: `LoadedCheckpoint` metadata (digest, config; weights emptied).
         checkpoint_path: where the weights came from.
-        precision: default precision name (each job picks its own via `JobOptions.precision`).
+        precision: the numeric mode the weights were loaded for ('fp32' or 'fast',
+            backend.model.precision); a job's 'auto' means this one.
     """
 
     def __init__(self, model, body: BodyModel, checkpoint, checkpoint_path: Path, device: torch.device,
@@ -123,12 +126,12 @@ class Engine:
         self.checkpoint = checkpoint
         self.checkpoint_path = Path(checkpoint_path)
         self.device = device
-        self.precision = precision
-        self._step_params = set(inspect.signature(model.step).parameters)
+        self.precision = getattr(model, "precision", precision)
+        self._fast_copy = None
 
     @classmethod
     def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
-                   device: str = "auto", precision: str = "fp32", strict_checkpoint: bool = False) -> "Engine":
+                   device: str = "auto", precision: str = "auto", strict_checkpoint: bool = False) -> "Engine":
         """Load the checkpoint and the SMPL-X model.
 
         Args:
@@ -136,7 +139,8 @@ class Engine:
                 (`resolve_checkpoint_path`).
             smplx: SMPL-X file or folder; None = `$HUMAN3R_SMPLX` / default location.
             device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ...
-            precision: 'fp32' (reference numerics) or 'bf16' (fp32 weights, bfloat16 autocast).
+            precision: 'auto' ('fast' on CUDA, else 'fp32'), 'fp32' (parity numerics) or 'fast'/'bf16'
+                (bf16 weights cast once here; see backend.model.precision).
             strict_checkpoint: refuse checkpoint keys the model does not use (default: warn, ignore).
         Raises:
             backend.model.checkpoint.CheckpointError (incl. CheckpointNotFoundError),
@@ -144,14 +148,15 @@ class Engine:
         """
         from backend.model.checkpoint import build_model
 
-        if precision not in DTYPES:
-            raise ValueError(f"precision must be one of {', '.join(DTYPES)}, got {precision!r}")
         dev = resolve_device(device)
+        mode = resolve_precision(precision, dev)
         body = BodyModel.load(smplx, dev)  # cheap and most likely to be missing: fail first
         path = resolve_checkpoint_path(checkpoint)
         warm_up()  # the decoding processes' parent starts while the weights load
-        model, loaded = build_model(path, dev, torch.float32, strict=strict_checkpoint)  # bf16 runs under autocast (see _step)
-        return cls(model, body, loaded, path, dev, precision)
+        model, loaded = build_model(path, dev, torch.float32, strict=strict_checkpoint)
+        if mode == FAST:
+            to_fast(model)
+        return cls(model, body, loaded, path, dev, mode)
 
     @property
     def mhmr_res(self) -> int:
@@ -172,33 +177,46 @@ class Engine:
             "torch": torch.__version__,
         }
 
-    def _set_detection_threshold(self, threshold: float) -> None:
-        # the network reads its threshold from its (frozen) config; swap in a copy if the job differs
-        config = self.model.config
-        if "detection_threshold" not in self._step_params and config.detection_threshold != threshold:
-            self.model.config = dataclasses.replace(config, detection_threshold=float(threshold))
+    def job_precision(self, options: JobOptions) -> str:
+        """The numeric mode a job runs in ('fp32' or 'fast'): its own, or the engine's for 'auto'."""
+        return resolve_precision(options.precision, self.device) if options.precision != "auto" else self.precision
+
+    def model_for(self, options: JobOptions):
+        """The network in the job's numeric mode. A 'fast' job on fp32 weights gets a bf16 copy (made
+        once); an 'fp32' job cannot run on weights loaded for 'fast' (they are bf16 now)."""
+        mode = self.job_precision(options)
+        if mode == self.precision:
+            return self.model
+        if mode == FAST:
+            if self._fast_copy is None:
+                with torch.inference_mode(False):  # ordinary tensors (the DINOv2 table cache reads versions)
+                    self._fast_copy = to_fast(copy.deepcopy(self.model))
+            return self._fast_copy
+        raise ValueError("precision 'fp32' needs fp32 weights, but this engine loaded the model for 'fast' "
+                         "(bf16); restart it with --precision fp32 or submit the job with precision 'fast'/'auto'")
 
     def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
-        kwargs = {"reset": reset, "use_ttt3r": options.ttt3r}
-        if "detection_threshold" in self._step_params:
-            kwargs["detection_threshold"] = options.detection_threshold
-        # per job: bf16 = fp32 weights, matmuls/convs under autocast (the reference's fp32-only regions are the
-        # model's business); fp32: autocast off, reference numerics
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=options.precision == "bf16"):
-            out, run.stream = self.model.step(run.stream, img, img_mhmr, **kwargs)
+        # the engine reads neither the world-frame maps (points come from the camera-frame map and the
+        # aligned camera) nor the rgb map: skip them
+        out, stream = self.model_for(options).step(
+            run.stream, img, img_mhmr, reset=reset, use_ttt3r=options.ttt3r, want_cross=False, track=False,
+            detection_threshold=options.detection_threshold)
+        # the tracker runs on the host: on a GPU its tiny data-dependent ops would each wait for the device
+        out.smpl_id, track = assign_ids(stream.track, out.smpl_token.float().cpu())
+        run.stream = dataclasses.replace(stream, track=track)
         return out
 
     def use_cpu_threads(self, threads: int | None = None) -> int:
         """Set torch's intra-op threads for a model on the CPU; returns the count in use.
 
-        Default: every available core but one, which the decoding process gets. Giving the model all
-        cores makes its threads and the decoder pre-empt each other (on 2 cores: half the frame rate).
+        Default (`cpu_threads.model_threads`): every core for a real-size model, every core but one
+        (left to the decoding process) for a model that takes milliseconds per frame.
         No effect when the model runs on a GPU.
         """
         if self.device.type != "cpu":
             return torch.get_num_threads()
         if threads is None:
-            threads = max(1, available_cores() - 1)
+            threads = model_threads(self.model.config, available_cores())
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
         torch.set_num_threads(threads)
@@ -228,7 +246,6 @@ class Engine:
         """Run one source frame through preprocessing (unless `prepared` is given), the model and
         post-processing, advancing `run`."""
         timings = timings or FrameTimings()
-        sync = self.device.type == "cuda"
         t0 = time.perf_counter()
         if prepared is None:
             prepared = self.prepare(rgb, options)
@@ -241,9 +258,7 @@ class Engine:
             run.pending_overlap = None
             run.chunk += 1
         reset = (run.processed + 1) % options.reset_interval == 0
-        out = self._step(run, img, img_mhmr, reset, options)
-        if sync:
-            torch.cuda.synchronize(self.device)
+        out = self._step(run, img, img_mhmr, reset, options)  # waits for the device only at the tracker's copy
         t2 = time.perf_counter()
         c2w = run.aligner.align(pose_encoding_to_c2w(out.camera_pose[0].float()), reset)
         camera = camera_result(c2w, out.pts3d_in_self_view[0], prepared.geometry)
@@ -268,7 +283,6 @@ class Engine:
             prefetch: where frames are decoded and preprocessed while the model runs: "process"
                 (default), "thread" or "off" (see `backend.video.ready_frames`); memory stays bounded.
         """
-        self._set_detection_threshold(options.detection_threshold)
         run = state or self.init_run()
         frames = ready_frames(source, self.prepare_settings(options), prefetch, self.decode_threads)
         try:  # inference mode is entered per frame, never held across a yield

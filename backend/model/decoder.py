@@ -40,13 +40,13 @@ class DecoderOutput:
     state_new: [1, S, C] normalised final state stream (the new-state candidate).
     hooks: decoder layers kept for the heads, layer index -> [1, 1 + N + n, C]; the last layer
         (index = depth) is normalised, the others are raw block outputs.
-    state_logits: per state layer, the cross-attention pre-softmax scaled logits
-        [1, heads_state, S, 1 + N + n] (only when asked, for the TTT3R gate), else None.
+    state_logit_mean: [1, S] float32 mean of the state stream's cross-attention pre-softmax scaled
+        logits over layers, heads and keys (the TTT3R gate statistic; only when asked), else None.
     """
 
     state_new: torch.Tensor
     hooks: dict[int, torch.Tensor]
-    state_logits: list[torch.Tensor] | None
+    state_logit_mean: torch.Tensor | None
 
 
 def run_paired_decoder(
@@ -63,9 +63,14 @@ def run_paired_decoder(
     image_heads: int,
     rope_base: float,
     keep_layers: tuple[int, ...],
-    want_state_logits: bool,
+    gate_stat: str | None,
 ) -> DecoderOutput:
-    """Run all decoder layers. state [1, S, C], image_stream [1, M, C] (already embedded)."""
+    """Run all decoder layers. state [1, S, C], image_stream [1, M, C] (already embedded).
+
+    gate_stat: how the TTT3R gate statistic is computed (None: not at all): "logits" = explicit
+    state cross-attention, reduced in the reference's order (parity, bit-identical); "key_mean" =
+    fused attention plus q . mean(k) per layer (no logits materialised; equal up to rounding).
+    """
     dim = state.shape[-1]
     hd_s, hd_i = dim // state_heads, dim // image_heads
     # one table per (positions, head dim) pair, shared by every layer
@@ -76,15 +81,36 @@ def run_paired_decoder(
 
     s, x = state, image_stream
     hooks: dict[int, torch.Tensor] = {}
-    logits: list[torch.Tensor] = []
+    stats: list[torch.Tensor] = []
     depth = len(state_blocks)
     for layer, (blk_s, blk_i) in enumerate(zip(state_blocks, image_blocks), start=1):
-        s_next, lg = blk_s(s, x, rope_ss, rope_is, return_logits=want_state_logits)
+        s_next, stat = blk_s(s, x, rope_ss, rope_is, gate_stat=gate_stat)
         x_next, _ = blk_i(x, s, rope_ii, rope_si)
         s, x = s_next, x_next
-        if lg is not None:
-            logits.append(lg)
+        if stat is not None:
+            stats.append(stat)
         if layer in keep_layers and layer != depth:
             hooks[layer] = x
     hooks[depth] = image_norm(x)
-    return DecoderOutput(state_norm(s), hooks, logits if want_state_logits else None)
+    if gate_stat == "logits":
+        logit_mean = mean_state_logit(stats)
+    elif gate_stat == "key_mean":
+        logit_mean = torch.stack(stats).mean(dim=(0, 2))  # [L, 1, heads, S] -> [1, S]
+    else:
+        logit_mean = None
+    return DecoderOutput(state_norm(s), hooks, logit_mean)
+
+
+def mean_state_logit(logits: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer logits [1, heads, S, K] -> their mean over layers, heads and keys [1, S], reduced in
+    the reference's order (layers and heads innermost), which keeps it bit-identical."""
+    stacked = torch.cat(logits, dim=0)  # [L, heads, S, K]
+    layers, heads, S, K = stacked.shape
+    return stacked.permute(2, 3, 0, 1).reshape(1, S, K, layers * heads).mean(dim=(-1, -2))
+
+
+def ttt3r_gate(state_new: torch.Tensor, state_old: torch.Tensor, logit_mean: torch.Tensor) -> torch.Tensor:
+    """TTT3R state update: a per-token mix of the decoder's new state and the previous one,
+    gate = sigmoid(mean cross-attention logit of that state token) [1, S, 1]; states [1, S, C]."""
+    gate = torch.sigmoid(logit_mean)[..., None]
+    return state_new * gate + state_old * (1 - gate)

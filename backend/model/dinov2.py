@@ -21,10 +21,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def imagenet_renormalise(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] image [B, 3, H, W] -> ImageNet-normalised, same op order as the reference."""
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device)[None, :, None, None]
-    std = torch.tensor(IMAGENET_STD, device=x.device)[None, :, None, None]
+def imagenet_renormalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] image [B, 3, H, W] -> ImageNet-normalised (mean/std [1, 3, 1, 1]), the reference's op order."""
     return (x * 0.5 + 0.5 - mean) / std
 
 
@@ -98,7 +96,17 @@ class DinoV2Backbone(nn.Module):
         self.encoder = DinoVisionTransformer(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.patch_size, cfg.pos_grid, cfg.interpolate_offset
         )
+        self._pixel_stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def pixel_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """ImageNet mean/std [1, 3, 1, 1] float32 on `device`, made once per device (a constant built
+        from host data on every frame would be a blocking host->device copy on a GPU)."""
+        stats = self._pixel_stats.get(device)
+        if stats is None:
+            stats = tuple(torch.tensor(v, device=device).reshape(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+            self._pixel_stats[device] = stats
+        return stats
 
     def forward(self, img_mhmr: torch.Tensor) -> torch.Tensor:
         """img_mhmr [B, 3, R, R] in [-1, 1] -> tokens [B, (R/14)^2, dim]."""
-        return self.encoder(imagenet_renormalise(img_mhmr))
+        return self.encoder(imagenet_renormalise(img_mhmr, *self.pixel_stats(img_mhmr.device)))

@@ -79,7 +79,7 @@ def encode_image(
     """
     p = patch_embed.patch_size
     rows, cols = img.shape[-2] // p, img.shape[-1] // p
-    x = patch_embed(img)
+    x = patch_embed(img).float()  # the residual stream stays float32 when the conv runs in bf16 (fast mode)
     pos = grid_positions(rows, cols, img.device).expand(x.shape[0], -1, -1)
     rope = make_rope_table(pos, x.shape[-1] // num_heads, rope_base)
     for blk in blocks:

@@ -60,8 +60,8 @@ class FrameOutputs:
     pts3d_in_self_view: torch.Tensor  # [1, H, W, 3]
     conf_self: torch.Tensor  # [1, H, W] >= 1
     camera_pose: torch.Tensor  # [1, 7] (t, q_wxyz) camera-to-world
-    pts3d_in_other_view: torch.Tensor  # [1, H, W, 3]
-    conf: torch.Tensor  # [1, H, W] >= 1
+    pts3d_in_other_view: torch.Tensor | None  # [1, H, W, 3]; None when not asked (`want_cross`)
+    conf: torch.Tensor | None  # [1, H, W] >= 1; None with pts3d_in_other_view
     msk: torch.Tensor  # [1, R, R, 1] human-mask probability on the padded square
     smpl_scores: torch.Tensor  # [1, g, g, 1] detection scores after NMS
     smpl_loc: torch.Tensor  # [1, n, 2] head (x, y) pixels in the padded square
@@ -69,7 +69,7 @@ class FrameOutputs:
     smpl_transl: torch.Tensor  # [1, n, 3] head joint, camera frame
     smpl_rotmat: torch.Tensor  # [1, n, 53, 3, 3] global orient, 21 body, 15+15 hands, jaw
     smpl_expression: torch.Tensor  # [1, n, 10]
-    smpl_id: torch.Tensor  # [1, n] int64 track ids
+    smpl_id: torch.Tensor | None  # [1, n] int64 track ids; None when the caller tracks (`track=False`)
     rgb: torch.Tensor | None = None  # [1, H, W, 3] in about [-1, 1]; only when asked
     # debug intermediates (names of the parity fixture's `debug/` entries)
     enc_tokens: torch.Tensor | None = None  # [1, N, enc_dim] CroCo encoder output

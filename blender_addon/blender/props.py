@@ -33,7 +33,7 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
                         description="Test-time-training state update (better long-clip stability)")
     detection_threshold: FloatProperty(name="Detection Threshold", default=0.3, min=0.0, max=1.0,
                                        description="Minimum person detection score")
-    precision: EnumProperty(name="Precision", items=PRECISION_CHOICES, default="fp32",
+    precision: EnumProperty(name="Precision", items=PRECISION_CHOICES, default="auto",
                             description="Numeric precision of the model on the server")
     input_size: IntProperty(name="Input Size", default=512, min=64, max=4096, step=16,
                             description="Long side of the model's input image in pixels (a multiple of 16; "

@@ -13,8 +13,12 @@ POINT_MODE_CHOICES = (
 )
 POINT_MODES = tuple(c[0] for c in POINT_MODE_CHOICES)
 
+# the engine's meanings: backend/model/precision.py
 PRECISION_CHOICES = (
-    ("fp32", "FP32", "Full precision (reference numerics)"),
-    ("bf16", "BF16", "bfloat16: faster and lighter on recent GPUs, slightly different results"),
+    ("auto", "Auto", "Fast on a CUDA GPU, FP32 elsewhere"),
+    ("fp32", "FP32", "Full precision: the reference's numerics (parity mode)"),
+    ("fast", "Fast", "bfloat16 weights cast once, accuracy-critical parts in fp32: several times faster on "
+                     "recent GPUs, results within the documented tolerances"),
+    ("bf16", "BF16", "Former name of Fast"),
 )
 PRECISIONS = tuple(c[0] for c in PRECISION_CHOICES)

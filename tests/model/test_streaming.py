@@ -1,7 +1,6 @@
 """Streaming API behaviour on the tiny fixture model: n = 0, bad inputs, resets, schedule, rgb."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -13,20 +12,12 @@ def _view(inputs, v):
     return torch.from_numpy(inputs["img"][v]), torch.from_numpy(inputs["img_mhmr"][v])
 
 
-@pytest.fixture()
-def no_people_model(tiny_model):
-    """The fixture model with a detection threshold no score can reach (restored afterwards)."""
-    cfg = tiny_model.config
-    tiny_model.config = dataclasses.replace(cfg, detection_threshold=2.0)
-    yield tiny_model
-    tiny_model.config = cfg
-
-
-def test_no_people_path(no_people_model, fixture_inputs):
-    model = no_people_model
+def test_no_people_path(tiny_model, fixture_inputs):
+    model = tiny_model
     state = model.init_stream()
-    for v in range(3):
-        out, state = model.step(state, *_view(fixture_inputs, v), reset=False, use_ttt3r=True)
+    for v in range(3):  # a threshold no score can reach
+        out, state = model.step(state, *_view(fixture_inputs, v), reset=False, use_ttt3r=True,
+                                detection_threshold=2.0)
         assert out.n_humans == 0
         assert out.smpl_loc.shape == (1, 0, 2) and out.smpl_id.shape == (1, 0)
         assert out.smpl_rotmat.shape == (1, 0, 53, 3, 3) and out.smpl_shape.shape == (1, 0, 10)
@@ -40,12 +31,7 @@ def test_people_then_nobody_keeps_tracks(tiny_model, fixture_inputs):
     state = tiny_model.init_stream()
     out, state = tiny_model.step(state, *_view(fixture_inputs, 0), reset=False)
     assert out.n_humans == 3 and out.smpl_id.tolist() == [[0, 1, 2]]
-    cfg = tiny_model.config
-    tiny_model.config = dataclasses.replace(cfg, detection_threshold=2.0)
-    try:
-        out, state2 = tiny_model.step(state, *_view(fixture_inputs, 1), reset=False)
-    finally:
-        tiny_model.config = cfg
+    out, state2 = tiny_model.step(state, *_view(fixture_inputs, 1), reset=False, detection_threshold=2.0)
     assert out.n_humans == 0 and state2.track is state.track
 
 
@@ -122,3 +108,13 @@ def test_constructor_signature_and_meta_device():
     assert model.config == preset("tiny")
     with pytest.raises(TypeError):
         Human3R()  # no hidden default model size
+
+
+def test_detection_threshold_keyword_changes_only_this_view(tiny_model, fixture_inputs):
+    """The threshold is a per-call keyword; the model's config (and so the next call) is untouched."""
+    state = tiny_model.init_stream()
+    default = tiny_model.config.detection_threshold
+    strict, _ = tiny_model.step(state, *_view(fixture_inputs, 0), reset=False, detection_threshold=0.99)
+    normal, _ = tiny_model.step(state, *_view(fixture_inputs, 0), reset=False)
+    assert tiny_model.config.detection_threshold == default
+    assert strict.n_humans == 0 and normal.n_humans == 3

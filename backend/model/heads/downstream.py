@@ -94,7 +94,7 @@ class DownstreamHead(nn.Module):
 
     # --- scene branch -------------------------------------------------------------------------
     def scene(self, hooks: list[torch.Tensor], image_size: tuple[int, int], image_rope: RopeTable,
-              want_rgb: bool) -> dict[str, torch.Tensor]:
+              want_rgb: bool, want_cross: bool = True) -> dict[str, torch.Tensor]:
         """Dense maps and camera pose from the decoder.
 
         hooks: [enc tokens [1, N, ed], layer d/2 [1, N, dd], layer 3d/4 [1, N, dd],
@@ -102,14 +102,13 @@ class DownstreamHead(nn.Module):
             grid for the final_transform heads.
         Returns pts3d_in_self_view / pts3d_in_other_view [1, H, W, 3], conf_self / conf [1, H, W],
         camera_pose [1, 7], pose_raw [1, 7], rgb [1, H, W, 3] (only if want_rgb and the head exists).
+        Without `want_cross` the world-frame maps (`final_transform` + `dpt_cross`) are not computed
+        and pts3d_in_other_view / conf are absent.
         """
         pose_token = hooks[3][:, 0]
         tokens = hooks[3][:, 1:]
         with full_precision(tokens):
             pose_raw = self.pose_head(pose_token.float())
-        cross = tokens
-        for blk in self.final_transform:
-            cross = blk(cross, pose_token, image_rope)
         out: dict[str, torch.Tensor] = {}
         with full_precision(tokens):
             low = [h.float() for h in hooks[:3]]
@@ -121,7 +120,12 @@ class DownstreamHead(nn.Module):
                 out["rgb"] = rgb_from_logits(self.dpt_rgb(self_hooks, image_size).permute(0, 2, 3, 1))
             out["camera_pose"] = decode_pose(pose_raw)
             out["pose_raw"] = pose_raw
-            fmap = self.dpt_cross(low + [cross.float()], image_size).permute(0, 2, 3, 1)
-            out["pts3d_in_other_view"] = exp_points(fmap[..., 0:3])
-            out["conf"] = exp_confidence(fmap[..., 3])
+        if want_cross:
+            cross = tokens
+            for blk in self.final_transform:
+                cross = blk(cross, pose_token, image_rope)
+            with full_precision(tokens):
+                fmap = self.dpt_cross(low + [cross.float()], image_size).permute(0, 2, 3, 1)
+                out["pts3d_in_other_view"] = exp_points(fmap[..., 0:3])
+                out["conf"] = exp_confidence(fmap[..., 3])
         return out

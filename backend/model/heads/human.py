@@ -8,6 +8,10 @@ scaled by R / max(H, W)).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,17 +42,75 @@ def head_locations(h_id: torch.Tensor, w_id: torch.Tensor, offset: torch.Tensor,
 def unpad_uv(uv: torch.Tensor, square_res: int, height: int, width: int) -> torch.Tensor:
     """Square pixels uv [..., 2] (x, y) -> CUT3R image pixels, clamped to [0, W-1] x [0, H-1]."""
     m = max(height, width)
-    scale = torch.tensor(m, dtype=torch.int32) / square_res  # float32, like the reference
-    scaled = uv * scale.to(uv.device)
-    offset = torch.tensor([(m - width) // 2, (m - height) // 2], dtype=uv.dtype, device=uv.device)
-    out = scaled - offset
-    return torch.stack((out[..., 0].clamp(0, width - 1), out[..., 1].clamp(0, height - 1)), dim=-1)
+    # host constants (no host->device copy): the scale is rounded to float32 like the reference's
+    # int32 tensor / int, and both products/differences then round exactly as with tensor operands
+    scale = float(np.float32(m) / np.float32(square_res))
+    scaled = uv * scale
+    x = scaled[..., 0] - float((m - width) // 2)
+    y = scaled[..., 1] - float((m - height) // 2)
+    return torch.stack((x.clamp(0, width - 1), y.clamp(0, height - 1)), dim=-1)
 
 
 def cut3r_patch_of(uv: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """CUT3R pixel (x, y) [n, 2] -> (row ids, column ids) [n] int64 of the containing 16-px patch."""
     cell = (uv // patch).int()
     return cell[:, 1].long(), cell[:, 0].long()
+
+
+@dataclass
+class HumanPrompts:
+    """The detected people of one view and their decoder prompts (n people, raster order).
+
+    rows, cols: [n] int64 DINOv2 cells of the heads; mhmr_tokens: [n, bd] DINOv2 tokens there;
+    loc: [n, 2] head (x, y) in square pixels; positions: [1, n, 2] int64 CUT3R grid (y, x) of each
+    head (its RoPE position in the decoder); prompts: [1, n, dd] fused prompts (`mlp_fuse`).
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    mhmr_tokens: torch.Tensor
+    loc: torch.Tensor
+    positions: torch.Tensor
+    prompts: torch.Tensor
+
+    @property
+    def count(self) -> int:
+        return int(self.rows.shape[0])
+
+
+def human_prompts(
+    scores_nms: torch.Tensor,
+    mhmr_tokens: torch.Tensor,
+    enc_tokens: torch.Tensor,
+    enc_pos: torch.Tensor,
+    mlp_offset: Callable[[torch.Tensor], torch.Tensor],
+    mlp_fuse: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    threshold: float,
+    patch: int,
+    bb_patch: int,
+    square_res: int,
+    image_size: tuple[int, int],
+) -> HumanPrompts:
+    """Detect people on the NMS'd score map and build one decoder prompt per person.
+
+    scores_nms [1, g, g, 1]; mhmr_tokens [1, g*g, bd] (DINOv2); enc_tokens [1, N, ed] and enc_pos
+    [1, N, 2] (CroCo encoder, row-major H/patch x W/patch grid); image_size = (H, W) of the CUT3R
+    image. Each head's prompt fuses its DINOv2 token with the CroCo token of the 16-px patch that
+    contains the head (mapped from the padded square back to the image). Reading the person count
+    (`detect_people`) is the step's one host synchronisation.
+    """
+    H, W = image_size
+    g = scores_nms.shape[1]
+    rows, cols = detect_people(scores_nms, threshold)
+    tok_mhmr = mhmr_tokens.reshape(1, g, g, -1)[0, rows, cols]  # [n, bd]
+    loc = head_locations(rows, cols, mlp_offset(tok_mhmr), bb_patch)  # [n, 2] square px
+    prow, pcol = cut3r_patch_of(unpad_uv(loc, square_res, H, W), patch)
+    nh, nw = H // patch, W // patch
+    tok_cut3r = enc_tokens.reshape(1, nh, nw, -1)[0, prow, pcol]  # [n, ed]
+    positions = enc_pos.reshape(1, nh, nw, 2)[:, prow, pcol]  # [1, n, 2]
+    prompts = mlp_fuse(torch.cat([tok_mhmr, tok_cut3r], dim=-1)[None])  # [1, n, dd]
+    return HumanPrompts(rows, cols, tok_mhmr, loc, positions, prompts)
 
 
 def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:

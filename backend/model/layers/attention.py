@@ -50,9 +50,12 @@ class SelfAttention(nn.Module):
 class CrossAttention(nn.Module):
     """Multi-head cross-attention: queries from x, keys/values from a memory y.
 
-    `forward(..., return_logits=True)` computes the attention explicitly and also returns the
-    pre-softmax scaled logits [B, heads, Nq, Nk] (needed by the TTT3R state gate); otherwise the
-    fused SDPA kernel is used and the second result is None.
+    The second result is the TTT3R gate statistic, by `gate_stat`:
+    - None: fused SDPA, no statistic (None);
+    - "logits": attention computed explicitly (the reference's op order, bit-identical), returns
+      the pre-softmax scaled logits [B, heads, Nq, Nk];
+    - "key_mean": fused SDPA, returns only the logits' mean over the keys [B, heads, Nq] float32,
+      computed without the logits: mean_j(scale q.k_j) = scale q.mean_j(k_j).
     """
 
     def __init__(self, dim: int, num_heads: int) -> None:
@@ -70,7 +73,7 @@ class CrossAttention(nn.Module):
         memory: torch.Tensor,
         rope_q: RopeTable | None = None,
         rope_k: RopeTable | None = None,
-        return_logits: bool = False,
+        gate_stat: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, Nq, C = query.shape
         Nk = memory.shape[1]
@@ -82,13 +85,16 @@ class CrossAttention(nn.Module):
             q = apply_rope(q, rope_q)
         if rope_k is not None:
             k = apply_rope(k, rope_k)
-        if return_logits:
-            logits = (q @ k.transpose(-2, -1)) * self.scale
-            out = logits.softmax(dim=-1) @ v
+        stat = None
+        if gate_stat == "logits":
+            stat = (q @ k.transpose(-2, -1)) * self.scale
+            out = stat.softmax(dim=-1) @ v
         else:
-            logits = None
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        return self.proj(out.transpose(1, 2).reshape(B, Nq, C)), logits
+            if gate_stat == "key_mean":
+                key_mean = k.float().mean(dim=-2, keepdim=True)  # [B, heads, 1, hd]
+                stat = (q.float() @ key_mean.transpose(-2, -1))[..., 0] * self.scale
+        return self.proj(out.transpose(1, 2).reshape(B, Nq, C)), stat
 
 
 class DinoAttention(nn.Module):

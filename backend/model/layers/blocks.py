@@ -40,7 +40,8 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """CroCo decoder block: query stream x attends to itself, then to memory y.
 
-    Returns (new x [B, Nx, dim], pre-softmax cross-attention logits or None).
+    Returns (new x [B, Nx, dim], the cross-attention's TTT3R gate statistic or None; see
+    `CrossAttention` for `gate_stat`).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0) -> None:
@@ -59,12 +60,12 @@ class DecoderBlock(nn.Module):
         y: torch.Tensor,
         rope_x: RopeTable | None = None,
         rope_y: RopeTable | None = None,
-        return_logits: bool = False,
+        gate_stat: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = x + self.attn(self.norm1(x), rope_x)
-        cross, logits = self.cross_attn(self.norm2(x), self.norm_y(y), rope_x, rope_y, return_logits)
+        cross, stat = self.cross_attn(self.norm2(x), self.norm_y(y), rope_x, rope_y, gate_stat)
         x = x + cross
-        return x + self.mlp(self.norm3(x)), logits
+        return x + self.mlp(self.norm3(x)), stat
 
 
 class ModLN(nn.Module):
