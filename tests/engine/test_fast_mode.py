@@ -12,7 +12,7 @@ import torch
 
 from backend.engine.stream import Engine
 from backend.model.fidelity import compare_frame_results, compare_model_outputs
-from backend.model.parity import load_fixture_model, run_views
+from backend.parity.model import load_fixture_model, run_views
 from backend.model.precision import FAST, PARITY, numerics, resolve_precision, to_fast, weight_dtypes
 from backend.model.sync_audit import SyncAudit
 from backend.video.reader import open_source
