@@ -81,3 +81,17 @@ def model_load_error(exc: BaseException, checkpoint_arg: str | None) -> str | No
     if isinstance(exc, (ValueError, OSError)):  # SmplxNotFoundError (with instructions), bad device, I/O
         return f"{exc}\n(`human3r doctor` says what is missing)"
     return None
+
+
+def load_engine(args: argparse.Namespace, precision: str):
+    """The `Engine` for the model-file flags in `args` (`add_model_file_arguments`), or the text to show
+    when it cannot be loaded (`model_load_error`; then exit with `EXIT_SETUP`). Other errors propagate."""
+    from backend.engine.stream import Engine
+
+    try:
+        return Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=precision,
+                                 strict_checkpoint=args.strict_checkpoint), None
+    except Exception as exc:
+        if (message := model_load_error(exc, args.checkpoint)) is None:
+            raise
+        return None, message
