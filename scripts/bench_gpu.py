@@ -14,7 +14,7 @@ Per variant: FPS = 1000 / median ms per frame over `--frames` steady frames afte
 (each frame ends with a wait for its results, as the engine does), peak memory
 (torch.cuda.max_memory_allocated; max RSS on CPU), host syncs per frame (`SyncAudit`, counted on
 one frame) and per-stage device time with achieved TFLOP/s (FLOPs from torch's FlopCounterMode).
-Then the fast-vs-parity errors on the last frame (`backend.model.fidelity`). Everything is printed
+Then the fast-vs-parity errors on the last frame (`backend.parity.fidelity`). Everything is printed
 and, with --json, written to a file.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from backend.config import preset  # noqa: E402
-from backend.model.fidelity import relative_error  # noqa: E402
+from backend.parity.fidelity import relative_error  # noqa: E402
 from backend.model.heads.downstream import _identity_6d  # noqa: E402
 from backend.model.human3r import Human3R  # noqa: E402
 from backend.model.precision import _cuda_tf32, to_fast  # noqa: E402

@@ -45,14 +45,28 @@ def tennis_video(shared_dir: Path) -> Path:
     return shared_dir / "videos" / "tennis.mp4"
 
 
+def _torch_threads_at_start() -> int | None:
+    try:  # torch's default (one thread per core) before any test or session fixture changes it
+        import torch
+    except ImportError:  # the bpy-free, torch-free tiers run without it
+        return None
+    return torch.get_num_threads()
+
+
+_THREADS_AT_START = _torch_threads_at_start()
+
+
 @pytest.fixture(autouse=True)
 def _keep_torch_threads():
     """Commands under test set torch's thread count for the whole process (`Engine.use_cpu_threads`);
-    put it back so that later tests (bit-exact parity at the fixture's thread count) are unaffected."""
+    put it back after every test, to what the session started with (a session fixture that runs a
+    command must not change it for the rest of the run either), so that later tests (bit-exact parity
+    at the fixture's thread count) are unaffected."""
     import sys
 
     torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
+    before = _THREADS_AT_START if _THREADS_AT_START is not None else (
+        torch.get_num_threads() if torch is not None else None)
     yield
     torch = sys.modules.get("torch")
     if torch is not None and before is not None and torch.get_num_threads() != before:

@@ -1,4 +1,4 @@
-"""Fast mode (bf16) against parity mode (fp32): the acceptance rule of `backend.model.fidelity` on the
+"""Fast mode (bf16) against parity mode (fp32): the acceptance rule of `backend.parity.fidelity` on the
 parity fixture (model outputs) and on tennis.mp4 (whole engine), plus how the engine picks and
 guards the precision. Measured figures: `pytest -s` prints them (README, Fidelity)."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from backend.engine.stream import Engine
-from backend.model.fidelity import compare_frame_results, compare_model_outputs
+from backend.parity.fidelity import compare_frame_results, compare_model_outputs
 from backend.parity.model import load_fixture_model, run_views
 from backend.model.precision import FAST, PARITY, numerics, resolve_precision, to_fast, weight_dtypes
 from backend.model.sync_audit import SyncAudit
