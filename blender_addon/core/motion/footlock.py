@@ -74,6 +74,8 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 q = (1 - w)[:, None] * q_free[frames] + w[:, None] * align_signs(q_hold[None], q_free[frames])
                 rot_out[frames, foot] = quaternion_to_matrix(q)
                 out[frames, foot] = w[:, None] * out[edge, foot]
+                if o.NO_PULL_DOWN:  # a free foot next to a contact is never pulled down towards the floor
+                    out[frames, foot, 1] = np.minimum(out[frames, foot, 1], 0.0)
     return out, rot_out
 
 

@@ -16,6 +16,14 @@ SIGMA_BODY_S = 0.05
 SIGMA_HANDS_S = 0.1
 SIGMA_ROOT_S = 0.04
 SIGMA_CAMERA_S = 0.1
+QUADRATIC = False
+NO_PULL_DOWN = True
+SHIFT_HELD = True
+HAMPEL = 3.0
+ADAPT_BODY = True
+GAMMA = 1.0
+SIGMA_BODY_LEVELS_S = (0.04, 0.06, 0.09, 0.13, 0.2)
+SIGMA_ROOT_LEVELS_S = (0.03, 0.045, 0.07, 0.1, 0.15)
 # Live One Euro at strength 1: min cutoff (Hz, divided by strength) and speed gains (s/m, s/rad).
 ONE_EURO_MIN_CUTOFF_HZ = 5.0  # keeps the lag at rest <= 1 frame at 30 fps (1/(2*pi*5 Hz) = 0.8 frame)
 ONE_EURO_BETA_POS = 6.0
@@ -30,6 +38,11 @@ CONTACT_SPEED_SPAN_S = 0.067
 CONTACT_FILL_GAP_S = 0.07
 LOCK_BLEND_S = 0.13
 LOCK_DILATE_S = 0.034  # lock this long beyond each detected contact (the body smoothing's width)
+LOCK_DILATE_MAX_MS = 1.0  # ... where the foot moves slower than this
+LOCK_DILATE_MAX_H = 0.03
+DIL_MODE = 'h'
+DIL_FWD = False
+DIL_BWD = True
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ import numpy as np
 from ..body_model import BodyModel
 from ..rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from . import options as o
-from .contacts import detect_contacts, dilate
+from .contacts import centred_speed, detect_contacts, dilate
 from .footlock import apply_leg_ik, lock_corrections, penetration_push, root_shift
 from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
-from .smooth import continuous, gaussian_filter, outlier_frames, smooth_positions, smooth_quaternions
+from .smooth import adaptive_filter, continuous, fill_frames, gaussian_filter, outlier_frames, smooth_positions, smooth_quaternions
 from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
@@ -167,15 +167,17 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         q_body = aa_to_quat(body)
         root = p.pelvis0[s:e] + p.transl[s:e]
         qc = continuous(q_body)
-        bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1))
+        bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1), threshold=o.HAMPEL)
         outliers += int(bad.sum())
-        q_body = smooth_quaternions(qc, strength * o.SIGMA_BODY_S * fps, bad)
+        q_body = (adaptive_filter(fill_frames(qc, bad), tuple(strength * fps * np.array(o.SIGMA_BODY_LEVELS_S)), o.GAMMA)
+                  if o.ADAPT_BODY else smooth_quaternions(qc, strength * o.SIGMA_BODY_S * fps, bad, o.QUADRATIC))
+        q_body /= np.linalg.norm(q_body, axis=-1, keepdims=True)
         aa = quat_to_aa(q_body)
         p.rot["global_orient"][s:e], p.rot["body_pose"][s:e] = aa[:, :1], aa[:, 1:]
         for name, _n in ROT_FIELDS[2:]:
             q = smooth_quaternions(aa_to_quat(p.rot[name][s:e]), strength * o.SIGMA_HANDS_S * fps, bad)
             p.rot[name][s:e] = quat_to_aa(q)
-        root = smooth_positions(root, strength * o.SIGMA_ROOT_S * fps, bad)
+        root = adaptive_filter(fill_frames(root, bad)[..., None], tuple(strength * fps * np.array(o.SIGMA_ROOT_LEVELS_S)), o.GAMMA)[..., 0]
         p.transl[s:e] = root - p.pelvis0[s:e]
     p.changed = True
     return outliers
@@ -324,12 +326,16 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 con = detect_contacts(pts, fps, floor_known=grounded)
                 p.contacts[s:e] = con
                 # lock one smoothing width beyond the detected edges: smoothing spreads the swing into them
-                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)))
+                # ... but only where the foot is still slow (a foot taking off or landing fast stays free)
+                slow = (centred_speed(pts, fps) <= o.LOCK_DILATE_MAX_MS) if o.DIL_MODE == "speed" else (
+                    (-pts[..., 1] if grounded else pts[..., 1].max(0) - pts[..., 1]) <= o.LOCK_DILATE_MAX_H)
+                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), slow)
                 corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], lock, fps, grounded)
                 # sole points as the held foot orientations place them, for the penetration test
                 rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
                 pts = (pos[:, [7, 8], None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
-                shift = root_shift(pos, corr, fps)
+                held = np.stack([lock[:, :2].any(1), lock[:, 2:].any(1)], 1)[..., None]
+                shift = root_shift(pos, np.where(held, corr, 0.0) if o.SHIFT_HELD else corr, fps)
                 moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7  # locked feet keep their targets
                 corr = corr - np.where(moving, shift[:, None], 0.0)
                 pos, pts = pos + shift[:, None], pts + shift[:, None]
