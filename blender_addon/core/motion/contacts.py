@@ -47,17 +47,20 @@ def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int) -> np.ndarray:
     return out
 
 
-def dilate(mask: np.ndarray, frames: int, allowed: np.ndarray | None = None) -> np.ndarray:
-    """mask [T, K] with every True run grown by `frames` at both ends (along axis 0), only into frames
-    where `allowed` [T, K] holds (all when None)."""
-    out = mask.copy()
-    from . import options as _o
+def dilate(mask: np.ndarray, frames: int, before: np.ndarray | None = None,
+           after: np.ndarray | None = None) -> np.ndarray:
+    """mask [T, K] with every True run grown by `frames` at both ends (along axis 0): before its start only
+    into frames where `before` [T, K] holds, after its end only where `after` holds (None: everywhere)."""
+    early = np.zeros_like(mask)
+    late = np.zeros_like(mask)
     for k in range(1, frames + 1):
-        if _o.DIL_FWD:
-            out[k:] |= mask[:-k]
-        if _o.DIL_BWD:
-            out[:-k] |= mask[k:]
-    return out if allowed is None else out & (mask | allowed)
+        early[:-k] |= mask[k:]
+        late[k:] |= mask[:-k]
+    if before is not None:
+        early &= before
+    if after is not None:
+        late &= after
+    return mask | early | late
 
 
 def centred_speed(points: np.ndarray, fps: float) -> np.ndarray:

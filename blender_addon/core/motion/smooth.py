@@ -123,15 +123,6 @@ def fill_frames(x: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return flat.reshape(x.shape)
 
 
-def smooth_positions(x: np.ndarray, sigma: float, bad: np.ndarray | None = None,
-                     quadratic: bool = False) -> np.ndarray:
-    """Offline filter of positions x [T, ..., 3]: fill `bad` frames, then Gaussian of sigma frames
-    (quadratic: the local quadratic fit, see `gaussian_filter`)."""
-    if bad is not None:
-        x = fill_frames(x, bad)
-    return gaussian_filter(x, sigma, quadratic)
-
-
 def continuous(q: np.ndarray) -> np.ndarray:
     """Sign-continuous copy of quaternions q [T, ..., 4] along time (dot(q[t], q[t-1]) >= 0)."""
     q = np.asarray(q, dtype=np.float64)
@@ -140,14 +131,12 @@ def continuous(q: np.ndarray) -> np.ndarray:
     return q * sign[..., None]
 
 
-def smooth_quaternions(q: np.ndarray, sigma: float, bad: np.ndarray | None = None,
-                       quadratic: bool = False) -> np.ndarray:
-    """Offline filter of rotations q [T, ..., 4]: sign continuity, fill `bad` frames, Gaussian (or local
-    quadratic fit), renormalise."""
+def smooth_quaternions(q: np.ndarray, sigma: float, bad: np.ndarray | None = None) -> np.ndarray:
+    """Offline filter of rotations q [T, ..., 4]: sign continuity, fill `bad` frames, Gaussian, renormalise."""
     q = continuous(q)
     if bad is not None:
         q = fill_frames(q, bad)
-    out = gaussian_filter(q, sigma, quadratic)
+    out = gaussian_filter(q, sigma)
     return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
 
@@ -182,18 +171,38 @@ def one_euro_rotations(value: np.ndarray, speed: np.ndarray, q: np.ndarray, dt: 
     return out / np.linalg.norm(out, axis=-1, keepdims=True), speed
 
 
-def noise_sigma(x: np.ndarray) -> float:
-    """Robust per-axis white-noise level (same unit as x [T, ..., C]) from second differences: for white
-    noise of sigma per axis the second difference has sigma * sqrt(6); the median ignores the few frames
-    where the motion itself accelerates hard (take-off, landing)."""
+def acceleration_axes(x: np.ndarray) -> np.ndarray:
+    """Orthonormal axes [3, 3] (rows) of x [T, 3]'s second differences, largest spread first: white noise
+    is the same along every axis, so these are the directions in which the motion itself accelerates
+    (vertical for a jump, forward and vertical for a walk). Filtering per axis in this frame keeps a
+    jump's hard vertical accelerations from narrowing the filter of the quiet horizontal axes."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 4:
+        return np.eye(3)
+    d2 = x[2:] - 2 * x[1:-1] + x[:-2]
+    _, vecs = np.linalg.eigh(d2.T @ d2)
+    return vecs[:, ::-1].T
+
+
+# median of the chi distribution with k degrees of freedom: |white noise vector| of k axes, sigma = 1
+_CHI_MEDIAN = {1: 0.6745, 2: 1.1774, 3: 1.5382}
+
+
+def noise_sigma(x: np.ndarray, noise_dims: int = 1) -> float:
+    """Robust per-axis white-noise level (same unit as x [T, ..., C]) from second differences.
+
+    For white noise of sigma per axis the second difference has sigma * sqrt(6) per axis; its length over
+    the last axis, which carries noise along `noise_dims` directions (1 for one coordinate, 3 for a unit
+    quaternion: the 3 directions tangent to the sphere), has a known median. The median ignores the
+    few frames where the motion itself accelerates hard (take-off, landing)."""
     x = np.asarray(x, np.float64)
     if len(x) < 5:
         return 0.0
-    d2 = x[2:] - 2 * x[1:-1] + x[:-2]
-    return float(1.4826 * np.median(np.abs(d2)) / np.sqrt(6.0))
+    d2 = np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1)
+    return float(np.median(d2) / (_CHI_MEDIAN[noise_dims] * np.sqrt(6.0)))
 
 
-def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0) -> np.ndarray:
+def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0, noise_dims: int = 1) -> np.ndarray:
     """Per-frame widest local quadratic fit that the data allow (intersection of confidence intervals).
 
     x [T, ..., C]: the width is chosen per frame and per group of the last axis (a joint's quaternion, or
@@ -206,7 +215,7 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
     t = len(x)
     if t < 3 or not sigmas:
         return x.copy()
-    sig = noise_sigma(x)
+    sig = noise_sigma(x, noise_dims)
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])  # [L, T, ..., C]
     std = np.array([sig * np.sqrt(np.sum(local_quadratic_kernel(s) ** 2)) for s in sigmas])
     ok = np.ones(x.shape[:-1], bool)
