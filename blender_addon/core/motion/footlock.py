@@ -4,11 +4,16 @@ Per foot (heel + toe sole points) and contact run: each point in contact gets an
 its horizontal positions over the run, at the floor (y = 0) when the floor is known; the foot is moved
 rigidly (its world orientation is kept) by the mean error of its contacting points, so the contact
 points stay put. Around each run the correction at the run's edge fades out over a blend window
-(smoothstep, 0.13 s) instead of switching off, so there is no pop. A foot point still below the floor
-after that is pushed up by exactly its depth (no float is added). The ankle target is then reached by
-two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current knee),
-the legs are never stretched: where a target is out of reach the pelvis moves towards it
-(`root_shift`, smoothed), and what is still out of reach is clamped.
+(smoothstep, 0.13 s) instead of switching off, so there is no pop; before a contact the foot is still
+in the air, so that window never pulls it down towards the floor. A foot point still below the floor after that is pushed up by
+exactly its depth (no float is added).
+
+The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
+pelvis moves part of the way towards them (`planted_root_shift`); with no foot on the floor between two
+contacts the pelvis follows a ballistic path with the known g (`ballistic_root`). The ankle target is then
+reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
+knee), the legs are never stretched: where a held foot's target is out of reach the pelvis moves towards
+it (`root_shift`, smoothed), and what is still out of reach is clamped.
 """
 from __future__ import annotations
 
@@ -74,8 +79,8 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 q = (1 - w)[:, None] * q_free[frames] + w[:, None] * align_signs(q_hold[None], q_free[frames])
                 rot_out[frames, foot] = quaternion_to_matrix(q)
                 out[frames, foot] = w[:, None] * out[edge, foot]
-                # a free foot next to a contact is never pulled down towards the floor (y down)
-                out[frames, foot, 1] = np.minimum(out[frames, foot, 1], 0.0)
+                if edge == s:  # a foot about to land is still in the air: never pulled down to the floor (y down)
+                    out[frames, foot, 1] = np.minimum(out[frames, foot, 1], 0.0)
     return out, rot_out
 
 

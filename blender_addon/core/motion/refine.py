@@ -3,11 +3,13 @@
 `refine_job(header, frames, tracks, end, options)` never modifies its inputs (the raw file stays as it
 is) and never raises on bad data: whatever it cannot do is left unchanged and explained in
 `header['refinement']['reasons']`. Steps, in order:
-1. smoothing per person and contiguous segment (outlier frames + zero-phase Gaussian on SO(3) and on
-   the pelvis position; camera only if asked);
+1. smoothing per person and contiguous segment (outlier frames + zero-phase filters on SO(3) and on
+   the pelvis position, as wide per frame as the data allow: `smooth.adaptive_filter`; camera only if
+   asked);
 2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
    applied to cameras, people and points, so reprojection is unchanged;
-3. foot contacts (`contacts`) and foot lock + penetration removal (`footlock`), in the refined world.
+3. foot contacts (`contacts`); flight phases put on a ballistic path, the root moved towards where the
+   planted feet put it, foot lock + penetration removal (`footlock`), in the refined world.
 The refined world keeps the protocol's conventions (OpenCV axes, metres) with the floor at y = 0 and
 up = -y; `header['conventions']['from_raw']` holds A and `['world']` names the refined world.
 Per frame, `people['contacts']` [n, 4] u1 marks contacts (left heel, left toe, right heel, right toe).
@@ -22,7 +24,8 @@ from ..body_model import BodyModel
 from ..rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from . import options as o
 from .contacts import centred_speed, detect_contacts, dilate
-from .footlock import ballistic_root, planted_root_shift, apply_leg_ik, lock_corrections, penetration_push, root_shift
+from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, lock_corrections, penetration_push,
+                       planted_root_shift, root_shift)
 from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
@@ -269,8 +272,10 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     smooth_rep = {"applied": False}
     if opts.smooth > 0:
         n_out = sum(_smooth_person(p, segments[p.pid], fps, opts.smooth) for p in people)
-        smooth_rep = {"applied": bool(people), "filter": "outlier frames (Hampel, 7 frames, 4x median deviation) "
-                      "+ zero-phase Gaussian; rotations as sign-continuous quaternions (chordal SO(3) mean)",
+        smooth_rep = {"applied": bool(people), "filter": f"outlier frames (Hampel, 7 frames, {o.OUTLIER_THRESHOLD:g}x "
+                      "median deviation) + zero-phase filters: body rotations and root translation by an adaptive "
+                      "local quadratic fit (per frame the widest of the listed widths the data allow), hands/face "
+                      "and camera by a Gaussian; rotations as sign-continuous quaternions (chordal SO(3) mean)",
                       "sigma_s": {"body_rotations": [opts.smooth * w for w in o.SIGMA_BODY_LEVELS_S],
                                   "hands_face_rotations": opts.smooth * o.SIGMA_HANDS_S,
                                   "root_translation": [opts.smooth * w for w in o.SIGMA_ROOT_LEVELS_S],
@@ -345,8 +350,9 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                     pos, pts = pos + flight[:, None], pts + flight[:, None]
                     p.transl[s:e] += flight
                     n_flight += int(np.any(flight != 0, axis=1).sum())
-                # lock one smoothing width beyond the detected edges: smoothing spreads the swing into them
-                # ... but only where the foot is still slow (a foot taking off or landing fast stays free)
+                # lock a little beyond the detected edges (smoothing spreads the swing into them), but only
+                # where the evidence agrees: before a contact where the foot is already low (a foot landing
+                # from a jump stays free), after it where it is still low and slow (a swinging foot stays free)
                 low = (-pts[..., 1] if grounded else pts[..., 1].max(0) - pts[..., 1]) <= o.LOCK_DILATE_MAX_H
                 still = centred_speed(pts, fps) <= o.LOCK_DILATE_MAX_MS
                 lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low, after=low & still)
@@ -354,17 +360,16 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 # sole points as the held foot orientations place them, for the penetration test
                 rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
                 pts = (pos[:, [7, 8], None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
-                held = np.stack([lock[:, :2].any(1), lock[:, 2:].any(1)], 1)[..., None]
-                fuse = planted_root_shift(corr, held[..., 0], fps, o.ROOT_FROM_FEET)
-                moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7
-                corr = corr - np.where(moving, fuse[:, None], 0.0)
-                pos, pts = pos + fuse[:, None], pts + fuse[:, None]
-                p.transl[s:e] += fuse
-                shift = root_shift(pos, np.where(held, corr, 0.0), fps)  # out of reach while held, not in the blends
-                moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7  # locked feet keep their targets
-                corr = corr - np.where(moving, shift[:, None], 0.0)
-                pos, pts = pos + shift[:, None], pts + shift[:, None]
-                p.transl[s:e] += shift
+                held = np.stack([lock[:, :2].any(1), lock[:, 2:].any(1)], 1)
+                # the root moves towards where the planted feet put it, then as far as legs held out of
+                # reach need (not for the blend windows, where the foot is free); locked feet keep their targets
+                for shift in (planted_root_shift(corr, held, fps, o.ROOT_FROM_FEET), None):
+                    if shift is None:
+                        shift = root_shift(pos, np.where(held[..., None], corr, 0.0), fps)
+                    moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7
+                    corr = corr - np.where(moving, shift[:, None], 0.0)
+                    pos, pts = pos + shift[:, None], pts + shift[:, None]
+                    p.transl[s:e] += shift
                 if grounded:
                     before = corr.copy()
                     corr = penetration_push(pts, corr)
@@ -381,7 +386,11 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                     "params": {"height_m": o.CONTACT_HEIGHT_M, "enter_speed_ms": o.CONTACT_ENTER_MS,
                                "leave_speed_ms": o.CONTACT_LEAVE_MS, "min_run_s": o.CONTACT_MIN_RUN_S,
                                "fill_gap_s": o.CONTACT_FILL_GAP_S, "blend_s": o.LOCK_BLEND_S,
-                               "lock_beyond_contact_s": o.LOCK_DILATE_S}}
+                               "lock_beyond_contact_s": o.LOCK_DILATE_S,
+                               "lock_beyond_contact_max_height_m": o.LOCK_DILATE_MAX_H,
+                               "lock_after_contact_max_speed_ms": o.LOCK_DILATE_MAX_MS,
+                               "root_from_planted_feet_weight": o.ROOT_FROM_FEET,
+                               "ballistic_flight_g_ms2": GRAVITY_MS2}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep

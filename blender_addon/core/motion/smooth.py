@@ -2,7 +2,8 @@
 
 Both work on positions (metres) and on rotations (unit quaternions, SO(3)):
 - offline: frames whose pose jumps away from a running median (a Hampel test on the whole frame's
-  vector) are replaced by interpolation from their neighbours, then a Gaussian of sigma frames is
+  vector) are replaced by interpolation from their neighbours, then a Gaussian of sigma frames (or a
+  Gaussian-weighted local quadratic fit, as wide per frame as the data allow: `adaptive_filter`) is
   applied along time with point-reflected ends (about a line fitted to the end frames: keeps a
   linear trend at the clip ends). Rotations are
   filtered as sign-continuous quaternions (every quaternion in its predecessor's hemisphere) and
@@ -57,6 +58,8 @@ def local_quadratic_kernel(sigma: float) -> np.ndarray:
     Unlike a plain Gaussian it passes parabolas (constant acceleration: a jump's flight, a swinging limb's
     turn) through unbiased, so a wider window can take out more noise without flattening fast motion."""
     g = gaussian_kernel(sigma)
+    if sigma < 0.5:  # narrower than a frame: the Gaussian is already (nearly) the sample itself
+        return g
     r = len(g) // 2
     k = np.arange(-r, r + 1, dtype=np.float64)
     m0, m2, m4 = g.sum(), (g * k ** 2).sum(), (g * k ** 4).sum()
