@@ -75,7 +75,8 @@ def contact_speed(points: np.ndarray, fps: float) -> np.ndarray:
     """Speed [T, K] (m/s) of sole points [T, K, 3] as contact detection reads it: a lightly smoothed
     trajectory over 2 frames at 30 fps (per-frame noise of a few cm would read as walking speed, while
     heavier smoothing would blur the stance edges)."""
-    return point_speed(gaussian_filter(points, o.CONTACT_SMOOTH_S * fps), fps, int(round(o.CONTACT_SPEED_SPAN_S * fps)))
+    smooth = gaussian_filter(points, o.CONTACT_SMOOTH_S * fps)
+    return point_speed(smooth, fps, int(round(o.CONTACT_SPEED_SPAN_S * fps)))
 
 
 def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) -> np.ndarray:

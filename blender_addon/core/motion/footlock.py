@@ -4,8 +4,8 @@ Per foot (heel + toe sole points) and contact run: each point in contact gets an
 its horizontal positions over the run, at the floor (y = 0) when the floor is known; the foot is moved
 rigidly (its world orientation is kept) by the mean error of its contacting points, so the contact
 points stay put. Around each run the correction at the run's edge fades out over a blend window
-(smoothstep, 0.13 s) instead of switching off, so there is no pop; before a contact the foot is still
-in the air, so that window never pulls it down towards the floor. A foot point still below the floor after that is pushed up by
+(smoothstep, 0.13 s) instead of switching off, so there is no pop; before a contact the foot is
+still in the air, so that window never pulls it down towards the floor. A foot point still below the floor after that is pushed up by
 exactly its depth (no float is added).
 
 The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
@@ -133,8 +133,11 @@ def planted_root_shift(corrections: np.ndarray, held: np.ndarray, fps: float, al
     with weight alpha (0..1) against the smoothed root and faded over the blend window so it never pops."""
     n = held.sum(1)
     mean = np.where(n[:, None] > 0, (corrections * held[..., None]).sum(1) / np.maximum(n, 1)[:, None], 0.0)
-    weight = gaussian_filter(held.any(1).astype(np.float64), 0.5 * o.LOCK_BLEND_S * fps) if len(n) >= 3 else held.any(1) * 1.0
-    return alpha * (gaussian_filter(mean, 0.5 * o.LOCK_BLEND_S * fps) if len(n) >= 3 else mean) * np.minimum(weight, 1.0)[:, None]
+    weight = held.any(1).astype(np.float64)
+    sigma = 0.5 * o.LOCK_BLEND_S * fps
+    if len(n) >= 3:
+        mean, weight = gaussian_filter(mean, sigma), gaussian_filter(weight, sigma)
+    return alpha * mean * np.minimum(weight, 1.0)[:, None]
 
 
 def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.98) -> np.ndarray:

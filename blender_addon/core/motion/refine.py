@@ -182,7 +182,8 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1), threshold=o.OUTLIER_THRESHOLD)
         outliers += int(bad.sum())
         p.root_obs[s:e] = fill_frames(root, bad)
-        q_body = adaptive_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps), o.GAMMA_BODY, 3)
+        q_body = adaptive_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
+                                 o.GAMMA_BODY, noise_dims=3)
         q_body /= np.linalg.norm(q_body, axis=-1, keepdims=True)
         aa = quat_to_aa(q_body)
         p.rot["global_orient"][s:e], p.rot["body_pose"][s:e] = aa[:, :1], aa[:, 1:]
@@ -381,7 +382,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 p.rot["body_pose"][s:e, legs] = body_aa[:, legs]
                 n_contact += int(con.sum())
             p.changed = True
-        lock_rep = {"applied": True, "contact_samples": n_contact, "ballistic_frames": n_flight, "ik_clamped_frames": clamped,
+        lock_rep = {"applied": True, "contact_samples": n_contact, "ballistic_frames": n_flight,
+                    "ik_clamped_frames": clamped,
                     "penetration_frames_fixed": pushed, "floor": "y = 0" if grounded else "per-run height",
                     "params": {"height_m": o.CONTACT_HEIGHT_M, "enter_speed_ms": o.CONTACT_ENTER_MS,
                                "leave_speed_ms": o.CONTACT_LEAVE_MS, "min_run_s": o.CONTACT_MIN_RUN_S,
