@@ -76,11 +76,11 @@ def test_smoothing_and_lock_against_truth(scene, refined):
         ref_f = foot_points(p.shape, ro, po)
         # jitter -80 %
         assert M.jitter(po, 30) <= 0.2 * M.jitter(raw_j, 30), p.kind
-        # MPJPE better on average and in every 1 s window (per frame the noise is random)
+        # MPJPE better on average and not worse on any frame
         e_raw, e_ref = M.mpjpe_per_frame(raw_j, truth_j), M.mpjpe_per_frame(po, truth_j)
         assert e_ref.mean() < e_raw.mean()
-        w = len(e_raw) // 30 * 30
-        assert np.all(e_ref[:w].reshape(-1, 30).mean(1) <= e_raw[:w].reshape(-1, 30).mean(1)), p.kind
+        worse = np.flatnonzero(e_ref > e_raw)
+        assert not len(worse), (p.kind, worse, (e_ref - e_raw)[worse])
         # skating during true contacts -80 %
         assert M.skating(ref_f, truth_f, p.contacts) <= 0.2 * M.skating(raw_f, truth_f, p.contacts), p.kind
         # penetration <= 5 mm
@@ -92,9 +92,9 @@ def test_smoothing_and_lock_against_truth(scene, refined):
 
 
 def test_skating_below_half_a_millimetre(scene, refined):
-    """Pooled over every person's true contacts: mean 3D sole-point step <= 0.5 mm/frame after locking."""
+    """Every person on their own, over their true contacts: mean 3D sole-point step <= 0.5 mm/frame after
+    locking."""
     ta = _truth_to_refined(scene, refined)
-    steps = []
     for p in scene.people:
         rt, pt = forward(p.shape, p.local, p.root)
         truth_f = foot_points(p.shape, rt, pt) @ ta[:3, :3].T + ta[:3, 3]
@@ -102,8 +102,8 @@ def test_skating_below_half_a_millimetre(scene, refined):
         ro, po = forward(p.shape, loc, root)
         ref_f = foot_points(p.shape, ro, po)
         mask = (np.linalg.norm(np.diff(truth_f, axis=0), axis=-1) < 0.01) & p.contacts[1:] & p.contacts[:-1]
-        steps.append(np.linalg.norm(np.diff(ref_f, axis=0), axis=-1)[mask])
-    assert np.concatenate(steps).mean() <= 0.0005, np.concatenate(steps).mean()
+        skate = np.linalg.norm(np.diff(ref_f, axis=0), axis=-1)[mask].mean()
+        assert skate <= 0.0005, (p.kind, skate)
 
 
 def test_reprojection_unchanged(scene, refined):
@@ -161,8 +161,8 @@ def test_bad_input_is_reported_not_raised(case):
 
 
 def test_no_pop_at_lock_boundaries(scene, refined):
-    """What locking changes on the legs moves per frame by less than the input noise does: at the ankles and
-    feet below the RMS frame-to-frame step of the noise, at the knees (IK near full extension) below its p95."""
+    """What locking changes on the legs moves per frame by less than the input noise does: at the knees,
+    ankles and feet below the RMS frame-to-frame step of the noise at those joints."""
     unlocked = refine_job(*split(scene.messages), options={"foot_lock": False})
     a_raw = np.array(refined.header["conventions"]["from_raw"])
     ta = _truth_to_refined(scene, refined)
@@ -173,10 +173,10 @@ def test_no_pop_at_lock_boundaries(scene, refined):
         _, raw = forward(p.shape, *person_series(raw_frames, p.pid, scene.body))
         _, truth = forward(p.shape, p.local, p.root)
         noise = (raw @ a_raw[:3, :3].T + a_raw[:3, 3]) - (truth @ ta[:3, :3].T + ta[:3, 3])
-        for joints, limit in (([7, 8, 10, 11], "rms"), ([4, 5], "p95")):
+        for joints in ([7, 8, 10, 11], [4, 5]):
             pop = np.linalg.norm(np.diff((a - b)[:, joints], axis=0), axis=-1).max()
             step = np.linalg.norm(np.diff(noise[:, joints], axis=0), axis=-1)
-            bound = np.sqrt(np.mean(step ** 2)) if limit == "rms" else np.percentile(step, 95)
+            bound = np.sqrt(np.mean(step ** 2))
             assert pop <= bound, (p.kind, joints, pop, bound)
 
 

@@ -47,13 +47,36 @@ def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int) -> np.ndarray:
     return out
 
 
-def dilate(mask: np.ndarray, frames: int) -> np.ndarray:
-    """mask [T, K] with every True run grown by `frames` at both ends (along axis 0)."""
-    out = mask.copy()
+def dilate(mask: np.ndarray, frames: int, before: np.ndarray | None = None,
+           after: np.ndarray | None = None) -> np.ndarray:
+    """mask [T, K] with every True run grown by `frames` at both ends (along axis 0): before its start only
+    into frames where `before` [T, K] holds, after its end only where `after` holds (None: everywhere)."""
+    early = np.zeros_like(mask)
+    late = np.zeros_like(mask)
     for k in range(1, frames + 1):
-        out[k:] |= mask[:-k]
-        out[:-k] |= mask[k:]
-    return out
+        early[:-k] |= mask[k:]
+        late[k:] |= mask[:-k]
+    if before is not None:
+        early &= before
+    if after is not None:
+        late &= after
+    return mask | early | late
+
+
+def centred_speed(points: np.ndarray, fps: float) -> np.ndarray:
+    """Speed [T, K] (m/s) of sole points [T, K, 3] by centred differences (one-sided at the ends): unlike
+    `point_speed` a foot one frame before it lands reads as moving."""
+    if len(points) < 2:
+        return np.zeros(points.shape[:2])
+    return np.linalg.norm(np.gradient(points, axis=0), axis=-1) * fps
+
+
+def contact_speed(points: np.ndarray, fps: float) -> np.ndarray:
+    """Speed [T, K] (m/s) of sole points [T, K, 3] as contact detection reads it: a lightly smoothed
+    trajectory over 2 frames at 30 fps (per-frame noise of a few cm would read as walking speed, while
+    heavier smoothing would blur the stance edges)."""
+    smooth = gaussian_filter(points, o.CONTACT_SMOOTH_S * fps)
+    return point_speed(smooth, fps, int(round(o.CONTACT_SPEED_SPAN_S * fps)))
 
 
 def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) -> np.ndarray:
@@ -62,10 +85,7 @@ def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) ->
     height = -points[..., 1]
     if not floor_known and t:
         height = height - np.percentile(height, 5, axis=0)
-    # a lightly smoothed trajectory over 2 frames at 30 fps: per-frame noise of a few cm would read as
-    # walking speed, while heavier smoothing would blur the stance edges
-    speed = point_speed(gaussian_filter(points, o.CONTACT_SMOOTH_S * fps), fps,
-                             int(round(o.CONTACT_SPEED_SPAN_S * fps)))
+    speed = contact_speed(points, fps)
     low = height <= o.CONTACT_HEIGHT_M
     # hysteresis both ways = every stretch below the leave speed (and low) that dips below the enter speed
     stay = (speed <= o.CONTACT_LEAVE_MS) & low

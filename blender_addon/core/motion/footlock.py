@@ -4,11 +4,16 @@ Per foot (heel + toe sole points) and contact run: each point in contact gets an
 its horizontal positions over the run, at the floor (y = 0) when the floor is known; the foot is moved
 rigidly (its world orientation is kept) by the mean error of its contacting points, so the contact
 points stay put. Around each run the correction at the run's edge fades out over a blend window
-(smoothstep, 0.13 s) instead of switching off, so there is no pop. A foot point still below the floor
-after that is pushed up by exactly its depth (no float is added). The ankle target is then reached by
-two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current knee),
-the legs are never stretched: where a target is out of reach the pelvis moves towards it
-(`root_shift`, smoothed), and what is still out of reach is clamped.
+(smoothstep, 0.13 s) instead of switching off, so there is no pop; before a contact the foot is
+still in the air, so that window never pulls it down towards the floor. A foot point still below the floor after that is pushed up by
+exactly its depth (no float is added).
+
+The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
+pelvis moves part of the way towards them (`planted_root_shift`); with no foot on the floor between two
+contacts the pelvis follows a ballistic path with the known g (`ballistic_root`). The ankle target is then
+reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
+knee), the legs are never stretched: where a held foot's target is out of reach the pelvis moves towards
+it (`root_shift`, smoothed), and what is still out of reach is clamped.
 """
 from __future__ import annotations
 
@@ -74,6 +79,8 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 q = (1 - w)[:, None] * q_free[frames] + w[:, None] * align_signs(q_hold[None], q_free[frames])
                 rot_out[frames, foot] = quaternion_to_matrix(q)
                 out[frames, foot] = w[:, None] * out[edge, foot]
+                if edge == s:  # a foot about to land is still in the air: never pulled down to the floor (y down)
+                    out[frames, foot, 1] = np.minimum(out[frames, foot, 1], 0.0)
     return out, rot_out
 
 
@@ -85,6 +92,52 @@ def penetration_push(points: np.ndarray, corrections: np.ndarray, tolerance: flo
         depth = np.maximum(y.max(1) - tolerance, 0.0)
         out[:, foot, 1] -= depth
     return out
+
+
+GRAVITY_MS2 = 9.81
+
+
+def ballistic_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, fps: float) -> np.ndarray:
+    """Pelvis translation [T, 3] that puts each flight phase on a ballistic path (refined world, y down).
+
+    root [T, 3] the smoothed pelvis, observed [T, 3] its samples before smoothing, contact [T] any foot
+    point in contact. With no foot on the floor between two contacts the body is in free fall: the pelvis
+    follows p0 + v0 t + g t^2 / 2 with g known, so only p0 and v0 are fitted (least squares on the
+    observed samples of the flight, and the smoothed root at the two contact frames around it, weighted
+    as the few observations they stand for) instead of letting a filter bend the path at take-off and
+    landing."""
+    out = np.zeros_like(root)
+    accel = np.array([0.0, GRAVITY_MS2, 0.0])
+    for s, e in runs(~contact):
+        if s == 0 or e >= len(root) or e - s < 3 or not np.isfinite(observed[s:e]).all():
+            continue
+        frames = np.arange(s - 1, e + 1)
+        tau = (frames - (s - 1)) / fps
+        target = np.concatenate([root[s - 1:s], observed[s:e], root[e:e + 1]])
+        weight = np.ones(len(frames))
+        weight[[0, -1]] = o.BALLISTIC_EDGE_WEIGHT
+        a = np.stack([np.ones_like(tau), tau], 1) * np.sqrt(weight)[:, None]
+        b = (target - 0.5 * tau[:, None] ** 2 * accel) * np.sqrt(weight)[:, None]
+        coef = np.linalg.lstsq(a, b, rcond=None)[0]  # [2, 3]: p0, v0
+        path = coef[0] + tau[:, None] * coef[1] + 0.5 * tau[:, None] ** 2 * accel
+        out[s:e] = path[1:-1] - root[s:e]
+    return out
+
+
+def planted_root_shift(corrections: np.ndarray, held: np.ndarray, fps: float, alpha: float) -> np.ndarray:
+    """Pelvis translation [T, 3] towards where the planted feet put it.
+
+    corrections [T, 2, 3] ankle translations that lock the feet, held [T, 2] bool the feet locked. A foot
+    held at its anchor (a median over its whole contact run, far less noisy than one frame's root) says
+    where the body is: the mean correction of the held feet is a measurement of the root's error, taken
+    with weight alpha (0..1) against the smoothed root and faded over the blend window so it never pops."""
+    n = held.sum(1)
+    mean = np.where(n[:, None] > 0, (corrections * held[..., None]).sum(1) / np.maximum(n, 1)[:, None], 0.0)
+    weight = held.any(1).astype(np.float64)
+    sigma = 0.5 * o.LOCK_BLEND_S * fps
+    if len(n) >= 3:
+        mean, weight = gaussian_filter(mean, sigma), gaussian_filter(weight, sigma)
+    return alpha * mean * np.minimum(weight, 1.0)[:, None]
 
 
 def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.98) -> np.ndarray:

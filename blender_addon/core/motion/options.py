@@ -11,11 +11,16 @@ from typing import Any
 
 GROUND_MODES = ("both", "points", "feet", "off")
 
-# Offline Gaussian sigmas at strength 1 (seconds): body rotations, hands/face, root translation, camera.
-SIGMA_BODY_S = 0.05
+# Offline filter widths at strength 1 (seconds). Body rotations and the root translation: the adaptive
+# local quadratic fit picks, per frame, the widest of these levels the data allow (confidence intervals
+# at GAMMA standard deviations of the clip's own noise); hands/face and the camera: one Gaussian.
+SIGMA_BODY_LEVELS_S = (0.04, 0.06, 0.09, 0.13, 0.2)
+SIGMA_ROOT_LEVELS_S = (0.03, 0.045, 0.07, 0.1, 0.15)
+GAMMA_BODY = 1.0
+GAMMA_ROOT = 0.9
 SIGMA_HANDS_S = 0.1
-SIGMA_ROOT_S = 0.04
 SIGMA_CAMERA_S = 0.1
+OUTLIER_THRESHOLD = 3.0  # a frame this many times the clip's median deviation from its neighbours is an outlier
 # Live One Euro at strength 1: min cutoff (Hz, divided by strength) and speed gains (s/m, s/rad).
 ONE_EURO_MIN_CUTOFF_HZ = 5.0  # keeps the lag at rest <= 1 frame at 30 fps (1/(2*pi*5 Hz) = 0.8 frame)
 ONE_EURO_BETA_POS = 6.0
@@ -29,8 +34,11 @@ CONTACT_SMOOTH_S = 0.05
 CONTACT_SPEED_SPAN_S = 0.067
 CONTACT_FILL_GAP_S = 0.07
 LOCK_BLEND_S = 0.13
-LOCK_DILATE_S = 0.034  # lock this long beyond each detected contact (the body smoothing's width)
-
+LOCK_DILATE_S = 0.067  # lock this long beyond each detected contact (smoothing blurs the stance edges) ...
+LOCK_DILATE_MAX_H = 0.02  # ... only where the foot is this low (a foot landing from a jump stays free) ...
+LOCK_DILATE_MAX_MS = 0.6  # ... and, after a contact, this slow (a foot already swinging stays free)
+ROOT_FROM_FEET = 0.65  # weight of the planted feet's evidence on the root against the smoothed root
+BALLISTIC_EDGE_WEIGHT = 2.0  # a flight path's fit: weight of the smoothed root at the contacts around it
 
 @dataclass(frozen=True)
 class CleanupOptions:

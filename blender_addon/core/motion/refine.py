@@ -3,11 +3,13 @@
 `refine_job(header, frames, tracks, end, options)` never modifies its inputs (the raw file stays as it
 is) and never raises on bad data: whatever it cannot do is left unchanged and explained in
 `header['refinement']['reasons']`. Steps, in order:
-1. smoothing per person and contiguous segment (outlier frames + zero-phase Gaussian on SO(3) and on
-   the pelvis position; camera only if asked);
+1. smoothing per person and contiguous segment (outlier frames + zero-phase filters on SO(3) and on
+   the pelvis position, as wide per frame as the data allow: `smooth.adaptive_filter`; camera only if
+   asked);
 2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
    applied to cameras, people and points, so reprojection is unchanged;
-3. foot contacts (`contacts`) and foot lock + penetration removal (`footlock`), in the refined world.
+3. foot contacts (`contacts`); flight phases put on a ballistic path, the root moved towards where the
+   planted feet put it, foot lock + penetration removal (`footlock`), in the refined world.
 The refined world keeps the protocol's conventions (OpenCV axes, metres) with the floor at y = 0 and
 up = -y; `header['conventions']['from_raw']` holds A and `['world']` names the refined world.
 Per frame, `people['contacts']` [n, 4] u1 marks contacts (left heel, left toe, right heel, right toe).
@@ -21,12 +23,14 @@ import numpy as np
 from ..body_model import BodyModel
 from ..rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from . import options as o
-from .contacts import detect_contacts, dilate
-from .footlock import apply_leg_ik, lock_corrections, penetration_push, root_shift
+from .contacts import centred_speed, detect_contacts, dilate
+from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, lock_corrections, penetration_push,
+                       planted_root_shift, root_shift)
 from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
-from .smooth import continuous, gaussian_filter, outlier_frames, smooth_positions, smooth_quaternions
+from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, outlier_frames,
+                     smooth_quaternions)
 from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
@@ -60,6 +64,7 @@ class _Person:
     contacts: np.ndarray | None = None  # [T, 4]
     changed: bool = False
     sel: np.ndarray | None = None  # rows of this person in the stacked table
+    root_obs: np.ndarray | None = None  # [T, 3] pelvis samples before smoothing (outlier frames filled)
 
 
 def _py(value):
@@ -157,6 +162,11 @@ def collect_people(rows: _Rows) -> list[_Person]:
     return people
 
 
+def _levels(levels_s: tuple[float, ...], strength: float, fps: float) -> tuple[float, ...]:
+    """Filter widths in frames for widths in seconds at smoothing strength 1."""
+    return tuple(strength * fps * w for w in levels_s)
+
+
 def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength: float) -> int:
     """Offline filter in place on each segment; returns the number of outlier frames replaced."""
     outliers = 0
@@ -167,15 +177,24 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         q_body = aa_to_quat(body)
         root = p.pelvis0[s:e] + p.transl[s:e]
         qc = continuous(q_body)
-        bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1))
+        if p.root_obs is None:
+            p.root_obs = np.full((len(p.transl), 3), np.nan)
+        bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1), threshold=o.OUTLIER_THRESHOLD)
         outliers += int(bad.sum())
-        q_body = smooth_quaternions(qc, strength * o.SIGMA_BODY_S * fps, bad)
+        p.root_obs[s:e] = fill_frames(root, bad)
+        q_body = adaptive_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
+                                 o.GAMMA_BODY, noise_dims=3)
+        q_body /= np.linalg.norm(q_body, axis=-1, keepdims=True)
         aa = quat_to_aa(q_body)
         p.rot["global_orient"][s:e], p.rot["body_pose"][s:e] = aa[:, :1], aa[:, 1:]
         for name, _n in ROT_FIELDS[2:]:
             q = smooth_quaternions(aa_to_quat(p.rot[name][s:e]), strength * o.SIGMA_HANDS_S * fps, bad)
             p.rot[name][s:e] = quat_to_aa(q)
-        root = smooth_positions(root, strength * o.SIGMA_ROOT_S * fps, bad)
+        # per axis of the root's own acceleration: a jump's vertical take-off does not narrow the
+        # filter of its quiet horizontal axes
+        axes = acceleration_axes(p.root_obs[s:e])
+        root = adaptive_filter((p.root_obs[s:e] @ axes.T)[..., None], _levels(o.SIGMA_ROOT_LEVELS_S, strength, fps),
+                               o.GAMMA_ROOT)[..., 0] @ axes
         p.transl[s:e] = root - p.pelvis0[s:e]
     p.changed = True
     return outliers
@@ -254,11 +273,13 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     smooth_rep = {"applied": False}
     if opts.smooth > 0:
         n_out = sum(_smooth_person(p, segments[p.pid], fps, opts.smooth) for p in people)
-        smooth_rep = {"applied": bool(people), "filter": "outlier frames (Hampel, 7 frames, 4x median deviation) "
-                      "+ zero-phase Gaussian; rotations as sign-continuous quaternions (chordal SO(3) mean)",
-                      "sigma_s": {"body_rotations": opts.smooth * o.SIGMA_BODY_S,
+        smooth_rep = {"applied": bool(people), "filter": f"outlier frames (Hampel, 7 frames, {o.OUTLIER_THRESHOLD:g}x "
+                      "median deviation) + zero-phase filters: body rotations and root translation by an adaptive "
+                      "local quadratic fit (per frame the widest of the listed widths the data allow), hands/face "
+                      "and camera by a Gaussian; rotations as sign-continuous quaternions (chordal SO(3) mean)",
+                      "sigma_s": {"body_rotations": [opts.smooth * w for w in o.SIGMA_BODY_LEVELS_S],
                                   "hands_face_rotations": opts.smooth * o.SIGMA_HANDS_S,
-                                  "root_translation": opts.smooth * o.SIGMA_ROOT_S,
+                                  "root_translation": [opts.smooth * w for w in o.SIGMA_ROOT_LEVELS_S],
                                   "camera": opts.smooth * o.SIGMA_CAMERA_S if opts.smooth_camera else 0.0},
                       "outlier_frames": n_out}
     report["smooth"] = smooth_rep
@@ -308,12 +329,14 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
             go = axis_angle_to_matrix(p.rot["global_orient"])
             p.rot["global_orient"] = quat_to_aa(matrix_to_quaternion(rot_a @ go))
             p.transl = (p.pelvis0 + p.transl) @ rot_a.T + t_a - p.pelvis0
+            if p.root_obs is not None:
+                p.root_obs = p.root_obs @ rot_a.T + t_a
             p.changed = True
 
     # 3. contacts + foot lock
     lock_rep = {"applied": False}
     if opts.foot_lock and people:
-        n_contact, clamped, pushed = 0, 0, 0
+        n_contact, clamped, pushed, n_flight = 0, 0, 0, 0
         for p in people:
             p.contacts = np.zeros((len(p.where), 4), bool)
             for s, e in segments[p.pid]:
@@ -323,17 +346,31 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 pts = foot_points(shapes[p.pid], rot, pos)
                 con = detect_contacts(pts, fps, floor_known=grounded)
                 p.contacts[s:e] = con
-                # lock one smoothing width beyond the detected edges: smoothing spreads the swing into them
-                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)))
+                if grounded and p.root_obs is not None:  # free fall where no foot touches the floor
+                    flight = ballistic_root(pos[:, 0], p.root_obs[s:e], con.any(1), fps)
+                    pos, pts = pos + flight[:, None], pts + flight[:, None]
+                    p.transl[s:e] += flight
+                    n_flight += int(np.any(flight != 0, axis=1).sum())
+                # lock a little beyond the detected edges (smoothing spreads the swing into them), but only
+                # where the evidence agrees: before a contact where the foot is already low (a foot landing
+                # from a jump stays free), after it where it is still low and slow (a swinging foot stays free)
+                low = (-pts[..., 1] if grounded else pts[..., 1].max(0) - pts[..., 1]) <= o.LOCK_DILATE_MAX_H
+                still = centred_speed(pts, fps) <= o.LOCK_DILATE_MAX_MS
+                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low, after=low & still)
                 corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], lock, fps, grounded)
                 # sole points as the held foot orientations place them, for the penetration test
                 rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
                 pts = (pos[:, [7, 8], None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
-                shift = root_shift(pos, corr, fps)
-                moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7  # locked feet keep their targets
-                corr = corr - np.where(moving, shift[:, None], 0.0)
-                pos, pts = pos + shift[:, None], pts + shift[:, None]
-                p.transl[s:e] += shift
+                held = np.stack([lock[:, :2].any(1), lock[:, 2:].any(1)], 1)
+                # the root moves towards where the planted feet put it, then as far as legs held out of
+                # reach need (not for the blend windows, where the foot is free); locked feet keep their targets
+                for shift in (planted_root_shift(corr, held, fps, o.ROOT_FROM_FEET), None):
+                    if shift is None:
+                        shift = root_shift(pos, np.where(held[..., None], corr, 0.0), fps)
+                    moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7
+                    corr = corr - np.where(moving, shift[:, None], 0.0)
+                    pos, pts = pos + shift[:, None], pts + shift[:, None]
+                    p.transl[s:e] += shift
                 if grounded:
                     before = corr.copy()
                     corr = penetration_push(pts, corr)
@@ -345,12 +382,17 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 p.rot["body_pose"][s:e, legs] = body_aa[:, legs]
                 n_contact += int(con.sum())
             p.changed = True
-        lock_rep = {"applied": True, "contact_samples": n_contact, "ik_clamped_frames": clamped,
+        lock_rep = {"applied": True, "contact_samples": n_contact, "ballistic_frames": n_flight,
+                    "ik_clamped_frames": clamped,
                     "penetration_frames_fixed": pushed, "floor": "y = 0" if grounded else "per-run height",
                     "params": {"height_m": o.CONTACT_HEIGHT_M, "enter_speed_ms": o.CONTACT_ENTER_MS,
                                "leave_speed_ms": o.CONTACT_LEAVE_MS, "min_run_s": o.CONTACT_MIN_RUN_S,
                                "fill_gap_s": o.CONTACT_FILL_GAP_S, "blend_s": o.LOCK_BLEND_S,
-                               "lock_beyond_contact_s": o.LOCK_DILATE_S}}
+                               "lock_beyond_contact_s": o.LOCK_DILATE_S,
+                               "lock_beyond_contact_max_height_m": o.LOCK_DILATE_MAX_H,
+                               "lock_after_contact_max_speed_ms": o.LOCK_DILATE_MAX_MS,
+                               "root_from_planted_feet_weight": o.ROOT_FROM_FEET,
+                               "ballistic_flight_g_ms2": GRAVITY_MS2}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep

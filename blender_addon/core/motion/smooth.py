@@ -2,7 +2,8 @@
 
 Both work on positions (metres) and on rotations (unit quaternions, SO(3)):
 - offline: frames whose pose jumps away from a running median (a Hampel test on the whole frame's
-  vector) are replaced by interpolation from their neighbours, then a Gaussian of sigma frames is
+  vector) are replaced by interpolation from their neighbours, then a Gaussian of sigma frames (or a
+  Gaussian-weighted local quadratic fit, as wide per frame as the data allow: `adaptive_filter`) is
   applied along time with point-reflected ends (about a line fitted to the end frames: keeps a
   linear trend at the clip ends). Rotations are
   filtered as sign-continuous quaternions (every quaternion in its predecessor's hemisphere) and
@@ -51,13 +52,29 @@ def _point_reflect(x: np.ndarray, r: int) -> tuple[np.ndarray, int]:
     return np.concatenate([head, x, tail], axis=0), r
 
 
-def gaussian_filter(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Zero-phase Gaussian along axis 0 of x [T, ...] (float64); sigma <= 0 or T < 3 returns a copy."""
+def local_quadratic_kernel(sigma: float) -> np.ndarray:
+    """Taps [2r+1] of a Gaussian-weighted local quadratic fit evaluated at its centre (sigma in frames, > 0).
+
+    Unlike a plain Gaussian it passes parabolas (constant acceleration: a jump's flight, a swinging limb's
+    turn) through unbiased, so a wider window can take out more noise without flattening fast motion."""
+    g = gaussian_kernel(sigma)
+    if sigma < 0.5:  # narrower than a frame: the Gaussian is already (nearly) the sample itself
+        return g
+    r = len(g) // 2
+    k = np.arange(-r, r + 1, dtype=np.float64)
+    m0, m2, m4 = g.sum(), (g * k ** 2).sum(), (g * k ** 4).sum()
+    taps = g * (m4 - m2 * k ** 2) / (m0 * m4 - m2 ** 2)  # weighted least squares, the constant term
+    return taps / taps.sum()
+
+
+def gaussian_filter(x: np.ndarray, sigma: float, quadratic: bool = False) -> np.ndarray:
+    """Zero-phase Gaussian along axis 0 of x [T, ...] (float64); sigma <= 0 or T < 3 returns a copy.
+    quadratic: a Gaussian-weighted local quadratic fit instead (`local_quadratic_kernel`)."""
     x = np.asarray(x, dtype=np.float64)
     t = x.shape[0]
     if sigma <= 0 or t < 3:
         return x.copy()
-    taps = gaussian_kernel(sigma)
+    taps = local_quadratic_kernel(sigma) if quadratic else gaussian_kernel(sigma)
     r = len(taps) // 2
     padded, rp = _point_reflect(x, r)
     if rp < r:  # short clip: fewer taps, renormalised
@@ -109,13 +126,6 @@ def fill_frames(x: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return flat.reshape(x.shape)
 
 
-def smooth_positions(x: np.ndarray, sigma: float, bad: np.ndarray | None = None) -> np.ndarray:
-    """Offline filter of positions x [T, ..., 3]: fill `bad` frames, then Gaussian of sigma frames."""
-    if bad is not None:
-        x = fill_frames(x, bad)
-    return gaussian_filter(x, sigma)
-
-
 def continuous(q: np.ndarray) -> np.ndarray:
     """Sign-continuous copy of quaternions q [T, ..., 4] along time (dot(q[t], q[t-1]) >= 0)."""
     q = np.asarray(q, dtype=np.float64)
@@ -162,3 +172,66 @@ def one_euro_rotations(value: np.ndarray, speed: np.ndarray, q: np.ndarray, dt: 
     step = np.concatenate([np.cos(half)[..., None], np.sin(half)[..., None] * axis], axis=-1)
     out = quat_mul(value, step)
     return out / np.linalg.norm(out, axis=-1, keepdims=True), speed
+
+
+def acceleration_axes(x: np.ndarray) -> np.ndarray:
+    """Orthonormal axes [3, 3] (rows) of x [T, 3]'s second differences, largest spread first: white noise
+    is the same along every axis, so these are the directions in which the motion itself accelerates
+    (vertical for a jump, forward and vertical for a walk). Filtering per axis in this frame keeps a
+    jump's hard vertical accelerations from narrowing the filter of the quiet horizontal axes."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 4:
+        return np.eye(3)
+    d2 = x[2:] - 2 * x[1:-1] + x[:-2]
+    _, vecs = np.linalg.eigh(d2.T @ d2)
+    return vecs[:, ::-1].T
+
+
+# median of the chi distribution with k degrees of freedom: |white noise vector| of k axes, sigma = 1
+_CHI_MEDIAN = {1: 0.6745, 2: 1.1774, 3: 1.5382}
+
+
+def noise_sigma(x: np.ndarray, noise_dims: int = 1) -> float:
+    """Robust per-axis white-noise level (same unit as x [T, ..., C]) from second differences.
+
+    For white noise of sigma per axis the second difference has sigma * sqrt(6) per axis; its length over
+    the last axis, which carries noise along `noise_dims` directions (1 for one coordinate, 3 for a unit
+    quaternion: the 3 directions tangent to the sphere), has a known median. The median ignores the
+    few frames where the motion itself accelerates hard (take-off, landing)."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 5:
+        return 0.0
+    d2 = np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1)
+    return float(np.median(d2) / (_CHI_MEDIAN[noise_dims] * np.sqrt(6.0)))
+
+
+def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0, noise_dims: int = 1) -> np.ndarray:
+    """Per-frame widest local quadratic fit that the data allow (intersection of confidence intervals).
+
+    x [T, ..., C]: the width is chosen per frame and per group of the last axis (a joint's quaternion, or
+    one coordinate given as [T, 3, 1]); sigmas increasing (frames). At each frame the width grows while
+    the wider fit stays within gamma standard deviations (its own plus each narrower one's, from the
+    clip's noise level) of every narrower fit, so a smooth stretch (standing, walking) is filtered widely
+    and a take-off or a landing, where a wide fit would be pulled away from the motion, keeps a narrow one.
+    The chosen width is smoothed over time before the fits are blended, so a switch never pops."""
+    x = np.asarray(x, np.float64)
+    t = len(x)
+    if t < 3 or not sigmas:
+        return x.copy()
+    sig = noise_sigma(x, noise_dims)
+    fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])  # [L, T, ..., C]
+    std = np.array([sig * np.sqrt(np.sum(local_quadratic_kernel(s) ** 2)) for s in sigmas])
+    ok = np.ones(x.shape[:-1], bool)
+    level = np.zeros(x.shape[:-1])
+    for k in range(1, len(sigmas)):
+        for j in range(k):
+            gap = np.abs(fits[k] - fits[j]).max(-1)
+            ok &= gap <= gamma * (std[k] + std[j])
+        level += ok
+    level = gaussian_filter(level, max(1.0, sigmas[0]))  # smooth the chosen width: no pop at a switch
+    level = np.clip(level, 0, len(sigmas) - 1)[None, ..., None]
+    lo = np.floor(level).astype(int)
+    w = level - lo
+    a = np.take_along_axis(fits, lo, 0)[0]
+    b = np.take_along_axis(fits, np.minimum(lo + 1, len(sigmas) - 1), 0)[0]
+    return (1 - w[0]) * a + w[0] * b
