@@ -35,8 +35,7 @@ sys.path.insert(0, str(REPO))
 
 
 def run_one(engine, options, transport: str, seconds: float, step_s: float | None) -> dict:
-    from backend.video.live import LiveSpec
-    from backend.video.reader import open_source
+    from backend.video.live import LiveSource, LiveSpec
     from tests.support.live_rig import FixedStep, Loopback, Sender
 
     loop = Loopback.make(transport)
@@ -44,7 +43,7 @@ def run_one(engine, options, transport: str, seconds: float, step_s: float | Non
     with FixedStep(engine, options, step_s) as stub:
         sender = Sender(loop, seconds=seconds + 2.0)
         try:
-            with open_source(LiveSpec("bench", loop.receive_url, reconnect_s=5.0, connect_s=60.0)) as source:
+            with LiveSource(LiveSpec("bench", loop.receive_url, reconnect_s=5.0, connect_s=60.0)) as source:
                 results = engine.run(source, options)
                 stop_at = time.monotonic() + seconds
                 for _ in results:
