@@ -12,6 +12,11 @@ plan's rest matrices through `EditBone.matrix`, so `bone.matrix_local` equals th
 and the planner's bone-local quaternions apply unchanged. Shape keys (expressions, pose correctives)
 hold basis + offset, are applied before the armature (like SMPL-X's blend shapes), and their weights
 may exceed 0..1, so their slider ranges are widened.
+
+Visibility: the armature's and the body's `hide_viewport` and `hide_render` are driven by the armature's
+`hidden_prop(track id)` custom property (keyed by the planner). An AVERAGE driver of one property needs no Python
+expression, so it works with auto-run scripts off, and Blender keeps objects with driven visibility in
+the dependency graph, so a hidden person reappears on its next present frame.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..core.plan_people import hidden_path, hidden_prop
 from . import compat
 
 BUILD_SCENE = "Human3R rig build"  # the private scene of the edit-mode pass (removed right after)
@@ -48,6 +54,7 @@ class PeopleFactory:
             arm = bpy.data.objects.new(plan.name, arm_data)
             arm.show_in_front = True
             arm["human3r_track_id"] = int(plan.track_id)
+            arm[hidden_prop(plan.track_id)] = 1.0  # hidden until its visibility keys say otherwise
             arms.append(arm)
         with edit_mode(arms):
             for arm, plan in zip(arms, plans):
@@ -57,6 +64,7 @@ class PeopleFactory:
             self.collection.objects.link(arm)
             for pb in arm.pose.bones:
                 pb.rotation_mode = "QUATERNION"
+            drive_visibility(arm, arm)
             out.append((arm, self._create_mesh(plan, arm) if plan.faces is not None else None))
         if self._armature_template is None:
             self._armature_template = arms[0].data.copy()
@@ -81,6 +89,7 @@ class PeopleFactory:
         mod.object = arm
         mod.use_vertex_groups = True
         mod.use_deform_preserve_volume = False
+        drive_visibility(ob, arm)
         return ob
 
     def release(self) -> None:
@@ -91,6 +100,45 @@ class PeopleFactory:
         if self._mesh_template is not None:
             bpy.data.meshes.remove(self._mesh_template)  # frees its shape-key block with it
             self._mesh_template = None
+
+
+def drive_visibility(ob: bpy.types.Object, arm: bpy.types.Object) -> None:
+    """Drive `ob`'s hide_viewport and hide_render by `arm`'s hidden_prop (1: hidden)."""
+    for prop in ("hide_viewport", "hide_render"):
+        driver = ob.driver_add(prop).driver
+        driver.type = "AVERAGE"
+        var = driver.variables.new()
+        var.name = "hidden"
+        var.type = "SINGLE_PROP"
+        var.targets[0].id = arm
+        var.targets[0].data_path = hidden_path(arm["human3r_track_id"])
+
+
+class shown:
+    """Show `objects` for the duration of the block: their visibility drivers muted, hide_viewport and
+    hide_render off (edit mode and Blender's exporters skip hidden objects); restored afterwards."""
+
+    def __init__(self, objects):
+        self.objects = list(objects)
+        self.muted: list = []
+        self.before: list = []
+
+    def __enter__(self):
+        for o in self.objects:
+            self.before.append((o, o.hide_viewport, o.hide_render))
+            for fc in (o.animation_data.drivers if o.animation_data is not None else ()):
+                if fc.data_path in ("hide_viewport", "hide_render") and not fc.mute:
+                    fc.mute = True
+                    self.muted.append(fc)
+            o.hide_viewport = o.hide_render = False
+        return self
+
+    def __exit__(self, *exc):
+        for fc in self.muted:
+            fc.mute = False
+        for o, hide_viewport, hide_render in self.before:
+            o.hide_viewport, o.hide_render = hide_viewport, hide_render
+        return False
 
 
 def reshape_person(arm: bpy.types.Object, mesh_obj: bpy.types.Object | None, rest, shape_keys=None) -> None:
@@ -138,7 +186,7 @@ class edit_mode:
         self.arms = list(arms)
         self._override = None
         self._scene: bpy.types.Scene | None = None
-        self._hidden: list[bool] = []
+        self._shown = shown(self.arms)  # edit mode needs visible objects
 
     def __enter__(self):
         context = bpy.context
@@ -148,10 +196,9 @@ class edit_mode:
                 bpy.ops.object.mode_set(mode="OBJECT")
         self._scene = bpy.data.scenes.new(BUILD_SCENE)
         view_layer = self._scene.view_layers[0]
-        self._hidden = [a.hide_viewport for a in self.arms]
+        self._shown.__enter__()
         for arm in self.arms:
             self._scene.collection.objects.link(arm)
-            arm.hide_viewport = False  # edit mode needs visible objects
         for arm in self.arms:
             arm.hide_set(False, view_layer=view_layer)
             arm.select_set(True, view_layer=view_layer)
@@ -179,9 +226,9 @@ class edit_mode:
                 bpy.ops.object.mode_set(mode="OBJECT")
         finally:
             self._override.__exit__(None, None, None)
-            for arm, hidden in zip(self.arms, self._hidden):
-                arm.hide_viewport = hidden
+            for arm in self.arms:
                 self._scene.collection.objects.unlink(arm)
+            self._shown.__exit__(None, None, None)
             bpy.data.scenes.remove(self._scene)
         return False
 

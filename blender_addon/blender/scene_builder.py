@@ -35,7 +35,7 @@ Scene layout: collection named after the video (Blender adds .001 on re-import) 
 skinned mesh "<video> person <id> body" as its child, and "<video> scene points" / "<video> frame points".
 Rest pose: from the track's robust betas when `tracks` are known up front (file import), else from the
 person's first frame; `on_track` later moves the bones/mesh to the robust shape (see scene_plan).
-Absent people: root bone scale keyed to 0 (see scene_plan).
+Absent people: hidden by drivers on hide_viewport/hide_render from a keyed custom property (see plan_people).
 """
 from __future__ import annotations
 

@@ -11,8 +11,12 @@ Until a track reaches that length its rows wait in a buffer; when it does, its r
 the keys of every buffered frame (so it is keyed from its first frame). Ids whose `track` message says
 they are short are left out at once. `dropped` counts the ids that never got a rig.
 
-People absent from a processed frame are hidden by keying the root bone's scale to 0 (CONSTANT
-interpolation; 1 while present). Their pose holds between present frames.
+People absent from a processed frame are hidden through the armature object's custom property
+`hidden_prop(track id)` (keyed 1 on processed frames without the person, 0 with; CONSTANT interpolation) in the
+rig's own action; the builder drives the armature's and the body's `hide_viewport`/`hide_render` from
+it. No transform channel changes, so Blender's FBX, BVH and glTF exporters see a full-size rig on
+every frame (a root scale of 0 broke BVH and came back from FBX/glTF as scales between 0 and 1).
+Their pose holds between present frames.
 
 Shape keys on the body mesh (optional, keyed per frame like the bones): the 10 expression blend shapes
 (`Exp000`...) and the 486 SMPL-X pose correctives (`Pose000`..., weights (R_j - I)). The rig's joints
@@ -30,6 +34,19 @@ from .keyframes import CONSTANT, LINEAR, FCurveKeys, bone_path, changes_only, ch
 from .plans import FramesPlan, ImportOptions, PersonPlan, ReshapePlan, ShapeKeySet
 from .rotations import axis_angle_to_matrix, quaternion_continuity
 from .skeleton import RigRest, build_rig_rest, pose_to_bone_channels
+
+
+
+def hidden_prop(track_id: int) -> str:
+    """The armature object's custom property that is 1 while person `track_id` is absent. Its name is
+    per track so that each rig's action holds one path no other rig has: FBX's "all actions" export
+    (on by default) applies an action to every object on which all its paths resolve."""
+    return f"human3r_hidden_{int(track_id)}"
+
+
+def hidden_path(track_id: int) -> str:
+    """RNA path of `hidden_prop` (object level, in the rig's action)."""
+    return f'["{hidden_prop(track_id)}"]'
 
 
 @dataclass
@@ -55,7 +72,7 @@ class PersonState:
     rest: RigRest
     rotation_paths: list[str] = field(init=False)  # data paths of each bone's rotation_quaternion
     last_quat: np.ndarray | None = None  # [J, 4] last keyed quaternions (sign continuity across batches)
-    visible: float | None = None  # last keyed scale value
+    hidden: float | None = None  # last keyed hidden_prop value
     pelvis_frames: list = field(default_factory=list)  # [n] Blender frames (for re-keying after reshape)
     pelvis_world: list = field(default_factory=list)  # [n, 3] W pelvis positions
     frames_seen: int = 0
@@ -172,25 +189,24 @@ class PeoplePlanner:
             shape_keys = self._shape_key_keys(pf, poses, expression)
             if shape_keys:
                 plan.shape_keys[pid] = shape_keys
-        keys += self._visibility_keys(state, frames, np.isin(frames, pf), first_frame)
+        keys += self._visibility_keys(pid, state, frames, np.isin(frames, pf), first_frame)
         if keys:
             plan.people_keys[pid] = keys
 
     @staticmethod
-    def _visibility_keys(state: PersonState, frames: np.ndarray, present: np.ndarray,
+    def _visibility_keys(pid: int, state: PersonState, frames: np.ndarray, present: np.ndarray,
                          first_frame: int) -> list[FCurveKeys]:
-        """Root scale 1 on frames with the person, 0 on processed frames without (changes only)."""
-        root = state.rest.names[0]
-        # a new rig starts hidden: its first key is 0 at the job's first frame unless present there
-        vis_frames, vis_values = changes_only(frames, present.astype(np.float32),
-                                              0.0 if state.visible is None else state.visible)
-        if state.visible is None and len(vis_frames) and vis_frames[0] > first_frame:
+        """hidden_prop(pid) 0 on frames with the person, 1 on processed frames without (changes only)."""
+        # a new rig starts hidden: its first key is 1 at the job's first frame unless present there
+        vis_frames, hidden = changes_only(frames, (~present).astype(np.float32),
+                                          1.0 if state.hidden is None else state.hidden)
+        if state.hidden is None and len(vis_frames) and vis_frames[0] > first_frame:
             vis_frames = np.concatenate([[first_frame], vis_frames])
-            vis_values = np.concatenate([[0.0], vis_values]).astype(np.float32)
+            hidden = np.concatenate([[1.0], hidden]).astype(np.float32)
         if not len(vis_frames):
             return []
-        state.visible = float(vis_values[-1])
-        return channel_keys(bone_path(root, "scale"), vis_frames, np.repeat(vis_values[:, None], 3, 1), CONSTANT, root)
+        state.hidden = float(hidden[-1])
+        return channel_keys(hidden_path(pid), vis_frames, hidden[:, None], CONSTANT)
 
     def _person_plan(self, pid: int, rest: RigRest, collection: str) -> PersonPlan:
         name = f"{collection} person {pid}"
