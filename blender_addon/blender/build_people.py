@@ -74,7 +74,8 @@ class PeopleFactory:
 
     def _create_mesh(self, plan, arm: bpy.types.Object) -> bpy.types.Object:
         if self._mesh_template is None:
-            self._mesh_template = _template_mesh(plan)
+            for step in self.template_steps(plan):
+                step()
         verts = np.ascontiguousarray(plan.rest.vertices, dtype=np.float32)
         me = self._mesh_template.copy()  # faces, vertex groups with weights, shape-key layout
         me.name = f"{plan.name} body"
@@ -91,6 +92,16 @@ class PeopleFactory:
         mod.use_deform_preserve_volume = False
         drive_visibility(ob, arm)
         return ob
+
+    def template_steps(self, plan) -> list:
+        """The steps that make the job's body template from `plan` (none when it exists or the plan has
+        no mesh); a live import runs them as separate units of work before the first body."""
+        if self._mesh_template is not None or plan.faces is None:
+            return []
+
+        def done(mesh):
+            self._mesh_template = mesh
+        return _template_steps(plan, done)
 
     def release(self) -> None:
         """Remove the templates (the job's rigs are built)."""
@@ -249,37 +260,54 @@ def _points(block: bpy.types.ShapeKey):
     return block.data if points is None else points
 
 
-def _template_mesh(plan) -> bpy.types.Mesh:
-    """The job's body mesh without an object: faces, smooth shading, one vertex group per joint with the
-    skinning weights and the shape-key layout (vertex groups and shape keys belong to the mesh, so every
-    copy carries them)."""
-    verts = np.ascontiguousarray(plan.rest.vertices, dtype=np.float32)
-    faces = np.ascontiguousarray(plan.faces, dtype=np.int32)
-    me = bpy.data.meshes.new("Human3R body template")
-    me.vertices.add(len(verts))
-    me.attributes["position"].data.foreach_set("vector", verts.ravel())
-    me.loops.add(faces.size)
-    me.loops.foreach_set("vertex_index", faces.ravel())
-    me.polygons.add(len(faces))
-    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    me.update(calc_edges=True)
-    compat.set_smooth(me)
-    ob = bpy.data.objects.new("Human3R body template", me)  # groups and shape keys are added through an object
-    for j, name in enumerate(plan.rest.names):
-        vg = ob.vertex_groups.new(name=name)
-        idx, w = plan.weights[j]
-        if not len(idx):
-            continue
-        # one vg.add per distinct weight value (runs of equal weights after sorting)
-        order = np.argsort(w, kind="stable")
-        w_sorted, idx_sorted = w[order], idx[order].tolist()
-        starts = np.flatnonzero(np.r_[True, w_sorted[1:] != w_sorted[:-1]]).tolist()
-        for a, b in zip(starts, starts[1:] + [len(idx_sorted)]):
-            vg.add(idx_sorted[a:b], float(w_sorted[a]), "REPLACE")
-    if plan.shape_keys is not None:
-        ob.shape_key_add(name="Basis", from_mix=False)
-        for name in plan.shape_keys.names:
-            kb = ob.shape_key_add(name=name, from_mix=False)
-            kb.slider_min, kb.slider_max = -10.0, 10.0
-    bpy.data.objects.remove(ob)
-    return me
+TEMPLATE_GROUPS_PER_STEP = 8  # vertex groups written by one template step (~2-3 ms)
+
+
+def _template_steps(plan, done) -> list:
+    """The job's body mesh without an object, made in short steps (callables, run in order; the last
+    calls done(mesh)): faces and smooth shading, then one vertex group per joint with the skinning
+    weights (a few per step), then the shape-key layout. Vertex groups and shape keys belong to the
+    mesh, so every copy carries them; they are added through a temporary object."""
+    state = {}
+
+    def geometry():
+        verts = np.ascontiguousarray(plan.rest.vertices, dtype=np.float32)
+        faces = np.ascontiguousarray(plan.faces, dtype=np.int32)
+        me = bpy.data.meshes.new("Human3R body template")
+        me.vertices.add(len(verts))
+        me.attributes["position"].data.foreach_set("vector", verts.ravel())
+        me.loops.add(faces.size)
+        me.loops.foreach_set("vertex_index", faces.ravel())
+        me.polygons.add(len(faces))
+        me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+        me.update(calc_edges=True)
+        compat.set_smooth(me)
+        state["mesh"] = me
+        state["object"] = bpy.data.objects.new("Human3R body template", me)
+
+    def groups(first: int):
+        ob = state["object"]
+        for j in range(first, min(first + TEMPLATE_GROUPS_PER_STEP, len(plan.rest.names))):
+            vg = ob.vertex_groups.new(name=plan.rest.names[j])
+            idx, w = plan.weights[j]
+            if not len(idx):
+                continue
+            # one vg.add per distinct weight value (runs of equal weights after sorting)
+            order = np.argsort(w, kind="stable")
+            w_sorted, idx_sorted = w[order], idx[order].tolist()
+            starts = np.flatnonzero(np.r_[True, w_sorted[1:] != w_sorted[:-1]]).tolist()
+            for a, b in zip(starts, starts[1:] + [len(idx_sorted)]):
+                vg.add(idx_sorted[a:b], float(w_sorted[a]), "REPLACE")
+
+    def finish():
+        ob = state["object"]
+        if plan.shape_keys is not None:
+            ob.shape_key_add(name="Basis", from_mix=False)
+            for name in plan.shape_keys.names:
+                kb = ob.shape_key_add(name=name, from_mix=False)
+                kb.slider_min, kb.slider_max = -10.0, 10.0
+        bpy.data.objects.remove(ob)
+        done(state["mesh"])
+
+    return [geometry, *[lambda j=j: groups(j) for j in range(0, len(plan.rest.names), TEMPLATE_GROUPS_PER_STEP)],
+            finish]

@@ -81,6 +81,19 @@ class PersonState:
         self.rotation_paths = [bone_path(b, "rotation_quaternion") for b in self.rest.names]
 
 
+class PersonTask:
+    """Plans one person's part of a batch (its new rig and/or its keys) into the batch's plan; runs once."""
+
+    def __init__(self, track_id: int, work):
+        self.track_id = track_id
+        self._work = work
+
+    def run(self) -> None:
+        if self._work is not None:
+            work, self._work = self._work, None
+            work()
+
+
 class PeoplePlanner:
     """Plans every person's rig and keys (see the module docstring)."""
 
@@ -97,10 +110,17 @@ class PeoplePlanner:
         self._weights: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._shape_set: ShapeKeySet | None = None
         self._shape_set_made = False
+        self._open_tasks: list[PersonTask] = []  # deferred tasks of the last batch
 
     def frames(self, msgs: list[dict], frames: np.ndarray, first_frame: int, collection: str,
-               plan: FramesPlan) -> None:
-        """Add new rigs and the keys of every known person for `msgs` at Blender `frames` [n] to `plan`."""
+               plan: FramesPlan, deferred: bool = False) -> None:
+        """Add new rigs and the keys of every known person for `msgs` at Blender `frames` [n] to `plan`.
+
+        The batch's rows are sorted out at once; each person's rig and keys are planned by one
+        `PersonTask` (about 1 ms each): run here, or, when `deferred`, left in `plan.people_tasks` for
+        the caller to run one at a time (a live timer spreads them over its ticks). Tasks of a batch
+        not run yet are run before the next batch is planned."""
+        self.finish_tasks()
         body = self.body
         rows_per_frame = [np.asarray(m["people"].get("id", np.zeros(0, np.int32))).reshape(-1) for m in msgs]
         ids = np.concatenate(rows_per_frame).astype(np.int64) if rows_per_frame else np.zeros(0, np.int64)
@@ -144,24 +164,42 @@ class PeoplePlanner:
             pending.processed.append(frames)
             if pending.count >= self.options.min_track_frames:
                 promoted.append((pid, self.pending.pop(pid)))
-        # new rigs first (they must exist before their keys are applied)
-        for pid, pending in promoted:
-            rest = build_rig_rest(body, self.track_betas.get(pid, pending.betas))
-            self.people[pid] = PersonState(rest=rest)
-            plan.new_people.append(self._person_plan(pid, rest, collection))
-        promoted_ids = {pid for pid, _ in promoted}
+        # one task per person: new rigs first (they must exist before their keys are applied)
+        tasks = []
         for pid, pending in promoted:
             expr = None if any(e is None for e in pending.expression) else np.concatenate(pending.expression)
-            self._key_person(pid, np.concatenate(pending.row_frames), np.concatenate(pending.poses),
-                             np.concatenate(pending.pelvis), expr, np.concatenate(pending.processed), first_frame,
-                             plan)
+            tasks.append(PersonTask(pid, lambda pid=pid, pending=pending, expr=expr: self._promote(
+                pid, pending, expr, first_frame, collection, plan)))
+        promoted_ids = {pid for pid, _ in promoted}
         for pid in self.people:
             if pid in promoted_ids:
                 continue
             sel = rows_of(pid)
-            self._key_person(pid, row_frames[sel], poses[sel] if len(sel) else None,
-                             pelvis[sel] if len(sel) else None,
-                             None if expression is None or not len(sel) else expression[sel], frames, first_frame, plan)
+            tasks.append(PersonTask(pid, lambda pid=pid, sel=sel: self._key_person(
+                pid, row_frames[sel], poses[sel] if len(sel) else None, pelvis[sel] if len(sel) else None,
+                None if expression is None or not len(sel) else expression[sel], frames, first_frame, plan)))
+        if deferred:
+            plan.people_tasks = tasks
+            self._open_tasks = tasks
+        else:
+            for task in tasks:
+                task.run()
+
+    def _promote(self, pid: int, pending: PendingTrack, expression: np.ndarray | None, first_frame: int,
+                 collection: str, plan: FramesPlan) -> None:
+        """Plan the rig of a track that reached the minimum length and the keys of all its buffered rows."""
+        rest = build_rig_rest(self.body, self.track_betas.get(pid, pending.betas))
+        self.people[pid] = PersonState(rest=rest)
+        plan.new_people.append(self._person_plan(pid, rest, collection))
+        self._key_person(pid, np.concatenate(pending.row_frames), np.concatenate(pending.poses),
+                         np.concatenate(pending.pelvis), expression, np.concatenate(pending.processed), first_frame,
+                         plan)
+
+    def finish_tasks(self) -> None:
+        """Run the deferred tasks of the previous batch that have not run yet (they must come first)."""
+        for task in self._open_tasks:
+            task.run()
+        self._open_tasks = []
 
     @property
     def dropped(self) -> int:
