@@ -5,6 +5,8 @@ import os
 
 import bpy
 
+from ..core.plan_camera import CAMERA_PROP
+
 VIDEO_FRAME_START = "human3r_video_frame_start"  # camera property: Blender frame of the video's frame 0
 
 
@@ -29,6 +31,7 @@ def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene
     data.clip_end = plan.clip_end
     cam = bpy.data.objects.new(plan.name, data)
     cam.rotation_mode = "QUATERNION"
+    cam[CAMERA_PROP] = 1.0  # keyed in its action (see plan_camera)
     cam[VIDEO_FRAME_START] = int(frame_start)  # for "Locate Video…" when the video is missing
     collection.objects.link(cam)
     if set_scene:

@@ -12,6 +12,11 @@ plan's rest matrices through `EditBone.matrix`, so `bone.matrix_local` equals th
 and the planner's bone-local quaternions apply unchanged. Shape keys (expressions, pose correctives)
 hold basis + offset, are applied before the armature (like SMPL-X's blend shapes), and their weights
 may exceed 0..1, so their slider ranges are widened.
+
+Visibility: the armature's and the body's `hide_viewport` and `hide_render` are driven by the armature's
+`hidden_prop(track id)` custom property (keyed by the planner). An AVERAGE driver of one property needs no Python
+expression, so it works with auto-run scripts off, and Blender keeps objects with driven visibility in
+the dependency graph, so a hidden person reappears on its next present frame.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..core.plan_people import hidden_path, hidden_prop
 from . import compat
 
 BUILD_SCENE = "Human3R rig build"  # the private scene of the edit-mode pass (removed right after)
@@ -48,6 +54,7 @@ class PeopleFactory:
             arm = bpy.data.objects.new(plan.name, arm_data)
             arm.show_in_front = True
             arm["human3r_track_id"] = int(plan.track_id)
+            arm[hidden_prop(plan.track_id)] = 1.0  # hidden until its visibility keys say otherwise
             arms.append(arm)
         with edit_mode(arms):
             for arm, plan in zip(arms, plans):
@@ -57,6 +64,7 @@ class PeopleFactory:
             self.collection.objects.link(arm)
             for pb in arm.pose.bones:
                 pb.rotation_mode = "QUATERNION"
+            drive_visibility(arm, arm)
             out.append((arm, self._create_mesh(plan, arm) if plan.faces is not None else None))
         if self._armature_template is None:
             self._armature_template = arms[0].data.copy()
@@ -66,7 +74,8 @@ class PeopleFactory:
 
     def _create_mesh(self, plan, arm: bpy.types.Object) -> bpy.types.Object:
         if self._mesh_template is None:
-            self._mesh_template = _template_mesh(plan)
+            for step in self.template_steps(plan):
+                step()
         verts = np.ascontiguousarray(plan.rest.vertices, dtype=np.float32)
         me = self._mesh_template.copy()  # faces, vertex groups with weights, shape-key layout
         me.name = f"{plan.name} body"
@@ -81,7 +90,18 @@ class PeopleFactory:
         mod.object = arm
         mod.use_vertex_groups = True
         mod.use_deform_preserve_volume = False
+        drive_visibility(ob, arm)
         return ob
+
+    def template_steps(self, plan) -> list:
+        """The steps that make the job's body template from `plan` (none when it exists or the plan has
+        no mesh); a live import runs them as separate units of work before the first body."""
+        if self._mesh_template is not None or plan.faces is None:
+            return []
+
+        def done(mesh):
+            self._mesh_template = mesh
+        return _template_steps(plan, done)
 
     def release(self) -> None:
         """Remove the templates (the job's rigs are built)."""
@@ -91,6 +111,45 @@ class PeopleFactory:
         if self._mesh_template is not None:
             bpy.data.meshes.remove(self._mesh_template)  # frees its shape-key block with it
             self._mesh_template = None
+
+
+def drive_visibility(ob: bpy.types.Object, arm: bpy.types.Object) -> None:
+    """Drive `ob`'s hide_viewport and hide_render by `arm`'s hidden_prop (1: hidden)."""
+    for prop in ("hide_viewport", "hide_render"):
+        driver = ob.driver_add(prop).driver
+        driver.type = "AVERAGE"
+        var = driver.variables.new()
+        var.name = "hidden"
+        var.type = "SINGLE_PROP"
+        var.targets[0].id = arm
+        var.targets[0].data_path = hidden_path(arm["human3r_track_id"])
+
+
+class shown:
+    """Show `objects` for the duration of the block: their visibility drivers muted, hide_viewport and
+    hide_render off (edit mode and Blender's exporters skip hidden objects); restored afterwards."""
+
+    def __init__(self, objects):
+        self.objects = list(objects)
+        self.muted: list = []
+        self.before: list = []
+
+    def __enter__(self):
+        for o in self.objects:
+            self.before.append((o, o.hide_viewport, o.hide_render))
+            for fc in (o.animation_data.drivers if o.animation_data is not None else ()):
+                if fc.data_path in ("hide_viewport", "hide_render") and not fc.mute:
+                    fc.mute = True
+                    self.muted.append(fc)
+            o.hide_viewport = o.hide_render = False
+        return self
+
+    def __exit__(self, *exc):
+        for fc in self.muted:
+            fc.mute = False
+        for o, hide_viewport, hide_render in self.before:
+            o.hide_viewport, o.hide_render = hide_viewport, hide_render
+        return False
 
 
 def reshape_person(arm: bpy.types.Object, mesh_obj: bpy.types.Object | None, rest, shape_keys=None) -> None:
@@ -138,7 +197,7 @@ class edit_mode:
         self.arms = list(arms)
         self._override = None
         self._scene: bpy.types.Scene | None = None
-        self._hidden: list[bool] = []
+        self._shown = shown(self.arms)  # edit mode needs visible objects
 
     def __enter__(self):
         context = bpy.context
@@ -148,10 +207,9 @@ class edit_mode:
                 bpy.ops.object.mode_set(mode="OBJECT")
         self._scene = bpy.data.scenes.new(BUILD_SCENE)
         view_layer = self._scene.view_layers[0]
-        self._hidden = [a.hide_viewport for a in self.arms]
+        self._shown.__enter__()
         for arm in self.arms:
             self._scene.collection.objects.link(arm)
-            arm.hide_viewport = False  # edit mode needs visible objects
         for arm in self.arms:
             arm.hide_set(False, view_layer=view_layer)
             arm.select_set(True, view_layer=view_layer)
@@ -179,9 +237,9 @@ class edit_mode:
                 bpy.ops.object.mode_set(mode="OBJECT")
         finally:
             self._override.__exit__(None, None, None)
-            for arm, hidden in zip(self.arms, self._hidden):
-                arm.hide_viewport = hidden
+            for arm in self.arms:
                 self._scene.collection.objects.unlink(arm)
+            self._shown.__exit__(None, None, None)
             bpy.data.scenes.remove(self._scene)
         return False
 
@@ -202,37 +260,54 @@ def _points(block: bpy.types.ShapeKey):
     return block.data if points is None else points
 
 
-def _template_mesh(plan) -> bpy.types.Mesh:
-    """The job's body mesh without an object: faces, smooth shading, one vertex group per joint with the
-    skinning weights and the shape-key layout (vertex groups and shape keys belong to the mesh, so every
-    copy carries them)."""
-    verts = np.ascontiguousarray(plan.rest.vertices, dtype=np.float32)
-    faces = np.ascontiguousarray(plan.faces, dtype=np.int32)
-    me = bpy.data.meshes.new("Human3R body template")
-    me.vertices.add(len(verts))
-    me.attributes["position"].data.foreach_set("vector", verts.ravel())
-    me.loops.add(faces.size)
-    me.loops.foreach_set("vertex_index", faces.ravel())
-    me.polygons.add(len(faces))
-    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    me.update(calc_edges=True)
-    compat.set_smooth(me)
-    ob = bpy.data.objects.new("Human3R body template", me)  # groups and shape keys are added through an object
-    for j, name in enumerate(plan.rest.names):
-        vg = ob.vertex_groups.new(name=name)
-        idx, w = plan.weights[j]
-        if not len(idx):
-            continue
-        # one vg.add per distinct weight value (runs of equal weights after sorting)
-        order = np.argsort(w, kind="stable")
-        w_sorted, idx_sorted = w[order], idx[order].tolist()
-        starts = np.flatnonzero(np.r_[True, w_sorted[1:] != w_sorted[:-1]]).tolist()
-        for a, b in zip(starts, starts[1:] + [len(idx_sorted)]):
-            vg.add(idx_sorted[a:b], float(w_sorted[a]), "REPLACE")
-    if plan.shape_keys is not None:
-        ob.shape_key_add(name="Basis", from_mix=False)
-        for name in plan.shape_keys.names:
-            kb = ob.shape_key_add(name=name, from_mix=False)
-            kb.slider_min, kb.slider_max = -10.0, 10.0
-    bpy.data.objects.remove(ob)
-    return me
+TEMPLATE_GROUPS_PER_STEP = 8  # vertex groups written by one template step (~2-3 ms)
+
+
+def _template_steps(plan, done) -> list:
+    """The job's body mesh without an object, made in short steps (callables, run in order; the last
+    calls done(mesh)): faces and smooth shading, then one vertex group per joint with the skinning
+    weights (a few per step), then the shape-key layout. Vertex groups and shape keys belong to the
+    mesh, so every copy carries them; they are added through a temporary object."""
+    state = {}
+
+    def geometry():
+        verts = np.ascontiguousarray(plan.rest.vertices, dtype=np.float32)
+        faces = np.ascontiguousarray(plan.faces, dtype=np.int32)
+        me = bpy.data.meshes.new("Human3R body template")
+        me.vertices.add(len(verts))
+        me.attributes["position"].data.foreach_set("vector", verts.ravel())
+        me.loops.add(faces.size)
+        me.loops.foreach_set("vertex_index", faces.ravel())
+        me.polygons.add(len(faces))
+        me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+        me.update(calc_edges=True)
+        compat.set_smooth(me)
+        state["mesh"] = me
+        state["object"] = bpy.data.objects.new("Human3R body template", me)
+
+    def groups(first: int):
+        ob = state["object"]
+        for j in range(first, min(first + TEMPLATE_GROUPS_PER_STEP, len(plan.rest.names))):
+            vg = ob.vertex_groups.new(name=plan.rest.names[j])
+            idx, w = plan.weights[j]
+            if not len(idx):
+                continue
+            # one vg.add per distinct weight value (runs of equal weights after sorting)
+            order = np.argsort(w, kind="stable")
+            w_sorted, idx_sorted = w[order], idx[order].tolist()
+            starts = np.flatnonzero(np.r_[True, w_sorted[1:] != w_sorted[:-1]]).tolist()
+            for a, b in zip(starts, starts[1:] + [len(idx_sorted)]):
+                vg.add(idx_sorted[a:b], float(w_sorted[a]), "REPLACE")
+
+    def finish():
+        ob = state["object"]
+        if plan.shape_keys is not None:
+            ob.shape_key_add(name="Basis", from_mix=False)
+            for name in plan.shape_keys.names:
+                kb = ob.shape_key_add(name=name, from_mix=False)
+                kb.slider_min, kb.slider_max = -10.0, 10.0
+        bpy.data.objects.remove(ob)
+        done(state["mesh"])
+
+    return [geometry, *[lambda j=j: groups(j) for j in range(0, len(plan.rest.names), TEMPLATE_GROUPS_PER_STEP)],
+            finish]

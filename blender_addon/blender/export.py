@@ -4,11 +4,11 @@ What the exporters need that the imported scene does not give them as is:
 - One action per rig, the right one bound: only the exported objects are selected and the exporters
   are told to write the active action only (FBX: no all-actions/NLA baking; glTF: ACTIVE_ACTIONS), so
   other people's or the camera's actions never land on this rig.
-- Hidden frames: people absent from a frame are hidden by a root scale of 0 in the scene. BVH cannot
-  invert that ("matrix does not have an inverse") and FBX/glTF resample it into scales between 0 and 1
-  on the frames where a person reappears. The export binds a temporary copy of the person's action
-  whose scale keys are all 1 (the pose simply holds while absent); the scene's action is untouched and
-  the copy is removed afterwards, also when the exporter fails.
+- Hidden frames: people absent from a frame are hidden by drivers on hide_viewport/hide_render (no
+  transform channel, so every exporter writes a full-size rig; the pose holds while absent). Blender's
+  exporters skip objects that are unselectable or hidden at the current frame, so the exported objects'
+  visibility drivers are muted and the objects shown for the duration, then restored, also when the
+  exporter fails.
 - Time: FBX files are exact at NTSC rates (TimeMode, KeyTime in FBX ticks); Blender's glTF exporter
   writes frame / (fps · fps_base), so the written times are rescaled by fps_base² to frame / true rate;
   BVH writes Frame Time = fps_base / fps and is frame exact (re-import it as Z up).
@@ -28,6 +28,7 @@ import numpy as np
 
 from ..core.export.gltf_time import scale_animation_times
 from . import compat
+from .build_people import shown
 
 FORMATS = {"FBX": ".fbx", "BVH": ".bvh", "GLB": ".glb", "GLTF": ".gltf"}
 _ADDONS = {"FBX": "io_scene_fbx", "BVH": "io_anim_bvh", "GLB": "io_scene_gltf2", "GLTF": "io_scene_gltf2"}
@@ -67,12 +68,12 @@ def _frame_range(obj) -> tuple[int, int]:
 
 
 class _ExportState:
-    """Select only `objects` (active: the first), bind `arm` to a copy of its action without the root
-    scale curves, and restore everything afterwards."""
+    """Select only `objects` (active: the first), shown (`build_people.shown`), and restore everything
+    afterwards."""
 
-    def __init__(self, objects, arm=None):
-        self.objects, self.arm = objects, arm
-        self.copy = None
+    def __init__(self, objects):
+        self.objects = objects
+        self.shown = shown(objects)
 
     def __enter__(self):
         vl = bpy.context.view_layer
@@ -85,35 +86,15 @@ class _ExportState:
         for o in self.objects:
             if o.name not in vl.objects:
                 raise ExportError(f"{o.name!r} is not in the active view layer; show its collection to export it")
+        self.shown.__enter__()
+        for o in self.objects:
             o.select_set(True)
         vl.objects.active = self.objects[0]
-        anim = self.arm.animation_data if self.arm is not None else None
-        if anim is not None and anim.action is not None:
-            self.previous = (anim.action, getattr(anim, "action_slot", None))
-            slot_id = self.previous[1].identifier if self.previous[1] is not None else None
-            self.copy = anim.action.copy()
-            self.copy.name = f"{self.arm.name} export"
-            anim.action = self.copy
-            if compat.HAS_SLOTTED_ACTIONS and slot_id is not None:
-                anim.action_slot = next(s for s in self.copy.slots if s.identifier == slot_id)
-            for fc in compat.fcurves_of(self.arm):  # hidden frames keep the pose at full size
-                if fc.data_path.endswith(".scale"):
-                    co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
-                    for prop in ("co", "handle_left", "handle_right"):
-                        fc.keyframe_points.foreach_get(prop, co)
-                        co[1::2] = 1.0
-                        fc.keyframe_points.foreach_set(prop, co)
-                    fc.update()
         return self
 
     def __exit__(self, *exc):
+        self.shown.__exit__(None, None, None)
         vl = bpy.context.view_layer
-        if self.copy is not None:
-            anim = self.arm.animation_data
-            anim.action = self.previous[0]
-            if compat.HAS_SLOTTED_ACTIONS and self.previous[1] is not None:
-                anim.action_slot = self.previous[1]
-            bpy.data.actions.remove(self.copy)
         for o in vl.objects:
             o.select_set(o in self.selected)
         vl.objects.active = self.active
@@ -173,7 +154,7 @@ def export_person(arm: bpy.types.Object, path: str, fmt: str, with_mesh: bool = 
     path = check_path(path, fmt)
     meshes = [c for c in arm.children if c.type == "MESH"] if with_mesh and fmt != "BVH" else []
     frames = _frame_range(arm)
-    with _ExportState([arm, *meshes], arm):
+    with _ExportState([arm, *meshes]):
         _write_via_temp(path, lambda tmp: _run_exporter(fmt, tmp, frames, {"ARMATURE", "MESH"}))
     scene = bpy.context.scene
     return ExportReport(path, frames, scene.render.fps / scene.render.fps_base)

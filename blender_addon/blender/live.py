@@ -15,6 +15,7 @@ import bpy
 
 from ..core.local_server import LocalServer
 from ..core.session import LiveSession, State
+from . import gc_policy
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def start(video: str, job_options: dict, import_options: dict, *, address: str, 
 
         builder = LiveCleanup(builder, cleanup)
     _session = LiveSession(client, builder, address=address, connect_timeout_s=timeout_s + 5.0)
+    gc_policy.freeze_long_lived()  # full collections would stall the timer's ticks (see gc_policy)
     _session.start(video, job_options, live=live_source)
     _update_ui()
     return _session
@@ -118,6 +120,7 @@ def poll_once(max_messages: int = MAX_MESSAGES_PER_TICK, budget_s: float = BUDGE
         active = False
     _update_ui()
     if not active:
+        gc_policy.thaw()
         _report_end(session)
     return active
 

@@ -35,7 +35,7 @@ Scene layout: collection named after the video (Blender adds .001 on re-import) 
 skinned mesh "<video> person <id> body" as its child, and "<video> scene points" / "<video> frame points".
 Rest pose: from the track's robust betas when `tracks` are known up front (file import), else from the
 person's first frame; `on_track` later moves the bones/mesh to the robust shape (see scene_plan).
-Absent people: root bone scale keyed to 0 (see scene_plan).
+Absent people: hidden by drivers on hide_viewport/hide_render from a keyed custom property (see plan_people).
 """
 from __future__ import annotations
 
@@ -51,6 +51,10 @@ from . import build_camera, build_people, build_points
 from .compat import AnimationTarget
 
 RIGS_PER_UNIT = 4  # new rigs built in one unit of work (one edit-mode pass in the build scene)
+# A budget below this (a live timer tick) plans and builds person by person: one unit plans one person
+# (~1 ms) and builds its rig if new (~6-9 ms), the next keys it; larger budgets (file import) plan a
+# batch at once and build rigs RIGS_PER_UNIT at a time, which is faster in total.
+FINE_BUDGET_S = 0.05
 
 
 def options_from(options: ImportOptions | dict | None) -> ImportOptions:
@@ -119,8 +123,9 @@ class SceneBuilder:
         for about `budget_s` seconds, leaving the rest queued for `pump()`. Returns the frames planned."""
         if self.setup is None:
             raise RuntimeError("on_frames() before on_header()")
-        plan = self.planner.frames(list(msgs))
-        self._queue.extend(self._units(plan))
+        fine = budget_s is not None and budget_s < FINE_BUDGET_S
+        plan = self.planner.frames(list(msgs), deferred=fine)
+        self._queue.extend(self._person_units(plan) if fine else self._units(plan))
         self.pump(budget_s)
         return plan.frames
 
@@ -131,7 +136,9 @@ class SceneBuilder:
 
     def pump(self, budget_s: float | None = None) -> bool:
         """Apply queued work for about `budget_s` seconds (at least one unit; None: all of it).
-        A unit is one person's keys of one batch, a few new rigs, or the camera's keys. Returns `busy`."""
+        A unit is one person's keys of one batch, a few new rigs, or the camera's keys; under a live
+        budget also one person's planning, one rig, or one step of the body template. A tick overshoots
+        the budget by at most the unit it ends with (measured <= 8 ms, see FINE_BUDGET_S). Returns `busy`."""
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         while self._queue:
             self._queue.popleft()()
@@ -150,6 +157,28 @@ class SceneBuilder:
         for pid in dict.fromkeys([*plan.people_keys, *plan.shape_keys]):
             yield lambda pid=pid: self._key_person(pid, plan.people_keys.get(pid), plan.shape_keys.get(pid))
         yield lambda: self._frames_applied(plan)
+
+    def _person_units(self, plan):
+        """Like `_units`, person by person: plan one person (and build its rig if new), then key it."""
+        if plan.camera is not None:
+            yield lambda: self._create_camera(plan.camera)
+        if plan.camera_object_keys or plan.camera_data_keys:
+            yield lambda: self._key_camera(plan)
+        for task in plan.people_tasks:
+            yield lambda task=task: self._plan_person(task, plan)
+            pid = task.track_id
+            yield lambda pid=pid: self._key_person(pid, plan.people_keys.get(pid), plan.shape_keys.get(pid))
+        yield lambda: self._frames_applied(plan)
+
+    def _plan_person(self, task, plan) -> None:
+        """Run one person's planning task and build the rig it planned (also any rig of this plan not built
+        yet: the planner runs a batch's open tasks itself before planning the next batch)."""
+        task.run()
+        new = [person for person in plan.new_people if person.track_id not in self.armatures]
+        if not new:
+            return
+        steps = self._people_factory().template_steps(new[0])  # the first body's template, step by step
+        self._queue.extendleft([*steps, lambda: self._create_people(new)][::-1])
 
     def _create_camera(self, camera_plan) -> None:
         self.camera, warnings = build_camera.create_camera(camera_plan, self.collection, self.scene,

@@ -12,11 +12,15 @@ import numpy as np
 
 from .camera import CameraFit, camera_fit, lens_and_shift
 from .coords import camera_matrix_world
-from .keyframes import LINEAR, channel_keys
+from .keyframes import CONSTANT, LINEAR, channel_keys
 from .plans import CameraPlan, FramesPlan, SetupPlan
 from .rotations import matrix_to_quaternion, quaternion_continuity
 
 LENS_CHANNELS = ("lens", "shift_x", "shift_y")
+# Camera object custom property keyed once (1) in the camera's action: a path only the camera has, so
+# FBX's "all actions" export (on by default) does not also apply the camera's motion to the people.
+CAMERA_PROP = "human3r_camera"
+
 FALLBACK_SIZE = (1920, 1080)  # pixels, when neither the header, the frame nor K gives an image size
 
 
@@ -61,6 +65,7 @@ class CameraPlanner:
                                      video_frames=None if setup.frame_end is None
                                      else setup.frame_end - setup.frame_start + 1)
             self._made = True
+            plan.camera_object_keys += channel_keys(f'["{CAMERA_PROP}"]', frames[:1], np.ones((1, 1)), CONSTANT)
         mw = camera_matrix_world(c2w)
         quat = quaternion_continuity(matrix_to_quaternion(mw[:, :3, :3]), self._last_quat)
         self._last_quat = quat[-1]

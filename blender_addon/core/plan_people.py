@@ -11,8 +11,12 @@ Until a track reaches that length its rows wait in a buffer; when it does, its r
 the keys of every buffered frame (so it is keyed from its first frame). Ids whose `track` message says
 they are short are left out at once. `dropped` counts the ids that never got a rig.
 
-People absent from a processed frame are hidden by keying the root bone's scale to 0 (CONSTANT
-interpolation; 1 while present). Their pose holds between present frames.
+People absent from a processed frame are hidden through the armature object's custom property
+`hidden_prop(track id)` (keyed 1 on processed frames without the person, 0 with; CONSTANT interpolation) in the
+rig's own action; the builder drives the armature's and the body's `hide_viewport`/`hide_render` from
+it. No transform channel changes, so Blender's FBX, BVH and glTF exporters see a full-size rig on
+every frame (a root scale of 0 broke BVH and came back from FBX/glTF as scales between 0 and 1).
+Their pose holds between present frames.
 
 Shape keys on the body mesh (optional, keyed per frame like the bones): the 10 expression blend shapes
 (`Exp000`...) and the 486 SMPL-X pose correctives (`Pose000`..., weights (R_j - I)). The rig's joints
@@ -30,6 +34,19 @@ from .keyframes import CONSTANT, LINEAR, FCurveKeys, bone_path, changes_only, ch
 from .plans import FramesPlan, ImportOptions, PersonPlan, ReshapePlan, ShapeKeySet
 from .rotations import axis_angle_to_matrix, quaternion_continuity
 from .skeleton import RigRest, build_rig_rest, pose_to_bone_channels
+
+
+
+def hidden_prop(track_id: int) -> str:
+    """The armature object's custom property that is 1 while person `track_id` is absent. Its name is
+    per track so that each rig's action holds one path no other rig has: FBX's "all actions" export
+    (on by default) applies an action to every object on which all its paths resolve."""
+    return f"human3r_hidden_{int(track_id)}"
+
+
+def hidden_path(track_id: int) -> str:
+    """RNA path of `hidden_prop` (object level, in the rig's action)."""
+    return f'["{hidden_prop(track_id)}"]'
 
 
 @dataclass
@@ -55,13 +72,26 @@ class PersonState:
     rest: RigRest
     rotation_paths: list[str] = field(init=False)  # data paths of each bone's rotation_quaternion
     last_quat: np.ndarray | None = None  # [J, 4] last keyed quaternions (sign continuity across batches)
-    visible: float | None = None  # last keyed scale value
+    hidden: float | None = None  # last keyed hidden_prop value
     pelvis_frames: list = field(default_factory=list)  # [n] Blender frames (for re-keying after reshape)
     pelvis_world: list = field(default_factory=list)  # [n, 3] W pelvis positions
     frames_seen: int = 0
 
     def __post_init__(self) -> None:
         self.rotation_paths = [bone_path(b, "rotation_quaternion") for b in self.rest.names]
+
+
+class PersonTask:
+    """Plans one person's part of a batch (its new rig and/or its keys) into the batch's plan; runs once."""
+
+    def __init__(self, track_id: int, work):
+        self.track_id = track_id
+        self._work = work
+
+    def run(self) -> None:
+        if self._work is not None:
+            work, self._work = self._work, None
+            work()
 
 
 class PeoplePlanner:
@@ -80,10 +110,17 @@ class PeoplePlanner:
         self._weights: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._shape_set: ShapeKeySet | None = None
         self._shape_set_made = False
+        self._open_tasks: list[PersonTask] = []  # deferred tasks of the last batch
 
     def frames(self, msgs: list[dict], frames: np.ndarray, first_frame: int, collection: str,
-               plan: FramesPlan) -> None:
-        """Add new rigs and the keys of every known person for `msgs` at Blender `frames` [n] to `plan`."""
+               plan: FramesPlan, deferred: bool = False) -> None:
+        """Add new rigs and the keys of every known person for `msgs` at Blender `frames` [n] to `plan`.
+
+        The batch's rows are sorted out at once; each person's rig and keys are planned by one
+        `PersonTask` (about 1 ms each): run here, or, when `deferred`, left in `plan.people_tasks` for
+        the caller to run one at a time (a live timer spreads them over its ticks). Tasks of a batch
+        not run yet are run before the next batch is planned."""
+        self.finish_tasks()
         body = self.body
         rows_per_frame = [np.asarray(m["people"].get("id", np.zeros(0, np.int32))).reshape(-1) for m in msgs]
         ids = np.concatenate(rows_per_frame).astype(np.int64) if rows_per_frame else np.zeros(0, np.int64)
@@ -127,24 +164,42 @@ class PeoplePlanner:
             pending.processed.append(frames)
             if pending.count >= self.options.min_track_frames:
                 promoted.append((pid, self.pending.pop(pid)))
-        # new rigs first (they must exist before their keys are applied)
-        for pid, pending in promoted:
-            rest = build_rig_rest(body, self.track_betas.get(pid, pending.betas))
-            self.people[pid] = PersonState(rest=rest)
-            plan.new_people.append(self._person_plan(pid, rest, collection))
-        promoted_ids = {pid for pid, _ in promoted}
+        # one task per person: new rigs first (they must exist before their keys are applied)
+        tasks = []
         for pid, pending in promoted:
             expr = None if any(e is None for e in pending.expression) else np.concatenate(pending.expression)
-            self._key_person(pid, np.concatenate(pending.row_frames), np.concatenate(pending.poses),
-                             np.concatenate(pending.pelvis), expr, np.concatenate(pending.processed), first_frame,
-                             plan)
+            tasks.append(PersonTask(pid, lambda pid=pid, pending=pending, expr=expr: self._promote(
+                pid, pending, expr, first_frame, collection, plan)))
+        promoted_ids = {pid for pid, _ in promoted}
         for pid in self.people:
             if pid in promoted_ids:
                 continue
             sel = rows_of(pid)
-            self._key_person(pid, row_frames[sel], poses[sel] if len(sel) else None,
-                             pelvis[sel] if len(sel) else None,
-                             None if expression is None or not len(sel) else expression[sel], frames, first_frame, plan)
+            tasks.append(PersonTask(pid, lambda pid=pid, sel=sel: self._key_person(
+                pid, row_frames[sel], poses[sel] if len(sel) else None, pelvis[sel] if len(sel) else None,
+                None if expression is None or not len(sel) else expression[sel], frames, first_frame, plan)))
+        if deferred:
+            plan.people_tasks = tasks
+            self._open_tasks = tasks
+        else:
+            for task in tasks:
+                task.run()
+
+    def _promote(self, pid: int, pending: PendingTrack, expression: np.ndarray | None, first_frame: int,
+                 collection: str, plan: FramesPlan) -> None:
+        """Plan the rig of a track that reached the minimum length and the keys of all its buffered rows."""
+        rest = build_rig_rest(self.body, self.track_betas.get(pid, pending.betas))
+        self.people[pid] = PersonState(rest=rest)
+        plan.new_people.append(self._person_plan(pid, rest, collection))
+        self._key_person(pid, np.concatenate(pending.row_frames), np.concatenate(pending.poses),
+                         np.concatenate(pending.pelvis), expression, np.concatenate(pending.processed), first_frame,
+                         plan)
+
+    def finish_tasks(self) -> None:
+        """Run the deferred tasks of the previous batch that have not run yet (they must come first)."""
+        for task in self._open_tasks:
+            task.run()
+        self._open_tasks = []
 
     @property
     def dropped(self) -> int:
@@ -172,25 +227,24 @@ class PeoplePlanner:
             shape_keys = self._shape_key_keys(pf, poses, expression)
             if shape_keys:
                 plan.shape_keys[pid] = shape_keys
-        keys += self._visibility_keys(state, frames, np.isin(frames, pf), first_frame)
+        keys += self._visibility_keys(pid, state, frames, np.isin(frames, pf), first_frame)
         if keys:
             plan.people_keys[pid] = keys
 
     @staticmethod
-    def _visibility_keys(state: PersonState, frames: np.ndarray, present: np.ndarray,
+    def _visibility_keys(pid: int, state: PersonState, frames: np.ndarray, present: np.ndarray,
                          first_frame: int) -> list[FCurveKeys]:
-        """Root scale 1 on frames with the person, 0 on processed frames without (changes only)."""
-        root = state.rest.names[0]
-        # a new rig starts hidden: its first key is 0 at the job's first frame unless present there
-        vis_frames, vis_values = changes_only(frames, present.astype(np.float32),
-                                              0.0 if state.visible is None else state.visible)
-        if state.visible is None and len(vis_frames) and vis_frames[0] > first_frame:
+        """hidden_prop(pid) 0 on frames with the person, 1 on processed frames without (changes only)."""
+        # a new rig starts hidden: its first key is 1 at the job's first frame unless present there
+        vis_frames, hidden = changes_only(frames, (~present).astype(np.float32),
+                                          1.0 if state.hidden is None else state.hidden)
+        if state.hidden is None and len(vis_frames) and vis_frames[0] > first_frame:
             vis_frames = np.concatenate([[first_frame], vis_frames])
-            vis_values = np.concatenate([[0.0], vis_values]).astype(np.float32)
+            hidden = np.concatenate([[1.0], hidden]).astype(np.float32)
         if not len(vis_frames):
             return []
-        state.visible = float(vis_values[-1])
-        return channel_keys(bone_path(root, "scale"), vis_frames, np.repeat(vis_values[:, None], 3, 1), CONSTANT, root)
+        state.hidden = float(hidden[-1])
+        return channel_keys(hidden_path(pid), vis_frames, hidden[:, None], CONSTANT)
 
     def _person_plan(self, pid: int, rest: RigRest, collection: str) -> PersonPlan:
         name = f"{collection} person {pid}"

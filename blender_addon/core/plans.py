@@ -126,6 +126,9 @@ class FramesPlan:
     camera_data_keys: list[FCurveKeys] = field(default_factory=list)  # lens, shift_x, shift_y (when varying)
     people_keys: dict[int, list[FCurveKeys]] = field(default_factory=dict)  # on each armature object
     shape_keys: dict[int, list[FCurveKeys]] = field(default_factory=dict)  # on each body mesh's Key
+    # deferred planning (ScenePlanner.frames(deferred=True)): one plan_people.PersonTask per person, each
+    # adding that person's new_people entry and keys above when run
+    people_tasks: list = field(default_factory=list)
     frames: int = 0  # frames in this batch that were planned (duplicates skipped)
     last_frame: int | None = None  # last Blender frame keyed so far
 

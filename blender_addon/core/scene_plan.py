@@ -98,8 +98,9 @@ class ScenePlanner:
         return self.setup
 
     # ------------------------------------------------------------------------------------------ frames
-    def frames(self, msgs: list[dict]) -> FramesPlan:
-        """Plan one batch of `frame` messages (increasing `index`; repeats of planned frames are skipped)."""
+    def frames(self, msgs: list[dict], deferred: bool = False) -> FramesPlan:
+        """Plan one batch of `frame` messages (increasing `index`; repeats of planned frames are skipped).
+        `deferred`: people are planned by the tasks in `plan.people_tasks`, run by the caller in order."""
         if self.setup is None:
             raise RuntimeError("frames() before header()")
         plan = FramesPlan()
@@ -114,7 +115,7 @@ class ScenePlanner:
         if self.options.import_camera:
             self.camera.frames(msgs, frames, self.setup, plan)
         if self.persons is not None:
-            self.persons.frames(msgs, frames, self.first_frame, self.setup.collection_name, plan)
+            self.persons.frames(msgs, frames, self.first_frame, self.setup.collection_name, plan, deferred)
         self.points.frames(msgs, frames)
         self.last_frame = int(frames[-1])
         self.frames_planned += len(msgs)

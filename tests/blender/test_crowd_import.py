@@ -91,12 +91,15 @@ def test_work_is_applied_in_units_within_a_budget(factory_scene):
     frames = [m for m in msgs if m["type"] == "frame"]
     live = SceneBuilder("live", ImportOptions(point_mode="NONE"))
     live.on_header(msgs[0])
-    live.on_frames(frames[:3], budget_s=0.0)  # one unit only
-    assert live.busy and live.frames_applied == 0
-    units = 1
+    live.on_frames(frames[:3], budget_s=0.0)  # one unit only (a live tick: people planned one by one)
+    assert live.busy and live.frames_applied == 0 and not live.armatures
+    units, rigs = 1, [0]
     while live.pump(0.0):
         units += 1
-    assert units >= 2 + 6  # camera, rigs (2 units of <= 4), camera keys, 6 people's keys, bookkeeping
+        rigs.append(len(live.armatures))
+    assert max(np.diff(rigs)) == 1  # one rig per unit of work
+    # camera, its keys, per person: plan, build, keys; the body template in steps; bookkeeping
+    assert units >= 2 + 3 * 6 + 3
     assert live.frames_applied == 3 and len(live.armatures) == 6
     live.on_frames(frames[3:])  # no budget: all of it
     assert not live.busy and live.frames_applied == 6
@@ -104,6 +107,23 @@ def test_work_is_applied_in_units_within_a_budget(factory_scene):
     whole = SceneBuilder("whole", ImportOptions(point_mode="NONE"))
     whole.on_header(msgs[0])
     whole.on_frames(frames)
+    for pid in live.armatures:
+        assert _keys(live.armatures[pid]) == _keys(whole.armatures[pid]), pid
+
+
+def test_a_batch_planned_while_the_last_is_queued_builds_every_rig(factory_scene):
+    msgs = decoded(crowd(n_people=5, n_frames=8, blips=0))
+    frames = [m for m in msgs if m["type"] == "frame"]
+    live = SceneBuilder("live", ImportOptions(point_mode="NONE"))
+    live.on_header(msgs[0])
+    live.on_frames(frames[:4], budget_s=0.0)
+    live.on_frames(frames[4:], budget_s=0.0)  # the first batch's people are planned first
+    while live.pump(0.0):
+        pass
+    whole = SceneBuilder("whole", ImportOptions(point_mode="NONE"))
+    whole.on_header(msgs[0])
+    whole.on_frames(frames)
+    assert sorted(live.armatures) == sorted(whole.armatures) and live.frames_applied == 8
     for pid in live.armatures:
         assert _keys(live.armatures[pid]) == _keys(whole.armatures[pid]), pid
 

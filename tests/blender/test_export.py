@@ -20,6 +20,7 @@ from blender_addon.blender import compat  # noqa: E402
 from blender_addon.blender import export as ex  # noqa: E402
 from blender_addon.blender.file_import import import_result_file  # noqa: E402
 from blender_addon.core.export.fbx_times import read_timing  # noqa: E402
+from tests.support.bpy_rigs import joint_heads as heads  # noqa: E402
 from tests.support.synthetic_job import make_job, write_job  # noqa: E402
 
 pytestmark = pytest.mark.bpy
@@ -35,17 +36,6 @@ def scene_with_people(tmp_path, fps, fps_base):
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = fps, fps_base
     return scene
-
-
-def heads(arm, frames, names):
-    scene = bpy.context.scene
-    out = np.empty((len(frames), len(names), 3))
-    for i, f in enumerate(frames):
-        scene.frame_set(f)
-        mw = np.array(arm.matrix_world)
-        for j, n in enumerate(names):
-            out[i, j] = (mw @ np.append(np.array(arm.pose.bones[n].head), 1.0))[:3]
-    return out
 
 
 def imported_armature(objects):

@@ -70,19 +70,18 @@ def test_result_file_imports_end_to_end(factory_scene, tmp_path, job):
     # keys on the right frames: source index N -> Blender frame 1 + N
     knee = keys(arm2, bone_path("left_knee", "rotation_quaternion"), 0)
     np.testing.assert_array_equal(knee[:, 0], np.arange(11, 26))
-    scale = keys(arm2, bone_path("pelvis", "scale"), 0)
-    np.testing.assert_array_equal(scale, [[1, 0], [11, 1], [26, 0]])
+    hidden = keys(arm2, '["human3r_hidden_2"]', 0)
+    np.testing.assert_array_equal(hidden, [[1, 1], [11, 0], [26, 1]])
+    assert not [fc for fc in compat.fcurves_of(arm2) if fc.data_path.endswith(".scale")]
     cam_loc = keys(bpy.data.objects["clip camera"], "location", 0)
     np.testing.assert_array_equal(cam_loc[:, 0], np.arange(1, 31))
     assert len(keys(bpy.data.objects["clip camera"].data, "lens", 0)) == 30  # the synthetic clip zooms
 
-    # absent people are hidden (collapsed by the root scale), present ones are full size
-    scene.frame_set(5)
-    assert mesh_extent(mesh2)[1] < 1e-5
-    scene.frame_set(15)
-    assert mesh_extent(mesh2)[1] > 0.5
-    scene.frame_set(27)
-    assert mesh_extent(mesh2)[1] < 1e-5
+    # absent people are hidden (viewport and render, rig and body), present ones shown at full size
+    for frame, hidden in ((5, True), (15, False), (27, True), (12, False)):
+        scene.frame_set(frame)
+        assert [arm2.hide_viewport, arm2.hide_render, mesh2.hide_viewport, mesh2.hide_render] == [hidden] * 4, frame
+        assert mesh_extent(mesh2)[1] > 0.5
 
     # points: the scene cloud whole, the per-frame cloud one frame at a time
     assert len(bpy.data.objects["clip scene points"].data.vertices) == 300
@@ -171,9 +170,8 @@ def test_live_stream_in_small_batches_equals_file_import(factory_scene, tmp_path
     filed = import_result_file(write_job(tmp_path / "clip.h3r", job), {"point_mode": "NONE"})
     arm_file = bpy.data.objects[filed["armatures"][2]]
     arm_live = live.armatures[2]
-    for i in range(3):  # bone-local rotations differ (rest axes come from other betas), frames must not
-        np.testing.assert_array_equal(keys(arm_live, bone_path("pelvis", "scale"), i),
-                                      keys(arm_file, bone_path("pelvis", "scale"), i))
+    # bone-local rotations differ (rest axes come from other betas), visibility keys must not
+    np.testing.assert_array_equal(keys(arm_live, '["human3r_hidden_2"]', 0), keys(arm_file, '["human3r_hidden_2"]', 0))
     elbow = bone_path("right_elbow", "rotation_quaternion")
     np.testing.assert_array_equal(keys(arm_live, elbow, 0)[:, 0], keys(arm_file, elbow, 0)[:, 0])
     # same world-space body either way (rest offsets differ, the posed mesh must not)
@@ -227,7 +225,7 @@ def test_animation_goes_through_the_version_compat_layer(factory_scene, tmp_path
     if compat.HAS_SLOTTED_ACTIONS:  # 4.4+: a slot is assigned explicitly, keys live in its channelbag
         assert anim.action_slot is not None and anim.action_slot.target_id_type == "OBJECT"
     else:  # 4.2/4.3: the legacy action F-curves
-        assert len(anim.action.fcurves) == 55 * 4 + 3 + 3
+        assert len(anim.action.fcurves) == 55 * 4 + 3 + 1  # rotations, root location, hidden
     # grep gate: nothing else in the add-on touches F-curves or keyframe_insert directly
     addon = Path(__file__).resolve().parents[2] / "blender_addon"
     offenders = [str(p) for p in addon.rglob("*.py") if p.name != "compat.py"

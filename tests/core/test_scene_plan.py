@@ -101,15 +101,16 @@ def test_batches_give_the_same_keys_as_one_pass(job):
         np.testing.assert_allclose(a[key], b[key], atol=1e-6, err_msg=str(key))
 
 
-def test_keys_land_on_blender_frames_and_absence_is_keyed_scale(job):
+def test_keys_land_on_blender_frames_and_absence_is_keyed_hidden(job):
     keys = merged_keys(run(job, 7)[2])
     rot = keys[(2, bone_path("left_knee", "rotation_quaternion"), 0)]
     np.testing.assert_array_equal(rot[0::2], np.arange(11, 26))  # source 10..24 -> Blender 11..25
-    scale = keys[(2, bone_path("pelvis", "scale"), 0)]
-    np.testing.assert_array_equal(scale[0::2], [1, 11, 26])
-    np.testing.assert_array_equal(scale[1::2], [0, 1, 0])
-    scale1 = keys[(1, bone_path("pelvis", "scale"), 2)]
-    np.testing.assert_array_equal(scale1, [1, 1])  # present throughout: one key
+    hidden = keys[(2, '["human3r_hidden_2"]', 0)]
+    np.testing.assert_array_equal(hidden[0::2], [1, 11, 26])
+    np.testing.assert_array_equal(hidden[1::2], [1, 0, 1])
+    hidden1 = keys[(1, '["human3r_hidden_1"]', 0)]
+    np.testing.assert_array_equal(hidden1, [1, 0])  # present throughout: one key
+    assert not [k for k in keys if ".scale" in str(k[1])]  # no transform channel hides anyone
     cam = keys[("camera", "location", 0)]
     np.testing.assert_array_equal(cam[0::2], np.arange(1, 31))
 

@@ -24,3 +24,17 @@ def build_armature(sk, name: str, object_matrix=None):
     if object_matrix is not None:
         arm.matrix_world = Matrix(np.asarray(object_matrix).tolist())
     return arm
+
+
+def joint_heads(arm, frames, names) -> np.ndarray:
+    """World positions [len(frames), len(names), 3] (m) of the bones `names` of `arm` at scene `frames`."""
+    import bpy
+
+    scene = bpy.context.scene
+    out = np.empty((len(frames), len(names), 3))
+    for i, f in enumerate(frames):
+        scene.frame_set(f)
+        mw = np.array(arm.matrix_world)
+        for j, n in enumerate(names):
+            out[i, j] = (mw @ np.append(np.array(arm.pose.bones[n].head), 1.0))[:3]
+    return out
