@@ -2,7 +2,7 @@
 
 The transport here is a `ReplayClient`: it hands out real protocol messages (encoded and decoded
 like the ZeroMQ client does) in a scripted order, so every branch can be reached deterministically.
-The real client and server are exercised in tests/extension/test_live_client.py and the bpy tests.
+The real client and server are exercised in tests/client/test_live_client.py and the bpy tests.
 """
 from __future__ import annotations
 
