@@ -66,6 +66,18 @@ def model_file_argument_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+def missing_model_files_error(args: argparse.Namespace) -> str | None:
+    """Every missing model file (checkpoint and SMPL-X) in one message, told before loading anything,
+    or None when both exist."""
+    from backend.model_files import missing_model_files
+
+    missing = missing_model_files(args.checkpoint, args.smplx)
+    if not missing:
+        return None
+    head = f"{len(missing)} model files are missing:" if len(missing) > 1 else "a model file is missing:"
+    return "\n".join([head, *(f"- {text}" for text in missing), "(`human3r doctor` checks everything)"])
+
+
 def model_load_error(exc: BaseException, checkpoint_arg: str | None) -> str | None:
     """What to tell the user when `Engine.from_paths` raised `exc` (the message ends with what to do),
     or None for an exception that is not a setup problem (a bug: let it propagate).
