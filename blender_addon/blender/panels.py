@@ -113,6 +113,10 @@ class HUMAN3R_PT_scene(_SidebarPanel, bpy.types.Panel):
         sub = col.column()
         sub.active = settings.import_camera
         sub.prop(settings, "video_background")
+        sub = sub.column()
+        sub.active = settings.import_camera and settings.video_background
+        sub.prop(settings, "footage_in_renders")
+        col.prop(settings, "rerun")
 
 
 class HUMAN3R_PT_server(_SidebarPanel, bpy.types.Panel):

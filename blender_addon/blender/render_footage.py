@@ -25,8 +25,9 @@ def footage_clip(camera: bpy.types.Object) -> bpy.types.MovieClip | None:
     return None
 
 
-def show_footage_in_renders(scene: bpy.types.Scene, camera: bpy.types.Object) -> list[str]:
-    """Composite `camera`'s background clip behind `scene`'s renders; returns warnings (none on success).
+def show_footage_in_renders(scene: bpy.types.Scene, camera: bpy.types.Object) -> bool:
+    """Composite `camera`'s background clip behind `scene`'s renders; False (nothing changed) when the
+    camera shows no clip (a missing video is reported where the camera is built).
 
     Sets `scene.render.film_transparent` (the footage shows where nothing was rendered), the Standard
     view transform (AgX/Filmic would grade the footage too: Standard shows it as recorded) and replaces
@@ -34,8 +35,7 @@ def show_footage_in_renders(scene: bpy.types.Scene, camera: bpy.types.Object) ->
     """
     clip = footage_clip(camera)
     if clip is None:
-        return [f"renders show no footage: {camera.name} has no background video (use Locate Video…, then "
-                f"'Footage in Renders')"]
+        return False
     tree = compat.new_compositor_tree(scene, TREE_NAME)
     render_layers = tree.nodes.new("CompositorNodeRLayers")
     render_layers.scene = scene
@@ -56,7 +56,7 @@ def show_footage_in_renders(scene: bpy.types.Scene, camera: bpy.types.Object) ->
     tree.links.new(over.outputs["Image"], output)
     scene.render.film_transparent = True
     scene.view_settings.view_transform = "Standard"
-    return []
+    return True
 
 
 def footage_in_renders(scene: bpy.types.Scene) -> bool:

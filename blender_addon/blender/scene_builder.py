@@ -159,7 +159,7 @@ class SceneBuilder:
                                                            self.setup.frame_start, self.options.set_scene)
         self.warnings.extend(warnings)
         if self.options.footage_in_renders and self.options.video_background and self.options.set_scene:
-            self.warnings.extend(render_footage.show_footage_in_renders(self.scene, self.camera))
+            render_footage.show_footage_in_renders(self.scene, self.camera)
         self._camera_anim = self._target(self.camera, f"{camera_plan.name} action")
 
     def _create_people(self, people) -> None:

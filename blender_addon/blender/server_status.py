@@ -58,13 +58,12 @@ def tick() -> float:
 def status_lines(address: str) -> list[tuple[str, str]]:
     """(text, icon) lines for the Server box: reachability first, then the add-on's own server."""
     answer = probe().answer
+    session = live.current()
     if answer.address != address or answer.reachable is None:
-        lines = [(f"Checking {address}…", "TIME")]
+        known = session.server_info if session is not None and session.address == address else {}
+        lines = [(f"{_describe(known)} (checking…)" if known else f"Checking {address}…", "TIME")]
     elif answer.reachable:
-        info = answer.info
-        what = _model_name(info.get("model")) if info.get("model") else "server"
-        where = f" on {info['device']}" if info.get("device") else ""
-        lines = [(f"Reachable: {what}{where}", "CHECKMARK")]
+        lines = [(f"Reachable: {_describe(answer.info)}", "CHECKMARK")]
     else:
         lines = [(f"Not answering: {answer.problem}", "ERROR")]
     state = live.local_server.state()
@@ -74,6 +73,12 @@ def status_lines(address: str) -> list[tuple[str, str]]:
     else:
         lines.append((f"Started from Blender: {state}", "BLANK1"))
     return lines
+
+
+def _describe(info: dict) -> str:
+    """'<model name> on <device>' from a server's hello (never the raw map)."""
+    what = _model_name(info.get("model")) if info.get("model") else "server"
+    return what + (f" on {info['device']}" if info.get("device") else "")
 
 
 def _model_name(model) -> str:

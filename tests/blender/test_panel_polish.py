@@ -12,6 +12,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from blender_addon.blender import job_collections, render_footage, server_status, ui_text  # noqa: E402
+from blender_addon.blender.operators import import_report  # noqa: E402
 from blender_addon.blender.scene_builder import SceneBuilder  # noqa: E402
 from blender_addon.core.scene_plan import ImportOptions  # noqa: E402
 from tests.support.synthetic_job import decoded, make_job  # noqa: E402
@@ -61,6 +62,8 @@ def test_replace_previous_removes_the_earlier_runs_and_their_data(factory_scene)
     summary = run_import(job(), rerun="REPLACE")
     assert summary["collection"] == "clip" and sorted(summary["replaced"]) == ["clip", "clip v2"]
     assert _names() == one_run  # exactly one run's objects, actions, meshes and armatures are left
+    report = dict((text, level) for level, text in import_report("clip.h3r", summary))
+    assert any(t.startswith("Replaced the earlier run(s): ") and "clip v2" in t for t in report), report
     # another video's run is not touched
     other = run_import(job("/videos/other.mp4"), rerun="REPLACE")
     assert other["collection"] == "other" and other["replaced"] == []
