@@ -78,6 +78,20 @@ def missing_model_files_error(args: argparse.Namespace) -> str | None:
     return "\n".join([head, *(f"- {text}" for text in missing), "(`human3r doctor` checks everything)"])
 
 
+def load_engine(args: argparse.Namespace, precision: str):
+    """(the engine of `add_model_file_arguments`' flags, None), or (None, what to tell the user) when
+    loading failed for a setup reason (`model_load_error`); any other exception propagates."""
+    from backend.engine.stream import Engine
+
+    try:
+        return Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=precision,
+                                 strict_checkpoint=args.strict_checkpoint), None
+    except Exception as exc:
+        if (message := model_load_error(exc, args.checkpoint)) is None:
+            raise
+        return None, message
+
+
 def model_load_error(exc: BaseException, checkpoint_arg: str | None) -> str | None:
     """What to tell the user when `Engine.from_paths` raised `exc` (the message ends with what to do),
     or None for an exception that is not a setup problem (a bug: let it propagate).

@@ -25,7 +25,7 @@ from pathlib import Path
 from backend.cli.common import (
     EXIT_FAILED, EXIT_OK, EXIT_SETUP, EXIT_USAGE, EXIT_VIDEO, add_model_file_arguments, exit_status,
     missing_model_files_error, model_file_argument_error,
-    model_load_error,
+    load_engine,
 )
 from backend.cli.remote import add_remote_arguments
 from backend.engine.options import add_model_arguments, options_from_args
@@ -136,16 +136,11 @@ def run(args: argparse.Namespace) -> int:
 
     from backend.engine.job import iter_job_messages
     from backend.engine.result_output import OutputWriteError, ResultOutput
-    from backend.engine.stream import Engine
     from blender_addon.core import protocol
 
     t_load = time.perf_counter()
-    try:
-        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=options.precision,
-                                   strict_checkpoint=args.strict_checkpoint)
-    except Exception as exc:
-        if (message := model_load_error(exc, args.checkpoint)) is None:
-            raise
+    engine, message = load_engine(args, options.precision)
+    if engine is None:
         _err(message)
         return EXIT_SETUP
     load_s = time.perf_counter() - t_load

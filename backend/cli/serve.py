@@ -15,7 +15,7 @@ from pathlib import Path
 
 from backend.cli.common import (
     EXIT_OK, EXIT_SETUP, EXIT_USAGE, add_model_file_arguments, missing_model_files_error, model_file_argument_error,
-    model_load_error,
+    load_engine,
 )
 from backend.engine.options import PRECISIONS
 from backend.server.settings import DEFAULT_BIND, ServerSettings
@@ -137,17 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
     from backend.engine.job import iter_job_messages
     from backend.engine.options import JobOptions
-    from backend.engine.stream import Engine
 
     from backend.server.app import Server
 
     log.info("loading the model (%s) on %s", args.checkpoint or "default checkpoint", args.device)
-    try:
-        engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision,
-                                   strict_checkpoint=args.strict_checkpoint)
-    except Exception as exc:
-        if (message := model_load_error(exc, args.checkpoint)) is None:
-            raise
+    engine, message = load_engine(args, args.precision)
+    if engine is None:
         print(f"error: {message}", file=sys.stderr)
         return EXIT_SETUP
     threads = engine.use_cpu_threads(args.threads)

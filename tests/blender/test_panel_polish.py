@@ -137,6 +137,16 @@ def test_long_errors_wrap_at_spaces_and_keep_every_word():
             assert any(word in line.split() for line in lines), (word, lines)
 
 
+def _tick_until(probe, endpoint: str, reachable: bool, limit_s: float = 15.0) -> list[str]:
+    """Run the Server box's timer step until the probe answers `reachable`; return the box's lines."""
+    server_status.wanted()
+    deadline = time.monotonic() + limit_s
+    while probe.answer.reachable is not reachable and time.monotonic() < deadline:
+        server_status.tick()
+        time.sleep(0.05)
+    return [t for t, _ in server_status.status_lines(endpoint)]
+
+
 def test_the_server_box_says_a_hand_started_server_is_reachable(addon, tmp_path):
     from backend.server.app import Server
     from backend.server.settings import ServerSettings
@@ -149,21 +159,12 @@ def test_the_server_box_says_a_hand_started_server_is_reachable(addon, tmp_path)
     probe = server_status.probe()
     probe.ttl_s = 0.5
     try:
-        server_status.wanted()
-        deadline = time.monotonic() + 10
-        while probe.answer.reachable is not True and time.monotonic() < deadline:
-            server_status.tick()
-            time.sleep(0.05)
-        lines = [t for t, _ in server_status.status_lines(endpoint)]
+        lines = _tick_until(probe, endpoint, True)
         assert lines[0] == "Reachable: tiny on cpu", lines
         assert lines[1] == "Started outside Blender"
     finally:
         server.stop()
-    deadline = time.monotonic() + 15
-    while probe.answer.reachable is not False and time.monotonic() < deadline:
-        server_status.tick()
-        time.sleep(0.05)
-    lines = [t for t, _ in server_status.status_lines(endpoint)]
+    lines = _tick_until(probe, endpoint, False)
     assert lines[0].startswith("Not answering: no answer within"), lines
     assert lines[1] == "No server started from Blender"
 
