@@ -46,3 +46,23 @@ def test_the_body_model_is_stored_once_per_result_file(recorded_h3r):
     assert size > 0.5 * recorded_h3r.stat().st_size  # the model is most of a short file, and stored only once
     frames = [m for m in messages if m["type"] == "frame"]
     assert frames and recorded_h3r.stat().st_size < 2 * size  # a second copy anywhere would double it
+
+
+def test_the_done_log_line_counts_tracks(start_server, make_client, recorded_h3r, short_video, caplog):
+    from blender_addon.core.resultfile import ResultFileReader
+
+    from .conftest import wait_for
+
+    caplog.set_level(logging.INFO, logger="backend.server.jobs")
+    tracks = [m for m in ResultFileReader(recorded_h3r) if m["type"] == "track"]
+    server = start_server(replay_runner(recorded_h3r))
+    client = make_client(server.endpoint)
+    wait_ready(client)
+    client.submit(str(short_video), {})
+    wait_for(client, lambda m: m["type"] == "done")
+    deadline = time.monotonic() + 5
+    while not any("done after" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(r.getMessage() for r in caplog.records if "done after" in r.getMessage())
+    lasting = sum(t["n_frames"] >= 10 for t in tracks)
+    assert line.endswith(f"{len(tracks)} track{'s' if len(tracks) != 1 else ''} ({lasting} of at least 10 frames)")
