@@ -129,7 +129,7 @@ def test_record_mode_keys_every_frame_in_order_within_the_tick_budget(live, live
     assert bpy.ops.human3r.live_run() == {"FINISHED"}
     drive(live_mod, 1.0)
     stop(live_mod)
-    assert "cam take.001" in bpy.data.collections
+    assert "cam take v2" in bpy.data.collections  # a new version, not Blender's .001 copy
 
 
 def test_preview_mode_drives_the_scene_without_keys(live, live_server):
