@@ -76,3 +76,27 @@ def resolve_smplx_path(path: str | os.PathLike | None = None) -> Path:
     if candidate.is_file():
         return candidate.resolve()
     raise SmplxNotFoundError(how_to_get_smplx(candidate))
+
+
+def how_to_get_checkpoint(looked_at: Path) -> str:
+    """Human-readable instructions for obtaining the Human3R checkpoint."""
+    return (f"Human3R checkpoint not found at {looked_at}. Run `human3r download`, or fetch human3r.pth from "
+            f"https://huggingface.co/faneggg/human3r and pass --checkpoint PATH (or set {CHECKPOINT_ENV}).")
+
+
+def missing_model_files(checkpoint: str | os.PathLike | None = None,
+                        smplx: str | os.PathLike | None = None) -> list[str]:
+    """One message per model file that is absent (the checkpoint, then SMPL-X); empty when both exist.
+
+    Only existence is checked (no file is read), so a command can report every missing file at once
+    before it spends time loading anything.
+    """
+    missing = []
+    checkpoint_path = resolve_checkpoint_path(checkpoint)
+    if not checkpoint_path.is_file():
+        missing.append(how_to_get_checkpoint(checkpoint_path))
+    try:
+        resolve_smplx_path(smplx)
+    except SmplxNotFoundError as exc:
+        missing.append(str(exc))
+    return missing

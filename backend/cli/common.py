@@ -66,6 +66,32 @@ def model_file_argument_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+def missing_model_files_error(args: argparse.Namespace) -> str | None:
+    """Every missing model file (checkpoint and SMPL-X) in one message, told before loading anything,
+    or None when both exist."""
+    from backend.model_files import missing_model_files
+
+    missing = missing_model_files(args.checkpoint, args.smplx)
+    if not missing:
+        return None
+    head = f"{len(missing)} model files are missing:" if len(missing) > 1 else "a model file is missing:"
+    return "\n".join([head, *(f"- {text}" for text in missing), "(`human3r doctor` checks everything)"])
+
+
+def load_engine(args: argparse.Namespace, precision: str):
+    """(the engine of `add_model_file_arguments`' flags, None), or (None, what to tell the user) when
+    loading failed for a setup reason (`model_load_error`); any other exception propagates."""
+    from backend.engine.stream import Engine
+
+    try:
+        return Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=precision,
+                                 strict_checkpoint=args.strict_checkpoint), None
+    except Exception as exc:
+        if (message := model_load_error(exc, args.checkpoint)) is None:
+            raise
+        return None, message
+
+
 def model_load_error(exc: BaseException, checkpoint_arg: str | None) -> str | None:
     """What to tell the user when `Engine.from_paths` raised `exc` (the message ends with what to do),
     or None for an exception that is not a setup problem (a bug: let it propagate).
@@ -82,16 +108,3 @@ def model_load_error(exc: BaseException, checkpoint_arg: str | None) -> str | No
         return f"{exc}\n(`human3r doctor` says what is missing)"
     return None
 
-
-def load_engine(args: argparse.Namespace, precision: str):
-    """The `Engine` for the model-file flags in `args` (`add_model_file_arguments`), or the text to show
-    when it cannot be loaded (`model_load_error`; then exit with `EXIT_SETUP`). Other errors propagate."""
-    from backend.engine.stream import Engine
-
-    try:
-        return Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=precision,
-                                 strict_checkpoint=args.strict_checkpoint), None
-    except Exception as exc:
-        if (message := model_load_error(exc, args.checkpoint)) is None:
-            raise
-        return None, message

@@ -13,7 +13,7 @@ import socket
 import sys
 
 from backend.cli.common import EXIT_FAILED, EXIT_OK
-from backend.model_files import CHECKPOINT_ENV, SmplxNotFoundError, resolve_checkpoint_path
+from backend.model_files import SmplxNotFoundError, how_to_get_checkpoint, resolve_checkpoint_path
 
 REQUIRED_PACKAGES = ("torch", "numpy", "smplx", "av", "PIL", "msgpack", "zmq", "safetensors")
 OPTIONAL_PACKAGES = ("tqdm",)
@@ -72,9 +72,7 @@ def _check_device(report: _Report) -> None:
 def _check_checkpoint(report: _Report, path_arg: str | None, quick: bool) -> None:
     path = resolve_checkpoint_path(path_arg)
     if not path.is_file():
-        report.fail("checkpoint", f"not found at {path}. Run `human3r download`, or fetch human3r.pth from "
-                                  "https://huggingface.co/faneggg/human3r and pass --checkpoint PATH "
-                                  f"(or set {CHECKPOINT_ENV})")
+        report.fail("checkpoint", how_to_get_checkpoint(path))
         return
     if quick:
         report.ok("checkpoint", f"{path} ({path.stat().st_size / 1e9:.2f} GB; not read, --quick)")

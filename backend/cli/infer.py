@@ -24,10 +24,12 @@ from pathlib import Path
 
 from backend.cli.common import (
     EXIT_FAILED, EXIT_OK, EXIT_SETUP, EXIT_USAGE, EXIT_VIDEO, add_model_file_arguments, exit_status,
-    load_engine, model_file_argument_error,
+    missing_model_files_error, model_file_argument_error,
+    load_engine,
 )
 from backend.cli.remote import add_remote_arguments
 from backend.engine.options import add_model_arguments, options_from_args
+from blender_addon.core.track_tally import TrackTally
 
 
 
@@ -71,10 +73,10 @@ class _Progress:
             return
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
-            self.bar.set_postfix(people=people, refresh=False)
+            self.bar.set_postfix(tracks=people, refresh=False)
         elif time.monotonic() - self._last > 2.0:
             self._last = time.monotonic()
-            print(f"  {done}/{self.total or '?'} frames, {people} people", file=sys.stderr)
+            print(f"  {done}/{self.total or '?'} frames, {people} track ids", file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -128,12 +130,8 @@ def run(args: argparse.Namespace) -> int:
         _err("check the path, or that the file plays (`ffprobe FILE`); a damaged file may play again after "
              "`ffmpeg -i FILE -c:v libx264 fixed.mp4`")
         return EXIT_VIDEO
-    from backend.model_files import SmplxNotFoundError, resolve_smplx_path
-
-    try:
-        resolve_smplx_path(args.smplx)
-    except SmplxNotFoundError as exc:
-        _err(str(exc))
+    if (problem := missing_model_files_error(args)) is not None:
+        _err(problem)
         return EXIT_SETUP
 
     from backend.engine.job import iter_job_messages
@@ -160,12 +158,14 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     file_types = {t.value for t in protocol.FILE_TYPES}
     cancel = _cancel_on_ctrl_c() if args.live is not None else None
+    tally = TrackTally()
     with ResultOutput(out_path) as writer, _sigterm_as_interrupt():
         try:
             for msg in iter_job_messages(engine, source, options, job_id, cancel):
                 seq = msg["seq"] + 1
                 if msg["type"] in file_types:
                     writer.write(msg)
+                tally.add(msg)
                 if msg["type"] == "frame":
                     frames += 1
                     people = max(people, int(msg["people"]["id"].max()) + 1 if len(msg["people"]["id"]) else 0)
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         if last is not None and last["type"] == "cancelled":  # Ctrl-C is how a live run ends
             print(f"stopped: {frames} frames -> {out_path} ({_size(out_path)})")
             return EXIT_OK
-    return _summary(last, frames, elapsed, out_path)
+    return _summary(last, frames, elapsed, out_path, tally)
 
 
 @contextlib.contextmanager
@@ -216,12 +216,12 @@ def _cancel_on_ctrl_c():
     return cancel
 
 
-def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path) -> int:
+def _summary(last: dict | None, frames: int, elapsed: float, out_path: Path, tally: TrackTally) -> int:
     fps = frames / elapsed if elapsed > 0 else 0.0
     if last is None:
         _err(f"the job ended without a final message; {frames} frames written to {out_path}")
     elif last["type"] == "done":
-        print(f"done: {last['frames']} frames, {last['people']} people, {fps:.2f} frames/s, "
+        print(f"done: {last['frames']} frames, {tally.describe()}, {fps:.2f} frames/s, "
               f"{len(last['scene_points']['xyz'])} scene points -> {out_path} ({_size(out_path)})")
         for warning in last.get("warnings") or ():
             _err(f"warning: {warning}")

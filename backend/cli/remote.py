@@ -14,6 +14,7 @@ import time
 
 from backend.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, exit_status
 from backend.engine.options import options_from_args
+from blender_addon.core.track_tally import TrackTally
 
 DEFAULT_SERVER_TIMEOUT_S = 10.0
 
@@ -64,6 +65,7 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
     client = Human3RClient(args.server, curve_server_key=server_key, curve_keys=client_keys,
                            timeout_s=args.server_timeout)
     writer = None
+    tally = TrackTally()
     try:
         def on_message(msg: dict) -> None:
             nonlocal writer
@@ -72,6 +74,7 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
             elif writer is not None and msg["type"] != "progress" and not msg.get("reply"):
                 writer.write(msg)
             progress.update(msg)
+            tally.add(msg)
 
         client.connect()
         end = client.run_job(video, options, on_message)
@@ -89,7 +92,7 @@ def run_remote(args: argparse.Namespace, options: dict | None = None) -> int:
         client.close()
     progress.finish()
     if end["type"] == "done":
-        print(f"wrote {args.output}: {end.get('frames')} frames, {end.get('people')} people", file=sys.stderr)
+        print(f"wrote {args.output}: {end.get('frames')} frames, {tally.describe()}", file=sys.stderr)
         for warning in end.get("warnings") or ():
             print(f"warning: {warning}", file=sys.stderr)
     elif end["type"] == "cancelled":

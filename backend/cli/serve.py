@@ -14,7 +14,8 @@ import threading
 from pathlib import Path
 
 from backend.cli.common import (
-    EXIT_OK, EXIT_SETUP, EXIT_USAGE, add_model_file_arguments, load_engine, model_file_argument_error,
+    EXIT_OK, EXIT_SETUP, EXIT_USAGE, add_model_file_arguments, missing_model_files_error, model_file_argument_error,
+    load_engine,
 )
 from backend.engine.options import PRECISIONS
 from backend.server.settings import DEFAULT_BIND, ServerSettings
@@ -48,12 +49,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="cancel a job whose client grants no credits this many seconds")
     lim.add_argument("--busy-stall-timeout", type=float, default=d["busy_stall_timeout_s"].default,
                      help="... and this many seconds while another client's job waits (default %(default)s)")
-    lim.add_argument("--max-frames-per-job", type=int, default=d["max_frames_per_job"].default)
+    lim.add_argument("--max-frames-per-job", type=int, default=d["max_frames_per_job"].default,
+                     help="longest job in processed frames; a longer request is cut to it, with a warning "
+                          "(default %(default)s)")
     lim.add_argument("--max-size", type=int, default=d["max_size"].default,
                      help="largest model input size (--size) a job may ask for (default %(default)s)")
-    lim.add_argument("--max-jobs-per-client", type=int, default=d["max_jobs_per_client"].default)
-    lim.add_argument("--max-queue", type=int, default=d["max_queue"].default)
-    lim.add_argument("--max-request-bytes", type=int, default=d["max_request_bytes"].default)
+    lim.add_argument("--max-jobs-per-client", type=int, default=d["max_jobs_per_client"].default,
+                     help="queued + running jobs one client may have; more are refused with too_many_jobs "
+                          "(default %(default)s)")
+    lim.add_argument("--max-queue", type=int, default=d["max_queue"].default,
+                     help="queued + running jobs of all clients; more are refused with queue_full "
+                          "(default %(default)s)")
+    lim.add_argument("--max-request-bytes", type=int, default=d["max_request_bytes"].default,
+                     help="largest client message in bytes; a larger one is answered with too_large "
+                          "(default %(default)s)")
     lim.add_argument("--stream-queue", type=int, default=d["stream_queue_messages"].default,
                      help="messages buffered per job before the worker waits for the client")
     parser.add_argument("--shared-results", action="store_true",
@@ -62,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a camera or stream clients may ask for by NAME (repeatable): rtsp://, rtsp+udp://, "
                              "rtmp://, udp://, rtp://, http(s)://, /dev/videoN; add ?listen=1 to an rtsp/rtmp URL "
                              "to receive a pushed stream. Clients never supply URLs")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="least severe log lines written to stderr (default %(default)s; a client that "
+                             "leaves after its jobs is INFO, one that leaves a job behind is WARNING)")
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
@@ -120,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     if (problem := model_file_argument_error(args)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if (problem := missing_model_files_error(args)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_SETUP
 
     from backend.engine.job import iter_job_messages
     from backend.engine.options import JobOptions

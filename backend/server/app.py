@@ -443,7 +443,12 @@ class Server:
     def _drop_peer(self, peer: Peer, why: str, sock: zmq.Socket | None = None) -> None:
         """Forget a peer and cancel its jobs. With `sock` (the peer may still be there, just silent),
         tell it first: one 'timeout' error per job it was receiving, best effort."""
-        log.warning("peer %s dropped: %s", peer.name, why)
+        jobs = self.board.active_jobs(peer.identity)
+        if jobs or peer.streams:  # work was lost: worth a warning
+            log.warning("peer %s dropped: %s; its %d unfinished job(s) are cancelled", peer.name, why,
+                        max(len(jobs), len(peer.streams)))
+        else:  # a client that finished and went away: the normal end of a connection
+            log.info("peer %s left: %s, with no job running", peer.name, why)
         if sock is not None:
             for job_id in list(peer.streams):
                 note = protocol.error_message(ErrorCode.TIMEOUT, f"no message from you for more than "
@@ -451,7 +456,7 @@ class Server:
                                               job=job_id)
                 self._send(sock, peer, protocol.encode({**note, "reply": True}))
         self._peers.pop(peer.identity, None)
-        for job in self.board.active_jobs(peer.identity):
+        for job in jobs:
             self._cancel_job(job, why=f"its client is gone ({why})")
         for stream in peer.streams.values():
             stream.close()

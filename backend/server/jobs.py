@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from blender_addon.core import protocol
 from blender_addon.core.protocol import ErrorCode, MessageType
 from blender_addon.core.resultfile import ResultFileReader, ResultFileWriter
+from blender_addon.core.track_tally import TrackTally
 
 from .ownership import Ownership
 from .streams import Outgoing, OutboundStream, StreamClosed
@@ -206,6 +207,7 @@ class Worker(threading.Thread):
         stream, last_seq, end = job.stream, -1, None
         t0 = time.monotonic()
         out = _JobFile(job)
+        tally = TrackTally()
         try:
             if self.before_job is not None:
                 self.before_job(job)
@@ -219,6 +221,7 @@ class Worker(threading.Thread):
                     mtype = msg.get("type")
                     last_seq = int(msg.get("seq", last_seq + 1))
                     self._track_progress(job, msg)
+                    tally.add(msg)
                     if mtype == MessageType.HEADER.value:
                         frame_count = (msg.get("video") or {}).get("frame_count")
                     if mtype in _TERMINAL:
@@ -249,7 +252,8 @@ class Worker(threading.Thread):
         state = _STATE_OF_TERMINAL[end["type"]]
         self.board.finish(job, state, end.get("code"))
         job.stream = _deliver(stream, Outgoing(end["type"], end_frames, True))
-        log.info("job %s: %s after %d frames in %.1f s", job.id, state, job.frames_done, time.monotonic() - t0)
+        log.info("job %s: %s after %d frames in %.1f s, %s", job.id, state, job.frames_done,
+                 time.monotonic() - t0, tally.describe())
 
     @staticmethod
     def _track_progress(job: Job, msg: dict) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import bpy
 
 from . import live, live_sources, operators, panels, prefs, props, timers
-from . import cleanup, export_ops, retarget_ops, retarget_panel
+from . import cleanup, export_ops, retarget_ops, retarget_panel, server_status
 
 # Feature modules with their own CLASSES and attach()/detach() (registered after the core classes).
-FEATURES = (cleanup, retarget_ops, retarget_panel, export_ops, live_sources)
+FEATURES = (cleanup, retarget_ops, retarget_panel, export_ops, live_sources, server_status)
 
 # Registration order: property groups before the pointers to them, operators before panels that use them.
 CLASSES = (*props.CLASSES, *prefs.CLASSES, *operators.CLASSES, *panels.CLASSES,

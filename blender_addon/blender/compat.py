@@ -182,3 +182,55 @@ def enable_material_nodes(material: bpy.types.Material) -> None:
     """Materials always use nodes on 5.x; older versions need the flag."""
     if bpy.app.version < (5, 0, 0):
         material.use_nodes = True
+
+
+# --- compositor: 5.0 made the scene's compositor a node group (`scene.compositing_node_group`, output through a
+# Group Output node) and renamed Alpha Over's inputs; 4.2-4.5 use `scene.node_tree` and a Composite node.
+
+
+def new_compositor_tree(scene: bpy.types.Scene, name: str) -> bpy.types.NodeTree:
+    """An empty compositor node tree that `scene` renders through (created or cleared here)."""
+    if hasattr(scene, "compositing_node_group"):
+        tree = bpy.data.node_groups.get(name)
+        if tree is None or tree.bl_idname != "CompositorNodeTree":
+            tree = bpy.data.node_groups.new(name, "CompositorNodeTree")
+        tree.nodes.clear()
+        tree.interface.clear()
+        scene.compositing_node_group = tree
+        return tree
+    scene.use_nodes = True
+    tree = scene.node_tree
+    tree.nodes.clear()
+    return tree
+
+
+def compositor_tree_of(scene: bpy.types.Scene) -> bpy.types.NodeTree | None:
+    """The compositor node tree `scene` renders through, or None when compositing is off."""
+    if hasattr(scene, "compositing_node_group"):
+        return scene.compositing_node_group
+    return scene.node_tree if scene.use_nodes else None
+
+
+def compositor_output(tree: bpy.types.NodeTree) -> bpy.types.NodeSocket:
+    """The input socket whose image the render result becomes (a new output node)."""
+    if not hasattr(bpy.types, "CompositorNodeComposite"):
+        tree.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        return tree.nodes.new("NodeGroupOutput").inputs["Image"]
+    return tree.nodes.new("CompositorNodeComposite").inputs["Image"]
+
+
+def alpha_over_inputs(node: bpy.types.Node) -> tuple[bpy.types.NodeSocket, bpy.types.NodeSocket]:
+    """(background, foreground) inputs of an Alpha Over node."""
+    if "Background" in node.inputs:
+        return node.inputs["Background"], node.inputs["Foreground"]
+    return node.inputs[1], node.inputs[2]
+
+
+def scale_to_render_size(node: bpy.types.Node) -> None:
+    """Make a Scale node fit its image into the render size (the footage fills the frame)."""
+    if "Type" in node.inputs:
+        node.inputs["Type"].default_value = "Render Size"
+        node.inputs["Frame Type"].default_value = "Fit"
+    else:
+        node.space = "RENDER_SIZE"
+        node.frame_method = "FIT"

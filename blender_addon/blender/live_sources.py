@@ -6,7 +6,7 @@ URLs). `refresh()` starts a short-lived client and returns at once; `poll_refres
 blocking Blender. Run starts a live job through `live.start` in one of two modes:
 
 - PREVIEW: rigs and camera follow the newest result with no keys written (`live_preview`);
-- RECORD: every received frame is keyed into a new collection, "<name> take" (".001", ... for the
+- RECORD: every received frame is keyed into a new collection, "<name> take" ("<name> take v2", ... for the
   next takes), at the frames of the stream's timestamps.
 
 Stop is the panel's usual cancel (`human3r.cancel`): the server ends the job within one model step

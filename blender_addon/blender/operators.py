@@ -193,6 +193,8 @@ def import_report(name: str, summary: dict) -> list[tuple[str, str]]:
         lines = [("WARNING", f"{name} is incomplete ({summary['problem']}); imported everything up to that point")]
     else:
         lines = [("INFO", head)]
+    if summary.get("replaced"):
+        lines.append(("INFO", f"Replaced the earlier run(s): {', '.join(summary['replaced'])}"))
     lines += [("WARNING", w) for w in summary.get("warnings") or []]
     return lines
 
@@ -221,6 +223,10 @@ class HUMAN3R_OT_locate_video(bpy.types.Operator, ImportHelper):
         if warning:
             self.report({"ERROR"}, warning)
             return {"CANCELLED"}
+        if context.scene.human3r.footage_in_renders:  # the import could not composite a missing video
+            from .render_footage import show_footage_in_renders
+
+            show_footage_in_renders(context.scene, cam)
         self.report({"INFO"}, f"{cam.name} shows {os.path.basename(self.filepath)}")
         return {"FINISHED"}
 

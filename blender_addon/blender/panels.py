@@ -8,7 +8,7 @@ from __future__ import annotations
 import bpy
 
 from ..core.session import State
-from . import live
+from . import live, server_status, ui_text
 from .build_camera import VIDEO_FRAME_START
 from .prefs import get_prefs
 
@@ -54,8 +54,8 @@ class HUMAN3R_PT_main(_SidebarPanel, bpy.types.Panel):
         fraction = session.progress.fraction
         if session.active and fraction is not None and hasattr(box, "progress"):
             box.progress(factor=fraction, type="BAR", text=session.status_line().split(" — ", 1)[-1])
-        # long messages (errors) are wrapped over several labels
-        lines = _wrap(session.status_line(), max(20, int(context.region.width / 7) if context.region else 40))
+        # long messages (errors) are wrapped over several labels, never clipped mid-word
+        lines = ui_text.wrap(session.status_line(), ui_text.chars_per_line(context))
         icon = _STATE_ICONS.get(session.state, "INFO")
         for i, line in enumerate(lines):
             if i == 0 and not session.active:  # Clear sits beside the first line, away from where Cancel was
@@ -113,6 +113,10 @@ class HUMAN3R_PT_scene(_SidebarPanel, bpy.types.Panel):
         sub = col.column()
         sub.active = settings.import_camera
         sub.prop(settings, "video_background")
+        sub = sub.column()
+        sub.active = settings.import_camera and settings.video_background
+        sub.prop(settings, "footage_in_renders")
+        col.prop(settings, "rerun")
 
 
 class HUMAN3R_PT_server(_SidebarPanel, bpy.types.Panel):
@@ -124,36 +128,13 @@ class HUMAN3R_PT_server(_SidebarPanel, bpy.types.Panel):
         layout = self.layout
         prefs = get_prefs(context)
         layout.label(text=prefs.server_address, icon="URL")
-        session = live.current()
-        info = session.server_info if session is not None else {}
-        if info.get("device") or info.get("model"):
-            layout.label(text=f"{_model_name(info.get('model'))} on {info.get('device') or '?'}")
+        server_status.wanted()  # the probe runs while the box is on screen
+        col = layout.column(align=True)
+        for text, icon in server_status.status_lines(prefs.server_address):
+            ui_text.wrapped_labels(col, context, text, icon)
         row = layout.row(align=True)
         row.operator("human3r.start_server", icon="PLAY")
         row.operator("human3r.stop_server", icon="PAUSE")
-        layout.label(text=f"Local server: {live.local_server.state()}")
-
-
-def _model_name(model) -> str:
-    """The model's name from the server's hello (a map with 'name', or a plain string)."""
-    if isinstance(model, dict):
-        return str(model.get("name") or "model")
-    return str(model or "model")
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    """Split `text` into lines of at most about `width` characters at spaces."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        if current and len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    if current:
-        lines.append(current)
-    return lines or [""]
 
 
 CLASSES = (HUMAN3R_PT_main, HUMAN3R_PT_model, HUMAN3R_PT_scene, HUMAN3R_PT_server)

@@ -8,7 +8,7 @@ defaults to the engine's `JobOptions` default (what `human3r infer` uses), and a
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from ..core.choices import POINT_MODE_CHOICES, PRECISION_CHOICES
+from ..core.choices import POINT_MODE_CHOICES, PRECISION_CHOICES, RERUN_CHOICES
 
 
 class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
@@ -74,6 +74,11 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
         name="Min Track Length", default=3, min=1, soft_max=30,
         description="Leave out people tracked in fewer processed frames than this (1 = import every track); "
                     "the import report says how many were left out")
+    rerun: EnumProperty(name="Re-run", items=RERUN_CHOICES, default="VERSION",
+                        description="What importing a video again does to the collections of its earlier runs")
+    footage_in_renders: BoolProperty(name="Footage in Renders", default=True,
+                                     description="F12 renders show the video behind the result (transparent film, "
+                                                 "the compositor lays the render over the clip, Standard view)")
     point_radius: FloatProperty(name="Point Size", default=0.01, min=0.0001, soft_max=0.1, unit="LENGTH",
                                 description="Display radius of the imported points")
 
@@ -107,6 +112,8 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
             "point_radius": float(self.point_radius),
             "min_track_frames": int(self.min_track_frames),
             "keep_frame_range": bool(self.keep_frame_range),
+            "rerun": str(self.rerun),
+            "footage_in_renders": bool(self.footage_in_renders),
         }
 
 

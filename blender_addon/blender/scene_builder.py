@@ -47,7 +47,7 @@ import bpy
 from mathutils import Vector
 
 from ..core.scene_plan import ImportOptions, ScenePlanner, SetupPlan
-from . import build_camera, build_people, build_points
+from . import build_camera, build_people, build_points, job_collections, render_footage
 from .compat import AnimationTarget
 
 RIGS_PER_UNIT = 4  # new rigs built in one unit of work (one edit-mode pass in the build scene)
@@ -91,6 +91,7 @@ class SceneBuilder:
         self._shape_sets: dict[int, object] = {}
         self.clouds: dict[str, bpy.types.Object] = {}
         self.warnings: list[str] = []
+        self.replaced: list[str] = []  # earlier runs' collections this import replaced
         self.keys_written = 0
         self.summary: dict = {}
         self._factory: build_people.PeopleFactory | None = None  # made with the collection (on_header)
@@ -104,6 +105,8 @@ class SceneBuilder:
         setup = self.planner.header(msg)
         self.setup = setup
         self.warnings.extend(setup.warnings)
+        # a re-run is named "clip v2" or replaces the earlier runs (never Blender's "clip.001" copies)
+        setup.collection_name, self.replaced = job_collections.claim(setup.collection_name, self.options.rerun)
         self.collection = bpy.data.collections.new(setup.collection_name)
         self.scene.collection.children.link(self.collection)
         if self.options.set_scene:
@@ -184,6 +187,8 @@ class SceneBuilder:
         self.camera, warnings = build_camera.create_camera(camera_plan, self.collection, self.scene,
                                                            self.setup.frame_start, self.options.set_scene)
         self.warnings.extend(warnings)
+        if self.options.footage_in_renders and self.options.video_background and self.options.set_scene:
+            render_footage.show_footage_in_renders(self.scene, self.camera)
         self._camera_anim = self._target(self.camera, f"{camera_plan.name} action")
 
     def _create_people(self, people) -> None:
@@ -291,6 +296,7 @@ class SceneBuilder:
         self.summary["warnings"] = list(dict.fromkeys(self.warnings + end.summary["warnings"]))
         self.summary.update({
             "collection": self.collection.name,
+            "replaced": list(self.replaced),
             "camera": self.camera.name if self.camera else None,
             "armatures": {pid: ob.name for pid, ob in self.armatures.items()},
             "clouds": {k: ob.name for k, ob in self.clouds.items()},

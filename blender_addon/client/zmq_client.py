@@ -83,13 +83,17 @@ class Human3RClient:
             self._ctx = zmq.Context()
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDTIMEO, 0)
-        if self.curve_server_key is not None:
-            public, secret = self.curve_keys or zmq.curve_keypair()
-            sock.setsockopt(zmq.CURVE_SERVERKEY, self.curve_server_key)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
-        sock.connect(self.address)
+        try:
+            sock.setsockopt(zmq.SNDTIMEO, 0)
+            if self.curve_server_key is not None:
+                public, secret = self.curve_keys or zmq.curve_keypair()
+                sock.setsockopt(zmq.CURVE_SERVERKEY, self.curve_server_key)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            sock.connect(self.address)
+        except BaseException:  # a bad address or key: an unclosed socket would make close() hang in term()
+            sock.close(linger=0)
+            raise
         self._sock = sock
         self.state = CONNECTING
         self.server_info = None

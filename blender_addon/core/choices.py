@@ -22,3 +22,10 @@ PRECISION_CHOICES = (
     ("bf16", "BF16", "Former name of Fast"),
 )
 PRECISIONS = tuple(c[0] for c in PRECISION_CHOICES)
+
+# what a re-run of the same video/job does to the collections of its earlier runs (core/job_names.py)
+RERUN_CHOICES = (
+    ("VERSION", "New Version", "Keep earlier runs; name this one after the next version (e.g. 'clip v2')"),
+    ("REPLACE", "Replace Previous", "Remove the earlier runs' collections, objects and animation first"),
+)
+RERUN_MODES = tuple(c[0] for c in RERUN_CHOICES)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .camera import CameraFit
-from .choices import POINT_MODES
+from .choices import POINT_MODES, RERUN_MODES
 from .keyframes import FCurveKeys
 from .pointcloud import CloudData
 from .skeleton import RigRest
@@ -22,6 +22,7 @@ class ImportOptions:
     scene_frame_start: int = 1  # Blender frame showing video frame 0 (not the job's first source frame)
     import_camera: bool = True
     video_background: bool = True
+    footage_in_renders: bool = True  # F12 renders show the video behind the result (compositor)
     import_meshes: bool = True  # skinned SMPL-X mesh under each armature
     expressions: bool = True  # expression shape keys, keyed per frame (needs header exprdirs)
     pose_correctives: bool = False  # 486 pose-corrective shape keys, keyed per frame (needs header posedirs)
@@ -34,10 +35,14 @@ class ImportOptions:
     # tracks seen in fewer processed frames are left out (the tracker's one-frame blips would each cost a rig);
     # 1 keeps every track. Live, a rig appears once its track reaches this length, keyed from its first frame.
     min_track_frames: int = 3
+    # a re-run of a job whose collection exists: "VERSION" (name it "clip v2") or "REPLACE" (remove the old runs)
+    rerun: str = "VERSION"
 
     def __post_init__(self) -> None:
         if self.point_mode not in POINT_MODES:
             raise ValueError(f"point_mode must be one of {POINT_MODES}, not {self.point_mode!r}")
+        if self.rerun not in RERUN_MODES:
+            raise ValueError(f"rerun must be one of {RERUN_MODES}, not {self.rerun!r}")
         if not isinstance(self.min_track_frames, int) or self.min_track_frames < 1:
             raise ValueError(f"min_track_frames must be an integer >= 1, not {self.min_track_frames!r}")
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from .frame_range import expected_frames
 from .protocol import PROTOCOL_VERSION, ErrorCode, MessageType
+from .track_tally import TrackTally
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ class LiveSession:
         self.server_info: dict = {}  # the server's hello (device, model, limits)
         self.header: dict | None = None
         self.summary: dict | None = None  # the `done` message
+        self.tracks = TrackTally()  # the job's track ids, and how many last
         self.result_path: str | None = None  # the server-side .h3r of this job
         self._rate = RateMeter()
         self._server_rates = False  # True once `progress` messages carry the server's frames/s
@@ -321,6 +323,7 @@ class LiveSession:
                 self._total_from_header(msg)
                 self.message = f"Running: {self._video_name()}"
         elif mtype == _TRACK:
+            self.tracks.add(msg)
             self._guard(self.sink.on_track, msg)
         elif mtype == _PROGRESS:
             self._on_progress(msg)
@@ -472,10 +475,9 @@ class LiveSession:
 
     def _done_text(self, msg: dict) -> str:
         frames = msg.get("frames", self.progress.frames_done)
-        people = msg.get("people", 0)
         elapsed = msg.get("elapsed_s")
         took = f" in {elapsed:.1f} s" if isinstance(elapsed, (int, float)) else ""
-        return f"Done: {frames} frame(s), {people} person(s){took}."
+        return f"Done: {frames} frame(s), {self.tracks.describe()}{took}."
 
     def status_line(self) -> str:
         """One line: state, frames done/total, frames/s and ETA (for the panel and the status bar)."""

@@ -27,3 +27,15 @@ def test_choice_lists_come_from_the_core(addon):
     props = bpy.context.scene.human3r.bl_rna.properties
     assert tuple(i.identifier for i in props["point_mode"].enum_items) == POINT_MODES
     assert tuple(i.identifier for i in props["precision"].enum_items) == PRECISIONS
+
+
+def test_import_options_of_a_new_scene_equal_the_import_defaults(addon):
+    from blender_addon.core.choices import RERUN_MODES
+    from blender_addon.core.plans import ImportOptions
+
+    chosen = bpy.context.scene.human3r.import_options()
+    defaults = ImportOptions()
+    assert chosen["rerun"] == defaults.rerun == "VERSION" and chosen["footage_in_renders"] is defaults.footage_in_renders
+    ImportOptions.from_dict(chosen)  # the builder accepts them as they are
+    props = bpy.context.scene.human3r.bl_rna.properties
+    assert tuple(i.identifier for i in props["rerun"].enum_items) == RERUN_MODES

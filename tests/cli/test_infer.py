@@ -76,6 +76,8 @@ def test_infer_end_to_end(tmp_path, tennis_video, parity_fixture_dir, synthetic_
     assert torch.get_num_threads() == max(1, available_cores() - 1)  # one core left to the decoder
     res = read_result(out)
     assert not res.truncated and res.end["type"] == "done"
+    lasting = sum(t["n_frames"] >= 10 for t in res.tracks)  # track ids, not people, and how many last
+    assert f" {len(res.tracks)} track" in printed.out and f"({lasting} of at least 10 frames)" in printed.out
     head = res.header
     video = head["video"]
     assert (video["width"], video["height"], video["frame_count"]) == (812, 720, 312)

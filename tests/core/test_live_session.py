@@ -105,7 +105,7 @@ def test_full_job_feeds_sink_in_order_and_ends_done():
     assert frames == list(range(6))
     assert [c[1] for c in sink.calls if c[0] == "track"] == [0, 1]
     assert session.progress.frames_done == 6 and session.progress.frames_total == 6
-    assert session.message.startswith("Done: 6 frame(s), 2 person(s)")
+    assert session.message.startswith("Done: 6 frame(s), 2 tracks (0 of at least 10 frames)")
     assert client.closed and not session.step()
 
 

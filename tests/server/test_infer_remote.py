@@ -48,10 +48,12 @@ def test_encrypted_remote_run_with_key_files(start_server, engine, engine_runner
     code = main(["infer", str(short_video), "-o", str(out), "--server", server.endpoint, "--end", "3",
                  "--server-key", str(curve_keys / "server.key"), "--client-key", str(curve_keys / "blender.key_secret"),
                  *FAST_FLAGS])
-    assert code == EXIT_OK, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == EXIT_OK, err
     local = read_result(out)
     remote = read_result(server.board.summaries()[0]["result_path"])
     assert local.end["type"] == "done" and len(local.frames) == 3 and not local.truncated
+    assert f"3 frames, {len(local.tracks)} track" in err and "(0 of at least 10 frames)" in err
     assert [f["seq"] for f in local.frames] == [f["seq"] for f in remote.frames]
     assert local.header["options"]["size"] == FAST_OPTIONS["size"]  # the flags reached the server's job
 
