@@ -27,9 +27,11 @@ import torch
 
 from backend.engine.cpu_threads import model_threads
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
+from backend.engine.host_copy import copy_to_host
 from backend.engine.options import JobOptions
-from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
+from backend.engine.postprocess import CameraResult, frame_results, frame_to_host
 from backend.model.precision import FAST, resolve_precision, to_fast
+from backend.model.sync_audit import on_host
 from backend.model.tracker import assign_ids
 from backend.model_files import resolve_checkpoint_path
 from backend.smplx_model import BodyModel
@@ -195,15 +197,31 @@ class Engine:
         raise ValueError("precision 'fp32' needs fp32 weights, but this engine loaded the model for 'fast' "
                          "(bf16); restart it with --precision fp32 or submit the job with precision 'fast'/'auto'")
 
-    def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
+    def _model_step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
+        """One model step (no tracking): advances `run.stream` but its tracker state; returns the outputs.
+        Waits for the device once, for the person count."""
         # the engine reads neither the world-frame maps (points come from the camera-frame map and the
         # aligned camera) nor the rgb map: skip them
         out, stream = self.model_for(options).step(
             run.stream, img, img_mhmr, reset=reset, use_ttt3r=options.ttt3r, want_cross=False, track=False,
             detection_threshold=options.detection_threshold)
-        # the tracker runs on the host: on a GPU its tiny data-dependent ops would each wait for the device
-        out.smpl_id, track = assign_ids(stream.track, out.smpl_token.float().cpu())
-        run.stream = dataclasses.replace(stream, track=track)
+        run.stream = dataclasses.replace(stream, track=run.stream.track)
+        return out
+
+    def _track(self, run: RunState, out, tokens: np.ndarray | None) -> None:
+        """Track ids of a step's people from their tokens [1, n, D] (host copy): sets `out.smpl_id`.
+        The tracker runs on the host: on a GPU its tiny data-dependent ops would each wait for the device."""
+        if tokens is None:
+            return
+        with on_host():
+            out.smpl_id, track = assign_ids(run.stream.track, torch.from_numpy(np.array(tokens)))
+        run.stream = dataclasses.replace(run.stream, track=track)
+
+    def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
+        """A model step and its tracking (the overlap view's: nothing else of it is read)."""
+        out = self._model_step(run, img, img_mhmr, reset, options)
+        tokens = {"tokens": out.smpl_token} if out.smpl_token is not None else {}
+        self._track(run, out, copy_to_host(tokens).get("tokens"))
         return out
 
     def use_cpu_threads(self, threads: int | None = None) -> int:
@@ -258,12 +276,14 @@ class Engine:
             run.pending_overlap = None
             run.chunk += 1
         reset = (run.processed + 1) % options.reset_interval == 0
-        out = self._step(run, img, img_mhmr, reset, options)  # waits for the device only at the tracker's copy
-        t2 = time.perf_counter()
+        out = self._model_step(run, img, img_mhmr, reset, options)
         c2w = run.aligner.align(pose_encoding_to_c2w(out.camera_pose[0].float()), reset)
-        camera = camera_result(c2w, out.pts3d_in_self_view[0], prepared.geometry)
-        people = people_result(out, c2w, self.body, prepared.geometry, options.detection_threshold)
-        points = points_result(out, c2w, prepared.colors, options)
+        arrays = frame_to_host(out, c2w, self.body, options)  # the frame's one device -> host copy
+        self._track(run, out, arrays.get("tokens"))
+        t2 = time.perf_counter()
+        with on_host():
+            ids = out.smpl_id[0].numpy() if out.smpl_id is not None else np.zeros(0, np.int32)
+            camera, people, points = frame_results(arrays, ids, prepared.geometry, prepared.colors, options)
         t3 = time.perf_counter()
         if reset:
             run.pending_overlap = (img, img_mhmr)

@@ -12,7 +12,7 @@ import torch
 
 from backend.engine.stream import Engine
 from backend.model.fidelity import compare_frame_results, compare_model_outputs
-from backend.model.parity import load_fixture_model, run_views
+from backend.parity.model import load_fixture_model, run_views
 from backend.model.precision import FAST, PARITY, numerics, resolve_precision, to_fast, weight_dtypes
 from backend.model.sync_audit import SyncAudit
 from backend.video.reader import open_source
@@ -41,13 +41,11 @@ def test_fast_mode_on_the_parity_fixture(fixture_models, parity_dir_inputs, ttt3
     assert max(report.relative.values()) > 0  # it really ran in bf16
 
 
-def test_fast_mode_on_tennis_with_the_engine(tiny_engine):
+def test_fast_mode_on_tennis_with_the_engine(tiny_engine, tennis_video):
     """The tiny checkpoint has random weights, so many of its detection scores sit near any threshold;
     the test uses one with a margin (checked on every frame's score map) so that a bf16 rounding
     cannot add or drop a person, which would change the tracker and the decoder's input."""
-    from tests.model.conftest import shared_dir
-
-    path = shared_dir() / "videos" / "tennis.mp4"
+    path = tennis_video
     runs = {}
     for precision in ("fp32", "fast"):
         options = tiny_job_options(end=TENNIS_FRAMES, reset_interval=5, precision=precision, conf_threshold=1.0,
