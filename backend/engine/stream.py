@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,10 @@ import torch
 from backend.engine.cpu_threads import model_threads
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
 from backend.engine.host_copy import copy_to_host
+from backend.engine.interrupt import interruptible
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, frame_results, frame_to_host
+from backend.engine.run_ahead import run_ahead
 from backend.model.precision import FAST, resolve_precision, to_fast
 from backend.model.sync_audit import on_host
 from backend.model.tracker import assign_ids
@@ -263,6 +266,13 @@ class Engine:
                       timings: FrameTimings | None = None, prepared=None) -> FrameResult:
         """Run one source frame through preprocessing (unless `prepared` is given), the model and
         post-processing, advancing `run`."""
+        return self._host_half(self._model_half(run, index, time_s, rgb, options, timings, prepared), options)
+
+    @torch.inference_mode()
+    def _model_half(self, run: RunState, index: int, time_s: float, rgb: np.ndarray | None, options: JobOptions,
+                    timings: FrameTimings | None = None, prepared=None) -> "_ModelDone":
+        """Everything of a frame that touches the model or `run`: preprocessing (unless `prepared`), the
+        step(s), the one device -> host copy and the tracker."""
         timings = timings or FrameTimings()
         t0 = time.perf_counter()
         if prepared is None:
@@ -280,19 +290,26 @@ class Engine:
         c2w = run.aligner.align(pose_encoding_to_c2w(out.camera_pose[0].float()), reset)
         arrays = frame_to_host(out, c2w, self.body, options)  # the frame's one device -> host copy
         self._track(run, out, arrays.get("tokens"))
-        t2 = time.perf_counter()
         with on_host():
             ids = out.smpl_id[0].numpy() if out.smpl_id is not None else np.zeros(0, np.int32)
-            camera, people, points = frame_results(arrays, ids, prepared.geometry, prepared.colors, options)
-        t3 = time.perf_counter()
         if reset:
             run.pending_overlap = (img, img_mhmr)
         run.processed += 1
-        timings.model, timings.post = t2 - t1, t3 - t2
-        return FrameResult(index, float(time_s), camera, people, points, run.chunk, reset, timings)
+        timings.model = time.perf_counter() - t1
+        return _ModelDone(index, float(time_s), arrays, ids, prepared, run.chunk, reset, timings)
 
-    def run(self, source, options: JobOptions, state: RunState | None = None,
-            prefetch: str = "process") -> Iterator[FrameResult]:
+    @staticmethod
+    def _host_half(done: "_ModelDone", options: JobOptions) -> FrameResult:
+        """Post-processing of a frame on the host copy (any thread; reads nothing the model changes)."""
+        t0 = time.perf_counter()
+        with on_host():
+            camera, people, points = frame_results(done.arrays, done.ids, done.prepared.geometry,
+                                                   done.prepared.colors, options)
+        done.timings.post = time.perf_counter() - t0
+        return FrameResult(done.index, done.time, camera, people, points, done.chunk, done.reset, done.timings)
+
+    def run(self, source, options: JobOptions, state: RunState | None = None, prefetch: str = "process",
+            pipeline: bool | None = None, cancel: threading.Event | None = None) -> Iterator[FrameResult]:
         """Process every frame of `source` (a `backend.video.reader.FrameSource`), yielding results.
 
         Args:
@@ -302,12 +319,46 @@ class Engine:
             state: resume from an explicit `RunState` (default: a fresh one).
             prefetch: where frames are decoded and preprocessed while the model runs: "process"
                 (default), "thread" or "off" (see `backend.video.ready_frames`); memory stays bounded.
+            pipeline: run the model half of frame t on a worker thread while the caller
+                post-processes and uses frame t-1 (`run_ahead`, one frame ahead); None = on for a
+                CUDA device. Results are the same either way.
+            cancel: with a pipeline, the worker's model steps stop mid-frame once it is set
+                (`JobInterrupted`, delivered in order); without one, use `interruptible` around `next`.
         """
         run = state or self.init_run()
+        if pipeline is None:
+            pipeline = self.device.type == "cuda"
+        model_frames = self._model_frames(run, source, options, prefetch, cancel if pipeline else None)
+        if pipeline:
+            model_frames = run_ahead(model_frames, depth=1, name="engine-model")
+        try:
+            for done in model_frames:
+                yield self._host_half(done, options)
+        finally:
+            model_frames.close()
+
+    def _model_frames(self, run: RunState, source, options: JobOptions, prefetch: str,
+                      cancel: threading.Event | None) -> Iterator["_ModelDone"]:
         frames = ready_frames(source, self.prepare_settings(options), prefetch, self.decode_threads)
         try:  # inference mode is entered per frame, never held across a yield
             for frame in frames:
                 timings = FrameTimings(decode=frame.decode_s, prepare=frame.prepare_s)
-                yield self.process_frame(run, frame.index, frame.time, None, options, timings, frame.prepared)
+                with interruptible(cancel):
+                    done = self._model_half(run, frame.index, frame.time, None, options, timings, frame.prepared)
+                yield done
         finally:
             frames.close()
+
+
+@dataclass
+class _ModelDone:
+    """A frame after its model half: the host copy of its arrays, track ids, and what its host half needs."""
+
+    index: int
+    time: float
+    arrays: dict[str, np.ndarray]
+    ids: np.ndarray
+    prepared: Any
+    chunk: int
+    reset: bool
+    timings: FrameTimings
