@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     t_load = time.perf_counter()
     try:
         engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=options.precision,
-                                   strict_checkpoint=args.strict_checkpoint)
+                                   strict_checkpoint=args.strict_checkpoint, graphs=args.graphs)
     except Exception as exc:
         if (message := model_load_error(exc, args.checkpoint)) is None:
             raise

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("loading the model (%s) on %s", args.checkpoint or "default checkpoint", args.device)
     try:
         engine = Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=args.precision,
-                                   strict_checkpoint=args.strict_checkpoint)
+                                   strict_checkpoint=args.strict_checkpoint, graphs=args.graphs)
     except Exception as exc:
         if (message := model_load_error(exc, args.checkpoint)) is None:
             raise

@@ -33,6 +33,7 @@ from backend.engine.interrupt import interruptible
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, frame_results, frame_to_host
 from backend.engine.run_ahead import run_ahead
+from backend.model.graphs import use_graphs, without_graphs
 from backend.model.precision import FAST, resolve_precision, to_fast
 from backend.model.sync_audit import on_host
 from backend.model.tracker import assign_ids
@@ -122,10 +123,12 @@ class Engine:
         checkpoint_path: where the weights came from.
         precision: the numeric mode the weights were loaded for ('fp32' or 'fast',
             backend.model.precision); a job's 'auto' means this one.
+        graphs: the model's stages run compiled (CUDA graphs on a GPU, backend.model.graphs);
+            None at construction = on for CUDA, off elsewhere; False = eager (`--no-graphs`).
     """
 
     def __init__(self, model, body: BodyModel, checkpoint, checkpoint_path: Path, device: torch.device,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", graphs: bool | None = None):
         self.model = model
         self.body = body
         self.checkpoint = checkpoint
@@ -133,10 +136,12 @@ class Engine:
         self.device = device
         self.precision = getattr(model, "precision", precision)
         self._fast_copy = None
+        self.graphs = device.type == "cuda" if graphs is None else bool(graphs)
 
     @classmethod
     def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
-                   device: str = "auto", precision: str = "auto", strict_checkpoint: bool = False) -> "Engine":
+                   device: str = "auto", precision: str = "auto", strict_checkpoint: bool = False,
+                   graphs: bool | None = None) -> "Engine":
         """Load the checkpoint and the SMPL-X model.
 
         Args:
@@ -147,6 +152,7 @@ class Engine:
             precision: 'auto' ('fast' on CUDA, else 'fp32'), 'fp32' (parity numerics) or 'fast'/'bf16'
                 (bf16 weights cast once here; see backend.model.precision).
             strict_checkpoint: refuse checkpoint keys the model does not use (default: warn, ignore).
+            graphs: compiled stages (see the class); None = on for CUDA; False = eager.
         Raises:
             backend.model.checkpoint.CheckpointError (incl. CheckpointNotFoundError),
             backend.smplx_model.SmplxNotFoundError, ValueError (device/precision).
@@ -161,7 +167,7 @@ class Engine:
         model, loaded = build_model(path, dev, torch.float32, strict=strict_checkpoint)
         if mode == FAST:
             to_fast(model)
-        return cls(model, body, loaded, path, dev, mode)
+        return cls(model, body, loaded, path, dev, mode, graphs)
 
     @property
     def mhmr_res(self) -> int:
@@ -191,12 +197,12 @@ class Engine:
         once); an 'fp32' job cannot run on weights loaded for 'fast' (they are bf16 now)."""
         mode = self.job_precision(options)
         if mode == self.precision:
-            return self.model
+            return use_graphs(self.model) if self.graphs else self.model
         if mode == FAST:
             if self._fast_copy is None:
                 with torch.inference_mode(False):  # ordinary tensors (the DINOv2 table cache reads versions)
-                    self._fast_copy = to_fast(copy.deepcopy(self.model))
-            return self._fast_copy
+                    self._fast_copy = to_fast(without_graphs(copy.deepcopy(self.model)))
+            return use_graphs(self._fast_copy) if self.graphs else self._fast_copy
         raise ValueError("precision 'fp32' needs fp32 weights, but this engine loaded the model for 'fast' "
                          "(bf16); restart it with --precision fp32 or submit the job with precision 'fast'/'auto'")
 
