@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from backend.farm.driver import BatchSettings, SetupError, run_batch
 
     model = {"checkpoint": _absolute(args.checkpoint), "smplx": _absolute(args.smplx), "device": args.device,
-             "precision": base["precision"], "threads": args.threads}
+             "precision": base["precision"], "threads": args.threads,
+             "graphs": args.graphs}
     settings = BatchSettings(model=model, address=args.address, workers=args.workers,
                              cpus_per_worker=args.cpus_per_worker, retries=args.retries, force=args.force,
                              retry_failed=args.retry_failed, dashboard=args.dashboard, quiet=args.quiet)

@@ -45,7 +45,7 @@ def exit_status(end: Mapping[str, Any] | None) -> int:
 
 
 def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint, --smplx, --device and --threads, shared by the commands that run the model."""
+    """--checkpoint, --smplx, --device, --threads and --no-graphs, shared by the commands that run the model."""
     parser.add_argument("--checkpoint", default=None,
                         help=f"official human3r.pth or converted .safetensors (default: ${CHECKPOINT_ENV} or "
                              f"{DEFAULT_CHECKPOINT})")
@@ -56,6 +56,9 @@ def add_model_file_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refuse a checkpoint holding keys the model does not use (default: warn and ignore them)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for a model on the CPU (default: all cores but one, which decodes the video)")
+    parser.add_argument("--no-graphs", dest="graphs", action="store_false", default=None,
+                        help="run the model eagerly: no torch.compile / CUDA graphs (default on CUDA: compiled "
+                             "stages, captured per person count on first use)")
 
 
 def model_file_argument_error(args: argparse.Namespace) -> str | None:
@@ -85,7 +88,7 @@ def load_engine(args: argparse.Namespace, precision: str):
 
     try:
         return Engine.from_paths(args.checkpoint, args.smplx, device=args.device, precision=precision,
-                                 strict_checkpoint=args.strict_checkpoint), None
+                                 strict_checkpoint=args.strict_checkpoint, graphs=args.graphs), None
     except Exception as exc:
         if (message := model_load_error(exc, args.checkpoint)) is None:
             raise

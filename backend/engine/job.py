@@ -119,7 +119,7 @@ def _job_messages(engine: Engine, video: str, options: JobOptions, job_id: str,
                   options=options.to_dict(), model={**engine.describe(), "dtype": engine.job_precision(options)}, smplx=engine.body.header_settings(),
                   conventions=CONVENTIONS, body_model=engine.body.header_arrays())
         terminal: dict | None = None
-        results = engine.run(source, options)
+        results = engine.run(source, options, cancel=cancel)  # stops a pipelined (CUDA) step mid-frame
         while True:
             if cancel is not None and cancel.is_set():
                 terminal = {"type": protocol.MessageType.CANCELLED, "frames": frames_done}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,14 @@ import torch
 
 from backend.engine.cpu_threads import model_threads
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
+from backend.engine.host_copy import copy_to_host
+from backend.engine.interrupt import interruptible
 from backend.engine.options import JobOptions
-from backend.engine.postprocess import CameraResult, camera_result, people_result, points_result
+from backend.engine.postprocess import CameraResult, frame_results, frame_to_host
+from backend.engine.run_ahead import run_ahead
+from backend.model.graphs import use_graphs, without_graphs
 from backend.model.precision import FAST, resolve_precision, to_fast
+from backend.model.sync_audit import on_host
 from backend.model.tracker import assign_ids
 from backend.model_files import resolve_checkpoint_path
 from backend.smplx_model import BodyModel
@@ -117,10 +123,12 @@ class Engine:
         checkpoint_path: where the weights came from.
         precision: the numeric mode the weights were loaded for ('fp32' or 'fast',
             backend.model.precision); a job's 'auto' means this one.
+        graphs: the model's stages run compiled (CUDA graphs on a GPU, backend.model.graphs);
+            None at construction = on for CUDA, off elsewhere; False = eager (`--no-graphs`).
     """
 
     def __init__(self, model, body: BodyModel, checkpoint, checkpoint_path: Path, device: torch.device,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", graphs: bool | None = None):
         self.model = model
         self.body = body
         self.checkpoint = checkpoint
@@ -128,10 +136,12 @@ class Engine:
         self.device = device
         self.precision = getattr(model, "precision", precision)
         self._fast_copy = None
+        self.graphs = device.type == "cuda" if graphs is None else bool(graphs)
 
     @classmethod
     def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
-                   device: str = "auto", precision: str = "auto", strict_checkpoint: bool = False) -> "Engine":
+                   device: str = "auto", precision: str = "auto", strict_checkpoint: bool = False,
+                   graphs: bool | None = None) -> "Engine":
         """Load the checkpoint and the SMPL-X model.
 
         Args:
@@ -142,6 +152,7 @@ class Engine:
             precision: 'auto' ('fast' on CUDA, else 'fp32'), 'fp32' (parity numerics) or 'fast'/'bf16'
                 (bf16 weights cast once here; see backend.model.precision).
             strict_checkpoint: refuse checkpoint keys the model does not use (default: warn, ignore).
+            graphs: compiled stages (see the class); None = on for CUDA; False = eager.
         Raises:
             backend.model.checkpoint.CheckpointError (incl. CheckpointNotFoundError),
             backend.smplx_model.SmplxNotFoundError, ValueError (device/precision).
@@ -156,7 +167,7 @@ class Engine:
         model, loaded = build_model(path, dev, torch.float32, strict=strict_checkpoint)
         if mode == FAST:
             to_fast(model)
-        return cls(model, body, loaded, path, dev, mode)
+        return cls(model, body, loaded, path, dev, mode, graphs)
 
     @property
     def mhmr_res(self) -> int:
@@ -186,24 +197,40 @@ class Engine:
         once); an 'fp32' job cannot run on weights loaded for 'fast' (they are bf16 now)."""
         mode = self.job_precision(options)
         if mode == self.precision:
-            return self.model
+            return use_graphs(self.model) if self.graphs else self.model
         if mode == FAST:
             if self._fast_copy is None:
                 with torch.inference_mode(False):  # ordinary tensors (the DINOv2 table cache reads versions)
-                    self._fast_copy = to_fast(copy.deepcopy(self.model))
-            return self._fast_copy
+                    self._fast_copy = to_fast(without_graphs(copy.deepcopy(self.model)))
+            return use_graphs(self._fast_copy) if self.graphs else self._fast_copy
         raise ValueError("precision 'fp32' needs fp32 weights, but this engine loaded the model for 'fast' "
                          "(bf16); restart it with --precision fp32 or submit the job with precision 'fast'/'auto'")
 
-    def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
+    def _model_step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
+        """One model step (no tracking): advances `run.stream` but its tracker state; returns the outputs.
+        Waits for the device once, for the person count."""
         # the engine reads neither the world-frame maps (points come from the camera-frame map and the
         # aligned camera) nor the rgb map: skip them
         out, stream = self.model_for(options).step(
             run.stream, img, img_mhmr, reset=reset, use_ttt3r=options.ttt3r, want_cross=False, track=False,
             detection_threshold=options.detection_threshold)
-        # the tracker runs on the host: on a GPU its tiny data-dependent ops would each wait for the device
-        out.smpl_id, track = assign_ids(stream.track, out.smpl_token.float().cpu())
-        run.stream = dataclasses.replace(stream, track=track)
+        run.stream = dataclasses.replace(stream, track=run.stream.track)
+        return out
+
+    def _track(self, run: RunState, out, tokens: np.ndarray | None) -> None:
+        """Track ids of a step's people from their tokens [1, n, D] (host copy): sets `out.smpl_id`.
+        The tracker runs on the host: on a GPU its tiny data-dependent ops would each wait for the device."""
+        if tokens is None:
+            return
+        with on_host():
+            out.smpl_id, track = assign_ids(run.stream.track, torch.from_numpy(np.array(tokens)))
+        run.stream = dataclasses.replace(run.stream, track=track)
+
+    def _step(self, run: RunState, img: torch.Tensor, img_mhmr: torch.Tensor, reset: bool, options: JobOptions):
+        """A model step and its tracking (the overlap view's: nothing else of it is read)."""
+        out = self._model_step(run, img, img_mhmr, reset, options)
+        tokens = {"tokens": out.smpl_token} if out.smpl_token is not None else {}
+        self._track(run, out, copy_to_host(tokens).get("tokens"))
         return out
 
     def use_cpu_threads(self, threads: int | None = None) -> int:
@@ -245,6 +272,13 @@ class Engine:
                       timings: FrameTimings | None = None, prepared=None) -> FrameResult:
         """Run one source frame through preprocessing (unless `prepared` is given), the model and
         post-processing, advancing `run`."""
+        return self._host_half(self._model_half(run, index, time_s, rgb, options, timings, prepared), options)
+
+    @torch.inference_mode()
+    def _model_half(self, run: RunState, index: int, time_s: float, rgb: np.ndarray | None, options: JobOptions,
+                    timings: FrameTimings | None = None, prepared=None) -> "_ModelDone":
+        """Everything of a frame that touches the model or `run`: preprocessing (unless `prepared`), the
+        step(s), the one device -> host copy and the tracker."""
         timings = timings or FrameTimings()
         t0 = time.perf_counter()
         if prepared is None:
@@ -258,21 +292,30 @@ class Engine:
             run.pending_overlap = None
             run.chunk += 1
         reset = (run.processed + 1) % options.reset_interval == 0
-        out = self._step(run, img, img_mhmr, reset, options)  # waits for the device only at the tracker's copy
-        t2 = time.perf_counter()
+        out = self._model_step(run, img, img_mhmr, reset, options)
         c2w = run.aligner.align(pose_encoding_to_c2w(out.camera_pose[0].float()), reset)
-        camera = camera_result(c2w, out.pts3d_in_self_view[0], prepared.geometry)
-        people = people_result(out, c2w, self.body, prepared.geometry, options.detection_threshold)
-        points = points_result(out, c2w, prepared.colors, options)
-        t3 = time.perf_counter()
+        arrays = frame_to_host(out, c2w, self.body, options)  # the frame's one device -> host copy
+        self._track(run, out, arrays.get("tokens"))
+        with on_host():
+            ids = out.smpl_id[0].numpy() if out.smpl_id is not None else np.zeros(0, np.int32)
         if reset:
             run.pending_overlap = (img, img_mhmr)
         run.processed += 1
-        timings.model, timings.post = t2 - t1, t3 - t2
-        return FrameResult(index, float(time_s), camera, people, points, run.chunk, reset, timings)
+        timings.model = time.perf_counter() - t1
+        return _ModelDone(index, float(time_s), arrays, ids, prepared, run.chunk, reset, timings)
 
-    def run(self, source, options: JobOptions, state: RunState | None = None,
-            prefetch: str = "process") -> Iterator[FrameResult]:
+    @staticmethod
+    def _host_half(done: "_ModelDone", options: JobOptions) -> FrameResult:
+        """Post-processing of a frame on the host copy (any thread; reads nothing the model changes)."""
+        t0 = time.perf_counter()
+        with on_host():
+            camera, people, points = frame_results(done.arrays, done.ids, done.prepared.geometry,
+                                                   done.prepared.colors, options)
+        done.timings.post = time.perf_counter() - t0
+        return FrameResult(done.index, done.time, camera, people, points, done.chunk, done.reset, done.timings)
+
+    def run(self, source, options: JobOptions, state: RunState | None = None, prefetch: str = "process",
+            pipeline: bool | None = None, cancel: threading.Event | None = None) -> Iterator[FrameResult]:
         """Process every frame of `source` (a `backend.video.reader.FrameSource`), yielding results.
 
         Args:
@@ -282,12 +325,46 @@ class Engine:
             state: resume from an explicit `RunState` (default: a fresh one).
             prefetch: where frames are decoded and preprocessed while the model runs: "process"
                 (default), "thread" or "off" (see `backend.video.ready_frames`); memory stays bounded.
+            pipeline: run the model half of frame t on a worker thread while the caller
+                post-processes and uses frame t-1 (`run_ahead`, one frame ahead); None = on for a
+                CUDA device. Results are the same either way.
+            cancel: with a pipeline, the worker's model steps stop mid-frame once it is set
+                (`JobInterrupted`, delivered in order); without one, use `interruptible` around `next`.
         """
         run = state or self.init_run()
+        if pipeline is None:
+            pipeline = self.device.type == "cuda"
+        model_frames = self._model_frames(run, source, options, prefetch, cancel if pipeline else None)
+        if pipeline:
+            model_frames = run_ahead(model_frames, depth=1, name="engine-model")
+        try:
+            for done in model_frames:
+                yield self._host_half(done, options)
+        finally:
+            model_frames.close()
+
+    def _model_frames(self, run: RunState, source, options: JobOptions, prefetch: str,
+                      cancel: threading.Event | None) -> Iterator["_ModelDone"]:
         frames = ready_frames(source, self.prepare_settings(options), prefetch, self.decode_threads)
         try:  # inference mode is entered per frame, never held across a yield
             for frame in frames:
                 timings = FrameTimings(decode=frame.decode_s, prepare=frame.prepare_s)
-                yield self.process_frame(run, frame.index, frame.time, None, options, timings, frame.prepared)
+                with interruptible(cancel):
+                    done = self._model_half(run, frame.index, frame.time, None, options, timings, frame.prepared)
+                yield done
         finally:
             frames.close()
+
+
+@dataclass
+class _ModelDone:
+    """A frame after its model half: the host copy of its arrays, track ids, and what its host half needs."""
+
+    index: int
+    time: float
+    arrays: dict[str, np.ndarray]
+    ids: np.ndarray
+    prepared: Any
+    chunk: int
+    reset: bool
+    timings: FrameTimings

@@ -41,7 +41,7 @@ class ClipWorker:
 
         started = time.perf_counter()
         self.engine = Engine.from_paths(model.get("checkpoint"), model.get("smplx"), device=model.get("device", "auto"),
-                                        precision=model.get("precision", "fp32"))
+                                        precision=model.get("precision", "fp32"), graphs=model.get("graphs"))
         _ENGINE_LOADS += 1
         self.load_s = time.perf_counter() - started
         threads = model_threads(model, cpus)

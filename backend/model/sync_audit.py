@@ -13,10 +13,14 @@ Kinds:
     with SyncAudit() as audit:
         model.step(...)
     audit.count("nonzero"), audit.events  # [(kind, what, 'file:line'), ...]
+
+Work on host copies (the tracker and post-processing after the frame's one device->host copy) runs
+inside `on_host()`: on a CPU run its tensors cannot be told from device ones, and it never syncs.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +35,17 @@ _SCALAR_OPS = {aten._local_scalar_dense.default, aten.item.default, aten.is_nonz
 _NONZERO_OPS = {aten.nonzero.default, aten.where.default, aten.masked_select.default}
 _INDEX_OPS = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
 _REPO = Path(__file__).resolve().parents[2]
+_host = threading.local()
+
+
+@contextlib.contextmanager
+def on_host():
+    """Marks work on host copies: nothing inside is recorded (it cannot wait for a device)."""
+    _host.depth = getattr(_host, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _host.depth -= 1
 
 
 def _is_bool_index(args) -> bool:
@@ -53,6 +68,8 @@ class _Recorder:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add(self, kind: str, what: str) -> None:
+        if getattr(_host, "depth", 0):
+            return
         self.events.append((kind, what, _caller()))
 
 

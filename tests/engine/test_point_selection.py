@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from backend.engine.geometry import unpad_square_map
 from backend.engine.options import JobOptions
 from backend.engine.postprocess import (HUMAN_MASK_DILATION_AT_512, HUMAN_MASK_THRESHOLD, _dilate_square,
-                                        point_selection)
+                                        human_mask, point_selection)
 
 
 def reference_selection(conf: torch.Tensor, msk: torch.Tensor | None, options: JobOptions) -> torch.Tensor:
@@ -59,7 +59,8 @@ def test_point_selection_matches_torch_reference(shape):
              dataclasses.replace(base, max_points_per_frame=0)]
     for options in cases:
         for m in (msk, None):
-            got = point_selection(conf, m, options)
+            human = human_mask(m, h, w).float().numpy() if options.remove_humans_from_points and m is not None else None
+            got = point_selection(conf.numpy(), human, options)
             want = reference_selection(conf, m, options) if options.max_points_per_frame else torch.zeros(0, dtype=torch.long)
             assert got.dtype == torch.long
             assert torch.equal(got, want), options

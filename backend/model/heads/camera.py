@@ -53,7 +53,7 @@ def pose_to_matrix(camera_pose: torch.Tensor) -> torch.Tensor:
     out = torch.zeros(*q.shape[:-1], 4, 4, dtype=q.dtype, device=q.device)
     out[..., :3, :3] = rot
     out[..., :3, 3] = t
-    out[..., 3, 3] = 1
+    out[..., 3, 3].fill_(1)  # in place: a Python scalar assigned by indexing is a host->device copy
     return out
 
 
