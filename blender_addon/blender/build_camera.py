@@ -49,10 +49,6 @@ def create_camera(plan, collection: bpy.types.Collection, scene: bpy.types.Scene
                                           (fit.width, fit.height))
         if warning:
             warnings.append(warning)
-        elif plan.video_rate:
-            warning = timing_warning(data.background_images[-1].clip, plan.video_rate, plan.video_frames)
-            if warning:
-                warnings.append(warning)
     return cam, warnings
 
 
@@ -80,18 +76,9 @@ def orientation_warning(clip: bpy.types.MovieClip, rotation: int, mirrored: bool
             "results are upright, so the camera background does not match them (Blender 5.0 shows it upright)")
 
 
-def timing_warning(clip: bpy.types.MovieClip, rate: float, frames: int | None) -> str | None:
-    """A warning when Blender reads the video at another frame rate or length than the results have
-    (variable-frame-rate footage: Blender shows clip frame N at scene frame N, so the plate drifts)."""
-    clip_rate = clip.fps or 0.0
-    rate_off = abs(clip_rate - rate) > 0.01 * rate
-    length_off = frames is not None and abs(clip.frame_duration - frames) > max(1, 0.01 * frames)
-    if not (rate_off or length_off):
-        return None
-    return (f"Blender reads {os.path.basename(clip.filepath)} at {clip_rate:.2f} fps / {clip.frame_duration} frames "
-            f"but the results are at {rate:.2f} fps / {frames if frames is not None else '?'} frames (variable "
-            f"frame rate?): the background drifts from the keys. Convert the video to a constant frame rate "
-            f"(e.g. ffmpeg -i IN -fps_mode cfr -r {rate:.3f} OUT.mp4), then use Locate Video…")
+def background_clip(camera: bpy.types.Object) -> bpy.types.MovieClip | None:
+    """The movie clip shown behind `camera`, or None."""
+    return next((bg.clip for bg in camera.data.background_images if bg.source == "MOVIE_CLIP" and bg.clip), None)
 
 
 def attach_video(data: bpy.types.Camera, path: str, frame_start: int, scene: bpy.types.Scene) -> str | None:

@@ -195,6 +195,8 @@ def import_report(name: str, summary: dict) -> list[tuple[str, str]]:
         lines = [("INFO", head)]
     if summary.get("replaced"):
         lines.append(("INFO", f"Replaced the earlier run(s): {', '.join(summary['replaced'])}"))
+    if summary.get("video_retimed"):
+        lines.append(("INFO", summary["video_retimed"]))
     lines += [("WARNING", w) for w in summary.get("warnings") or []]
     return lines
 

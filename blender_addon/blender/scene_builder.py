@@ -47,7 +47,7 @@ import bpy
 from mathutils import Vector
 
 from ..core.scene_plan import ImportOptions, ScenePlanner, SetupPlan
-from . import build_camera, build_people, build_points, job_collections, render_footage
+from . import build_camera, build_people, build_points, job_collections, plate_timing, render_footage
 from .compat import AnimationTarget
 
 RIGS_PER_UNIT = 4  # new rigs built in one unit of work (one edit-mode pass in the build scene)
@@ -82,6 +82,7 @@ class SceneBuilder:
         self.setup: SetupPlan | None = None
         self.collection: bpy.types.Collection | None = None
         self.camera: bpy.types.Object | None = None
+        self._plate: plate_timing.PlateTiming | None = None  # retimes the camera's background video
         self._camera_anim: AnimationTarget | None = None
         self._camera_data_anim: AnimationTarget | None = None
         self.armatures: dict[int, bpy.types.Object] = {}
@@ -190,6 +191,9 @@ class SceneBuilder:
         if self.options.footage_in_renders and self.options.video_background and self.options.set_scene:
             render_footage.show_footage_in_renders(self.scene, self.camera)
         self._camera_anim = self._target(self.camera, f"{camera_plan.name} action")
+        clip = build_camera.background_clip(self.camera)
+        if clip is not None:
+            self._plate = plate_timing.PlateTiming(clip, self.setup.fps / self.setup.fps_base, self.setup.frame_start)
 
     def _create_people(self, people) -> None:
         for person, (arm, mesh) in zip(people, self._people_factory().create(people)):
@@ -206,6 +210,8 @@ class SceneBuilder:
                                                                   f"{person.name} shape keys action")
 
     def _key_camera(self, plan) -> None:
+        if self._plate is not None and plan.video_times is not None:
+            self.keys_written += self._plate.key(plan.video_times)
         if plan.camera_object_keys:
             self.keys_written += self._camera_anim.apply(plan.camera_object_keys)
             if not self._camera_placed and self.options.set_scene:
@@ -301,5 +307,6 @@ class SceneBuilder:
             "armatures": {pid: ob.name for pid, ob in self.armatures.items()},
             "clouds": {k: ob.name for k, ob in self.clouds.items()},
             "keys": self.keys_written,
+            "video_retimed": self._plate.notice if self._plate is not None else None,
         })
         return self.summary

@@ -55,6 +55,9 @@ class CameraPlanner:
         else:
             self._sanitize(c2w, K, self.fit.width, self.fit.height)
         lens = lens_and_shift(K, self.fit)  # [n, 3]
+        rate = setup.fps / setup.fps_base
+        times = np.array([float(m["time"]) if m.get("time") is not None else int(m["index"]) / rate for m in msgs])
+        plan.video_times = np.stack([frames.astype(np.float64), times], axis=1)
         if not self._made:
             plan.camera = CameraPlan(name=f"{setup.collection_name} camera", fit=self.fit,
                                      lens=float(lens[0, 0]), shift_x=float(lens[0, 1]), shift_y=float(lens[0, 2]),
@@ -120,3 +123,12 @@ class CameraPlanner:
                 last_k = K[i]
             self.bad_frames += int((bad_pose | bad_k).sum())
         self._last_good = (c2w[-1].copy(), K[-1].copy())
+
+
+def clip_frame_offsets(frames: np.ndarray, times: np.ndarray, clip_rate: float, clip_frame_start: int) -> np.ndarray:
+    """MovieClip.frame_offset [n] int64 per Blender frame [n] so that the clip shows, at each frame, the
+    picture of its result: Blender shows clip picture `frame - clip.frame_start + frame_offset` (0-based)
+    and reads a video as a constant `clip_rate` frames/s, so the picture at `times` [n] seconds from the
+    stream start is round(time * clip_rate)."""
+    shown = np.asarray(frames, dtype=np.int64) - int(clip_frame_start)
+    return np.rint(np.asarray(times, dtype=np.float64) * clip_rate).astype(np.int64) - shown

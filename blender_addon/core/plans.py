@@ -134,6 +134,9 @@ class FramesPlan:
     # deferred planning (ScenePlanner.frames(deferred=True)): one plan_people.PersonTask per person, each
     # adding that person's new_people entry and keys above when run
     people_tasks: list = field(default_factory=list)
+    # [n, 2]: each planned frame's Blender frame and its time in seconds from the stream start (for the
+    # camera background's timing, `plate_timing`); None without a camera
+    video_times: np.ndarray | None = None
     frames: int = 0  # frames in this batch that were planned (duplicates skipped)
     last_frame: int | None = None  # last Blender frame keyed so far
 

@@ -90,14 +90,19 @@ def _video(path, rate, frames):
     return path
 
 
-@pytest.mark.parametrize("rate,warned", [(Fraction(30000, 1001), False), (60, True)])
-def test_a_plate_blender_reads_at_another_rate_is_reported(factory_scene, tmp_path, rate, warned):
-    # the results are at 29.97 fps over 6 frames; Blender plays clip frame N at scene frame N
+@pytest.mark.parametrize("rate,retimed", [(Fraction(30000, 1001), False), (60, True)])
+def test_a_plate_blender_reads_at_another_rate_is_retimed(factory_scene, tmp_path, rate, retimed):
+    # the results are at 29.97 fps over 6 frames; Blender plays clip picture N at scene frame N unless retimed
     video = _video(tmp_path / "plate.mp4", rate, 6)
     msgs = decoded(make_job(n_frames=6, people=(), points_per_frame=0, scene_points=0, video_path=str(video)))
     builder = build(msgs)
-    assert builder.camera.data.background_images[0].clip is not None
-    timing = [w for w in builder.warnings if "the background drifts" in w]
-    assert bool(timing) is warned, builder.warnings
-    if warned:
-        assert "at 60.00 fps" in timing[0] and "results are at 29.97 fps / 6 frames" in timing[0]
+    clip = builder.camera.data.background_images[0].clip
+    summary = builder.on_end(msgs[-1])
+    assert bool(summary["video_retimed"]) is retimed, summary
+    if retimed:  # result i (i / 29.97 s) shows picture round(i * 60 / 29.97): offset = that - i
+        assert "at 60.00 fps" in summary["video_retimed"] and "results are at 29.97 fps" in summary["video_retimed"]
+        for i in range(6):
+            bpy.context.scene.frame_set(builder.setup.frame_start + i)
+            assert clip.frame_offset == round(i * 60 * 1001 / 30000) - i
+    else:
+        assert clip.animation_data is None or clip.animation_data.action is None
