@@ -76,11 +76,6 @@ def orientation_warning(clip: bpy.types.MovieClip, rotation: int, mirrored: bool
             "results are upright, so the camera background does not match them (Blender 5.0 shows it upright)")
 
 
-def background_clip(camera: bpy.types.Object) -> bpy.types.MovieClip | None:
-    """The movie clip shown behind `camera`, or None."""
-    return next((bg.clip for bg in camera.data.background_images if bg.source == "MOVIE_CLIP" and bg.clip), None)
-
-
 def attach_video(data: bpy.types.Camera, path: str, frame_start: int, scene: bpy.types.Scene) -> str | None:
     """Show the video at `path` as the camera's background, video frame N at scene frame frame_start + N.
 

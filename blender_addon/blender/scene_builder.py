@@ -191,7 +191,7 @@ class SceneBuilder:
         if self.options.footage_in_renders and self.options.video_background and self.options.set_scene:
             render_footage.show_footage_in_renders(self.scene, self.camera)
         self._camera_anim = self._target(self.camera, f"{camera_plan.name} action")
-        clip = build_camera.background_clip(self.camera)
+        clip = render_footage.footage_clip(self.camera)
         if clip is not None:
             self._plate = plate_timing.PlateTiming(clip, self.setup.fps / self.setup.fps_base, self.setup.frame_start)
 

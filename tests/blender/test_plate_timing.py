@@ -12,7 +12,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from blender_addon.blender import build_camera  # noqa: E402
+from blender_addon.blender import render_footage  # noqa: E402
 from blender_addon.blender.operators import import_report  # noqa: E402
 from blender_addon.blender.scene_builder import SceneBuilder  # noqa: E402
 from blender_addon.core.scene_plan import ImportOptions  # noqa: E402
@@ -83,7 +83,7 @@ def test_a_variable_frame_rate_clip_shows_each_results_own_picture(factory_scene
     clip_path = _write_clip(tmp_path / "vfr.mp4", VFR_TIMES, stream_rate=30)
     summary = _import(clip_path, VFR_TIMES, rate=len(VFR_TIMES) / (VFR_TIMES[-1] + 1 / 15))
     scene = bpy.context.scene
-    clip = build_camera.background_clip(bpy.data.objects[summary["camera"]])
+    clip = render_footage.footage_clip(bpy.data.objects[summary["camera"]])
     assert clip.frame_duration > len(VFR_TIMES)  # Blender reads it as 30 fps with repeated pictures
     shown = [_shown_picture(scene, scene.frame_start + i, tmp_path) for i in range(len(VFR_TIMES))]
     assert shown == list(range(len(VFR_TIMES)))
@@ -96,7 +96,7 @@ def test_a_clip_blender_reads_at_the_results_rate_is_left_alone(factory_scene, t
     times = np.arange(8) / 24.0
     clip_path = _write_clip(tmp_path / "cfr.mp4", times, stream_rate=24)
     summary = _import(clip_path, times, rate=24.0)
-    clip = build_camera.background_clip(bpy.data.objects[summary["camera"]])
+    clip = render_footage.footage_clip(bpy.data.objects[summary["camera"]])
     assert clip.animation_data is None or clip.animation_data.action is None
     assert summary["video_retimed"] is None
     scene = bpy.context.scene
