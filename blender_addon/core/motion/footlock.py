@@ -3,9 +3,12 @@
 Per foot (heel + toe sole points) and contact run: each point in contact gets an anchor, the median of
 its horizontal positions over the run, at the floor (y = 0) when the floor is known; the foot is moved
 rigidly (its world orientation is kept) by the mean error of its contacting points, so the contact
-points stay put. Around each run the correction at the run's edge fades out over a blend window
-(smoothstep, 0.13 s) instead of switching off, so there is no pop; before a contact the foot is
-still in the air, so that window never pulls it down towards the floor. A foot point still below the floor after that is pushed up by
+points stay put. Around each run the correction fades out over a blend window (smoothstep, 0.13 s)
+instead of switching off, so there is no pop. In that window the foot is aimed mostly (85 %) at the run's
+anchors rather than kept at the edge frame's offset: a detected edge a frame early or late (smoothing
+blurs landings and take-offs) then still holds a foot that is really planted. Before a contact the foot is
+still in the air, so that window never pulls it down towards the floor; after one, a foot already higher
+than 4 cm is taking off and is pulled down no further than the edge's own offset. A foot point still below the floor after that is pushed up by
 exactly its depth (no float is added).
 
 The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
@@ -56,6 +59,7 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
             held = ankle_pos[s:e, foot, None] + np.einsum("ab,tkb->tka", r_hold, rel[s:e])  # points, rotation held
             err = np.zeros((e - s, 3))
             count = np.zeros(e - s)
+            anchors = np.full((2, 3), np.nan)
             for k in range(2):
                 on = con[s:e, k]
                 if not on.any():
@@ -63,6 +67,7 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 anchor = np.median(held[on, k], axis=0)
                 if floor_known:
                     anchor[1] = 0.0
+                anchors[k] = anchor
                 err[on] += anchor - held[on, k]
                 count[on] += 1
             err /= np.maximum(count, 1)[:, None]
@@ -77,8 +82,23 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 frames, w = frames[take], w[take]
                 weight[frames, foot] = w
                 q = (1 - w)[:, None] * q_free[frames] + w[:, None] * align_signs(q_hold[None], q_free[frames])
-                rot_out[frames, foot] = quaternion_to_matrix(q)
-                out[frames, foot] = w[:, None] * out[edge, foot]
+                r_blend = quaternion_to_matrix(q)
+                rot_out[frames, foot] = r_blend
+                # blend the foot's position towards the anchors of the points held at the edge (not the
+                # edge's offset): a stance edge detected a frame early or late then costs a fraction of the
+                # blurred foot's distance from its anchor, not a whole swing step
+                on = con[edge] & np.isfinite(anchors[:, 0])
+                if on.any():
+                    pts_f = ankle_pos[frames, foot, None] + np.einsum("tab,tkb->tka", r_blend, rel[frames])
+                    target = (anchors[on] - pts_f[:, on]).mean(1)
+                    out[frames, foot] = w[:, None] * ((1 - o.LOCK_BLEND_TO_ANCHOR) * out[edge, foot]
+                                                      + o.LOCK_BLEND_TO_ANCHOR * target)
+                    # a foot taking off may really be rising: pulled down no more than by the edge's offset
+                    high = -pts_f[:, on, 1].mean(1) > o.LOCK_PULL_DOWN_MAX_H
+                    out[frames[high], foot, 1] = np.minimum(out[frames[high], foot, 1],
+                                                            np.maximum(w[high] * out[edge, foot, 1], 0.0))
+                else:
+                    out[frames, foot] = w[:, None] * out[edge, foot]
                 if edge == s:  # a foot about to land is still in the air: never pulled down to the floor (y down)
                     out[frames, foot, 1] = np.minimum(out[frames, foot, 1], 0.0)
     return out, rot_out
