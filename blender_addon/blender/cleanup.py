@@ -23,6 +23,7 @@ from ..core.motion import CleanupOptions, LiveRefiner, refine_job
 from ..core.keyframes import CONSTANT, channel_keys
 from ..core.motion.scene_keys import contact_keys, floor_matrix_blender, only_person
 from .compat import AnimationTarget, fcurves_of
+from .panel_base import SubPanel
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +163,9 @@ class HUMAN3R_OT_reapply_cleanup(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class HUMAN3R_PT_cleanup(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Human3R"
+class HUMAN3R_PT_cleanup(SubPanel, bpy.types.Panel):
     bl_label = "Clean-up"
     bl_idname = "HUMAN3R_PT_cleanup"
-    bl_parent_id = "HUMAN3R_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw_header(self, context):
         settings = getattr(context.scene, "human3r_cleanup", None)

@@ -11,7 +11,7 @@ from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import export
-from .panels import _SidebarPanel
+from .panel_base import SubPanel
 
 FORMAT_ITEMS = [("FBX", "FBX", "Armature + skinned body (Unity, Unreal, Maya)"),
                 ("GLB", "glTF binary (.glb)", "Armature + skinned body, one file"),
@@ -84,10 +84,8 @@ class HUMAN3R_OT_import_fbx_motion(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-class HUMAN3R_PT_export(_SidebarPanel, bpy.types.Panel):
+class HUMAN3R_PT_export(SubPanel, bpy.types.Panel):
     bl_label = "Export"
-    bl_parent_id = "HUMAN3R_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout

@@ -23,6 +23,7 @@ from bpy.props import EnumProperty, PointerProperty
 
 from . import live
 from .prefs import get_prefs
+from .panel_base import SubPanel
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +190,8 @@ class HUMAN3R_OT_live_run(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class HUMAN3R_PT_live(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Human3R"
+class HUMAN3R_PT_live(SubPanel, bpy.types.Panel):
     bl_label = "Live"
-    bl_parent_id = "HUMAN3R_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout

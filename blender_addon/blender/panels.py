@@ -11,18 +11,13 @@ from ..core.session import State
 from . import live, server_status, ui_text
 from .build_camera import VIDEO_FRAME_START
 from .prefs import get_prefs
+from .panel_base import SidebarPanel, SubPanel
 
 _STATE_ICONS = {State.CONNECTING: "URL", State.RUNNING: "PLAY", State.DONE: "CHECKMARK",
                 State.CANCELLED: "CANCEL", State.ERROR: "ERROR", State.IDLE: "INFO"}
 
 
-class _SidebarPanel:
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Human3R"
-
-
-class HUMAN3R_PT_main(_SidebarPanel, bpy.types.Panel):
+class HUMAN3R_PT_main(SidebarPanel, bpy.types.Panel):
     bl_label = "Human3R"
     bl_idname = "HUMAN3R_PT_main"
 
@@ -68,10 +63,8 @@ class HUMAN3R_PT_main(_SidebarPanel, bpy.types.Panel):
             box.operator("human3r.cancel", icon="CANCEL")
 
 
-class HUMAN3R_PT_model(_SidebarPanel, bpy.types.Panel):
+class HUMAN3R_PT_model(SubPanel, bpy.types.Panel):
     bl_label = "Model Options"
-    bl_parent_id = "HUMAN3R_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         settings = context.scene.human3r
@@ -84,10 +77,8 @@ class HUMAN3R_PT_model(_SidebarPanel, bpy.types.Panel):
         col.prop(settings, "input_size")
 
 
-class HUMAN3R_PT_scene(_SidebarPanel, bpy.types.Panel):
+class HUMAN3R_PT_scene(SubPanel, bpy.types.Panel):
     bl_label = "Scene Import"
-    bl_parent_id = "HUMAN3R_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         settings = context.scene.human3r
@@ -119,10 +110,8 @@ class HUMAN3R_PT_scene(_SidebarPanel, bpy.types.Panel):
         col.prop(settings, "rerun")
 
 
-class HUMAN3R_PT_server(_SidebarPanel, bpy.types.Panel):
+class HUMAN3R_PT_server(SubPanel, bpy.types.Panel):
     bl_label = "Server"
-    bl_parent_id = "HUMAN3R_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from .panels import _SidebarPanel
+from .panel_base import SubPanel
 
 
 class HUMAN3R_UL_bone_map(bpy.types.UIList):
@@ -13,10 +13,8 @@ class HUMAN3R_UL_bone_map(bpy.types.UIList):
         row.prop(item, "source", text="", emboss=True)
 
 
-class HUMAN3R_PT_retarget(_SidebarPanel, bpy.types.Panel):
+class HUMAN3R_PT_retarget(SubPanel, bpy.types.Panel):
     bl_label = "Retarget"
-    bl_parent_id = "HUMAN3R_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout

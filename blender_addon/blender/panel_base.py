@@ -1,0 +1,16 @@
+"""The placement every Human3R panel shares (a module of its own, so that feature modules can
+subclass it without importing the main panel and what it draws)."""
+from __future__ import annotations
+
+
+class SidebarPanel:
+    """Where every Human3R panel lives: the 3D View's sidebar, tab "Human3R"."""
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Human3R"
+
+
+class SubPanel(SidebarPanel):
+    """A closed-by-default section under the main Human3R panel (feature modules use it too)."""
+    bl_parent_id = "HUMAN3R_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
