@@ -154,6 +154,8 @@ def test_a_folder_swapped_for_a_link_while_queued_is_not_read(start_server, make
     client = make_client(server.endpoint)
     client.submit(str(media / "shots" / "clip.mp4"), {})  # occupies the worker
     first = wait_for(client, lambda m: m["type"] == "accepted")
+    # the runner is a generator: it only runs (and records the path) once the worker pulls a message
+    wait_for(client, lambda m: m.get("job") == first["job"] and m["type"] == "header")
     client.submit(str(media / "shots" / "clip.mp4"), {})
     second = wait_for(client, lambda m: m["type"] == "accepted" and m["job"] != first["job"])
     assert second["queue_position"] == 1
