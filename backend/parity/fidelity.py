@@ -137,7 +137,8 @@ def compare_frame_results(ref: list, got: list, body, report: FidelityReport | N
         if same and len(a.people["id"]):
             joints = []
             for people in (a.people, b.people):
-                params = {k: torch.from_numpy(np.asarray(people[k], np.float32)).to(body.device) for k in PEOPLE_KEYS}
+                # np.array copies: the decoded arrays may be read-only views, which torch warns about
+                params = {k: torch.from_numpy(np.array(people[k], np.float32)).to(body.device) for k in PEOPLE_KEYS}
                 joints.append(body.forward(params)[1].double().cpu().numpy())
             ja, jb = (j - j[:, :1] for j in joints)  # root (pelvis) relative
             mpjpe = np.linalg.norm(ja - jb, axis=-1).mean(axis=1)  # [n]
