@@ -72,8 +72,11 @@ def make_person(pid: int, kind: str, body: BodyModel, n: int, start: np.ndarray,
     shape = BodyShape.from_model(body, betas)
     t = np.arange(n) / FPS
     rest = shape.rest
-    sole_drop = rest[7, 1] - (rest[7, 1] + shape.sole_offsets[0, 1])  # ankle height above the sole
-    ankle_y = -sole_drop
+    # each ankle's height above the shaped sole (y down: ankle y on a planted flat foot); the shaped rest
+    # skeleton is not left/right symmetric, so each foot gets its own (one shared height left the right
+    # sole up to 9 mm off the floor)
+    foot_y = shape.sole_offsets[[0, 2], 1]  # [2]: sole - ankle in the rest (y up) = ankle y in T
+    ankle_y = foot_y[0]  # the pelvis height is laid out from the left leg
     leg = np.linalg.norm(rest[7] - rest[1])
     pelvis_above_ankle = (rest[0, 1] - rest[1, 1]) + 0.95 * leg
     fwd = np.array([-np.sin(heading), 0.0, -np.cos(heading)])  # body faces -z rotated by heading about y
@@ -101,7 +104,7 @@ def make_person(pid: int, kind: str, body: BodyModel, n: int, start: np.ndarray,
             a0, a1 = anchor(cyc), anchor(cyc + 1)
             s = np.clip((c - stance) / (1 - stance), 0, 1)
             pos = a0 + (a1 - a0) * _smoothstep(s)[:, None]
-            pos[:, 1] = ankle_y - 0.08 * np.sin(np.pi * s)
+            pos[:, 1] = foot_y[f] - 0.08 * np.sin(np.pi * s)
             ankles[:, f] = pos
             contacts[:, 2 * f] = contacts[:, 2 * f + 1] = c < stance
     elif kind == "stand":
@@ -110,7 +113,7 @@ def make_person(pid: int, kind: str, body: BodyModel, n: int, start: np.ndarray,
         root[:, 1] = ankle_y - pelvis_above_ankle + 0.01 * np.sin(2 * np.pi * 0.2 * t)
         for f in range(2):
             ankles[:, f] = start + left * lateral[f]
-            ankles[:, f, 1] = ankle_y
+            ankles[:, f, 1] = foot_y[f]
         contacts[:] = True
     elif kind == "jump":
         g, flight = 9.81, 0.4
@@ -138,7 +141,7 @@ def make_person(pid: int, kind: str, body: BodyModel, n: int, start: np.ndarray,
         lift = np.where(air, h, 0.0)
         for f in range(2):
             ankles[:, f] = start + left * lateral[f]
-            ankles[:, f, 1] = ankle_y - lift
+            ankles[:, f, 1] = foot_y[f] - lift
         contacts[:] = ~air[:, None]
     heading_t = heading_t + (0.0 if kind != "stand" else 0.1 * np.sin(0.5 * t))
     local = _pose_person(shape, heading_t, root, ankles, t)

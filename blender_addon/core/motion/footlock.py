@@ -12,8 +12,10 @@ than 4 cm is taking off and is pulled down no further than the edge's own offset
 exactly its depth (no float is added).
 
 The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
-pelvis moves part of the way towards them (`planted_root_shift`); with no foot on the floor between two
-contacts the pelvis follows a ballistic path with the known g (`ballistic_root`). The ankle target is then
+pelvis moves towards them (`planted_root_shift`), most of the way along each leg (its length is known)
+and little across it (its direction is as noisy as the pose); with no foot on the floor between two
+contacts the pelvis follows a ballistic path with the known g fitted to the flight's own samples
+(`ballistic_root`). The ankle target is then
 reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
 knee), the legs are never stretched: where a held foot's target is out of reach the pelvis moves towards
 it (`root_shift`, smoothed), and what is still out of reach is clamped.
@@ -25,7 +27,7 @@ import numpy as np
 from . import options as o
 from ..rotations import matrix_to_quaternion, quaternion_to_matrix
 from .contacts import runs
-from .smooth import continuous, gaussian_filter
+from .smooth import acceleration_axes, adaptive_filter, continuous, gaussian_filter
 from .so3 import align_signs
 from .kinematics import LEGS, PELVIS
 
@@ -122,42 +124,75 @@ def ballistic_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, 
 
     root [T, 3] the smoothed pelvis, observed [T, 3] its samples before smoothing, contact [T] any foot
     point in contact. With no foot on the floor between two contacts the body is in free fall: the pelvis
-    follows p0 + v0 t + g t^2 / 2 with g known, so only p0 and v0 are fitted (least squares on the
-    observed samples of the flight, and the smoothed root at the two contact frames around it, weighted
-    as the few observations they stand for) instead of letting a filter bend the path at take-off and
-    landing."""
+    follows p0 + v0 t + g t^2 / 2 with g known, so only p0 and v0 are fitted, by least squares on the
+    flight's own observed samples. The smoothed root at the contacts around the flight is not used: a
+    filter window spanning the take-off or the landing kink bends it by centimetres there."""
     out = np.zeros_like(root)
     accel = np.array([0.0, GRAVITY_MS2, 0.0])
-    for s, e in runs(~contact):
-        if s == 0 or e >= len(root) or e - s < 3 or not np.isfinite(observed[s:e]).all():
+    for s, e in flight_runs(contact):
+        if not np.isfinite(observed[s:e]).all():
             continue
-        frames = np.arange(s - 1, e + 1)
-        tau = (frames - (s - 1)) / fps
-        target = np.concatenate([root[s - 1:s], observed[s:e], root[e:e + 1]])
-        weight = np.ones(len(frames))
-        weight[[0, -1]] = o.BALLISTIC_EDGE_WEIGHT
-        a = np.stack([np.ones_like(tau), tau], 1) * np.sqrt(weight)[:, None]
-        b = (target - 0.5 * tau[:, None] ** 2 * accel) * np.sqrt(weight)[:, None]
-        coef = np.linalg.lstsq(a, b, rcond=None)[0]  # [2, 3]: p0, v0
-        path = coef[0] + tau[:, None] * coef[1] + 0.5 * tau[:, None] ** 2 * accel
-        out[s:e] = path[1:-1] - root[s:e]
+        tau = np.arange(e - s) / fps
+        a = np.stack([np.ones_like(tau), tau], 1)
+        coef = np.linalg.lstsq(a, observed[s:e] - 0.5 * tau[:, None] ** 2 * accel, rcond=None)[0]  # p0, v0
+        out[s:e] = coef[0] + tau[:, None] * coef[1] + 0.5 * tau[:, None] ** 2 * accel - root[s:e]
     return out
 
 
-def planted_root_shift(corrections: np.ndarray, held: np.ndarray, fps: float, alpha: float) -> np.ndarray:
+def flight_runs(contact: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of the flight phases in contact [T] (any foot point down): runs of >= 3 frames with no
+    contact and a contact on both sides (a clip that starts or ends in the air has no known take-off)."""
+    return [(s, e) for s, e in runs(~contact) if s > 0 and e < len(contact) and e - s >= 3]
+
+
+def ground_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, sigmas: tuple[float, ...],
+                gamma: float) -> np.ndarray:
+    """Pelvis positions [T, 3] with every ground phase between flights filtered on its own, for finding
+    the contacts (flight frames keep root).
+
+    root [T, 3] the smoothed pelvis, observed [T, 3] its samples before smoothing, contact [T] a first
+    contact estimate; sigmas (frames) and gamma as in `smooth.adaptive_filter`. A take-off or a landing
+    is a kink in the pelvis path (the push's acceleration turns into free fall at once); a filter whose
+    window spans it lifts the ground frames next to it towards the flight by centimetres (up to 5 cm
+    measured), and with them the feet, so the last frames before a take-off and the first after a landing
+    read as in the air. Filtered alone (per axis of its own acceleration), a ground phase has no such
+    bias inside; its ends are noisier, which the contact detector's own smoothing absorbs, while the pose
+    keeps the smoothed root (`ballistic_root` and the foot lock correct it)."""
+    flights = flight_runs(contact)
+    out = root.copy()
+    if not flights or not np.isfinite(observed).all():
+        return out
+    bounds = [0] + [b for f in flights for b in f] + [len(root)]
+    for s, e in zip(bounds[::2], bounds[1::2]):
+        if e - s < 3:
+            continue
+        axes = acceleration_axes(observed[s:e])
+        out[s:e] = adaptive_filter((observed[s:e] @ axes.T)[..., None], sigmas, gamma)[..., 0] @ axes
+    return out
+
+
+def planted_root_shift(corrections: np.ndarray, held: np.ndarray, legs: np.ndarray, fps: float,
+                       along: float, across: float) -> np.ndarray:
     """Pelvis translation [T, 3] towards where the planted feet put it.
 
-    corrections [T, 2, 3] ankle translations that lock the feet, held [T, 2] bool the feet locked. A foot
-    held at its anchor (a median over its whole contact run, far less noisy than one frame's root) says
-    where the body is: the mean correction of the held feet is a measurement of the root's error, taken
-    with weight alpha (0..1) against the smoothed root and faded over the blend window so it never pops."""
+    corrections [T, 2, 3] ankle translations that lock the feet, held [T, 2] bool the feet locked, legs
+    [T, 2, 3] hip -> ankle vectors. A foot held at its anchor (a median over its whole contact run, far
+    less noisy than one frame's root) says where the body is, but not equally well in every direction:
+    the leg's bone lengths are known, so along the leg the pelvis is off by little more than the knee
+    bend's error, while across the leg it is off by the whole leg's direction error times its length
+    (more than the smoothed root's own error). Each held foot's correction is therefore taken with
+    weight `along` (0..1) on its component along its leg and `across` on the rest, averaged over the
+    held feet and faded over the blend window so it never pops."""
+    u = legs / np.maximum(np.linalg.norm(legs, axis=-1, keepdims=True), 1e-9)
+    on_leg = np.sum(corrections * u, -1, keepdims=True) * u
+    weighted = along * on_leg + across * (corrections - on_leg)
     n = held.sum(1)
-    mean = np.where(n[:, None] > 0, (corrections * held[..., None]).sum(1) / np.maximum(n, 1)[:, None], 0.0)
+    mean = np.where(n[:, None] > 0, (weighted * held[..., None]).sum(1) / np.maximum(n, 1)[:, None], 0.0)
     weight = held.any(1).astype(np.float64)
     sigma = 0.5 * o.LOCK_BLEND_S * fps
     if len(n) >= 3:
         mean, weight = gaussian_filter(mean, sigma), gaussian_filter(weight, sigma)
-    return alpha * mean * np.minimum(weight, 1.0)[:, None]
+    return mean * np.minimum(weight, 1.0)[:, None]
 
 
 def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.98) -> np.ndarray:

@@ -8,8 +8,10 @@ is) and never raises on bad data: whatever it cannot do is left unchanged and ex
    asked);
 2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
    applied to cameras, people and points, so reprojection is unchanged;
-3. foot contacts (`contacts`); flight phases put on a ballistic path, the root moved towards where the
-   planted feet put it, foot lock + penetration removal (`footlock`), in the refined world.
+3. foot contacts (`contacts`; where someone jumps, found again with each ground phase's root filtered
+   apart from the flights, so the take-off and landing kinks do not blur them); flight phases put on a
+   ballistic path, the root moved towards where the planted feet put it, foot lock + penetration removal
+   (`footlock`), in the refined world.
 The refined world keeps the protocol's conventions (OpenCV axes, metres) with the floor at y = 0 and
 up = -y; `header['conventions']['from_raw']` holds A and `['world']` names the refined world.
 Per frame, `people['contacts']` [n, 4] u1 marks contacts (left heel, left toe, right heel, right toe).
@@ -24,8 +26,8 @@ from ..body_model import BodyModel
 from ..rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from . import options as o
 from .contacts import centred_speed, detect_contacts, dilate
-from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, lock_corrections, penetration_push,
-                       planted_root_shift, root_shift)
+from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, flight_runs, ground_root, lock_corrections,
+                       penetration_push, planted_root_shift, root_shift)
 from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
@@ -346,6 +348,12 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 pts = foot_points(shapes[p.pid], rot, pos)
                 con = detect_contacts(pts, fps, floor_known=grounded)
                 p.contacts[s:e] = con
+                if grounded and p.root_obs is not None and opts.smooth > 0 and flight_runs(con.any(1)):
+                    # ground phases filtered apart from the flights, then contacts found again without the blur
+                    ground = ground_root(pos[:, 0], p.root_obs[s:e], con.any(1),
+                                         _levels(o.SIGMA_ROOT_LEVELS_S, opts.smooth, fps), o.GAMMA_ROOT) - pos[:, 0]
+                    con = detect_contacts(pts + ground[:, None], fps, floor_known=grounded)
+                    p.contacts[s:e] = con
                 if grounded and p.root_obs is not None:  # free fall where no foot touches the floor
                     flight = ballistic_root(pos[:, 0], p.root_obs[s:e], con.any(1), fps)
                     pos, pts = pos + flight[:, None], pts + flight[:, None]
@@ -364,7 +372,10 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 held = np.stack([lock[:, :2].any(1), lock[:, 2:].any(1)], 1)
                 # the root moves towards where the planted feet put it, then as far as legs held out of
                 # reach need (not for the blend windows, where the foot is free); locked feet keep their targets
-                for shift in (planted_root_shift(corr, held, fps, o.ROOT_FROM_FEET), None):
+                legs = pos[:, [7, 8]] - pos[:, [1, 2]]
+                planted = planted_root_shift(corr, held, legs, fps, o.ROOT_FROM_FEET_ALONG_LEG,
+                                             o.ROOT_FROM_FEET_ACROSS_LEG)
+                for shift in (planted, None):
                     if shift is None:
                         shift = root_shift(pos, np.where(held[..., None], corr, 0.0), fps)
                     moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7
@@ -393,7 +404,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                "lock_beyond_contact_s": o.LOCK_DILATE_S,
                                "lock_beyond_contact_max_height_m": o.LOCK_DILATE_MAX_H,
                                "lock_after_contact_max_speed_ms": o.LOCK_DILATE_MAX_MS,
-                               "root_from_planted_feet_weight": o.ROOT_FROM_FEET,
+                               "root_from_planted_feet_weight": {"along_leg": o.ROOT_FROM_FEET_ALONG_LEG,
+                                                                 "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG},
                                "ballistic_flight_g_ms2": GRAVITY_MS2}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
