@@ -12,7 +12,7 @@ from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.addresses import is_loopback_address
-from . import live, timers
+from . import live, plate_timing, timers
 from .build_camera import VIDEO_FRAME_START, attach_video
 from .prefs import get_prefs, server_command
 
@@ -221,15 +221,19 @@ class HUMAN3R_OT_locate_video(bpy.types.Operator, ImportHelper):
         for bg in list(cam.data.background_images):
             if bg.source == "MOVIE_CLIP":
                 cam.data.background_images.remove(bg)
-        warning = attach_video(cam.data, self.filepath, int(cam[VIDEO_FRAME_START]), context.scene)
+        first_frame = int(cam[VIDEO_FRAME_START])
+        warning = attach_video(cam.data, self.filepath, first_frame, context.scene)
         if warning:
             self.report({"ERROR"}, warning)
             return {"CANCELLED"}
+        # VFR or odd-rate footage: the same retiming as an import with the video present
+        retimed = plate_timing.retime_located(cam, cam.data.background_images[-1].clip, first_frame)
         if context.scene.human3r.footage_in_renders:  # the import could not composite a missing video
             from .render_footage import show_footage_in_renders
 
             show_footage_in_renders(context.scene, cam)
-        self.report({"INFO"}, f"{cam.name} shows {os.path.basename(self.filepath)}")
+        shown = f"{cam.name} shows {os.path.basename(self.filepath)}"
+        self.report({"INFO"}, f"{shown}. {retimed}" if retimed else shown)
         return {"FINISHED"}
 
 
