@@ -6,6 +6,9 @@ import operator, one call for scripts and tests.
         show(job.fraction)              # 0..1: reading is the first 10 %, building the rest
     job.cancel()                        # keeps what is built, summary['status'] = 'cancelled'
     job.summary                         # the builder's summary plus file facts (see import_result_file)
+    job.status_line()                   # "Importing crowd.h3r: 120/300 frames (43 %)"
+
+`in_progress` lists the imports the import operator is running (the panel shows their progress).
 
 `cleanup` (a `core.motion.CleanupOptions` map, None = off) refines the whole job once it is read and
 before anything is built (`cleanup.py`): floor, smoothing and foot lock need every frame of a track.
@@ -27,6 +30,7 @@ from ..core.scene_plan import ImportOptions
 from .scene_builder import SceneBuilder, options_from
 
 READ_SHARE = 0.1  # part of the progress bar given to reading the file
+in_progress: list["FileImport"] = []  # imports running in the GUI, added and removed by the import operator
 _TERMINAL = frozenset(t.value for t in protocol.TERMINAL_TYPES)
 
 
@@ -67,6 +71,13 @@ class FileImport:
         if self._t_read is None:
             return READ_SHARE * min(1.0, self._read_bytes / self._size)
         return READ_SHARE + (1.0 - READ_SHARE) * self.builder.frames_applied / max(1, len(self.frames))
+
+    def status_line(self) -> str:
+        """What the import is at, for the status bar and the panel."""
+        name, percent = os.path.basename(self.path), int(100 * self.fraction)
+        if self._t_read is None:
+            return f"Reading {name}: {len(self.frames)} frames ({percent} %)"
+        return f"Importing {name}: {self.builder.frames_applied}/{len(self.frames)} frames ({percent} %)"
 
     def step(self, budget_s: float = 0.1) -> bool:
         """Work for about `budget_s` seconds (at least one unit: a record or a batch of frames);

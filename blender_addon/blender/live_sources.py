@@ -197,7 +197,7 @@ class HUMAN3R_PT_live(SubPanel, bpy.types.Panel):
         layout = self.layout
         live_settings = context.scene.human3r_live
         row = layout.row(align=True)
-        row.prop(live_settings, "source", text="")
+        row.prop(live_settings, "source", text="Source")
         row.operator("human3r.live_refresh", text="", icon="FILE_REFRESH")
         layout.prop(live_settings, "mode", expand=True)
         session = live.current()

@@ -12,8 +12,9 @@ from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.addresses import is_loopback_address
-from . import live, timers
+from . import file_import, live, plate_timing, timers
 from .build_camera import VIDEO_FRAME_START, attach_video
+from .panel_base import redraw_sidebars
 from .prefs import get_prefs, server_command
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,6 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         from ..core.resultfile import ResultFileError
         from .cleanup import cleanup_options
-        from .file_import import FileImport
 
         path = bpy.path.abspath(self.filepath)
         if not os.path.isfile(path):
@@ -121,7 +121,7 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         options = context.scene.human3r.import_options() if hasattr(context.scene, "human3r") else {}
         try:
-            self._job = FileImport(path, options, cleanup=cleanup_options(context))
+            self._job = file_import.FileImport(path, options, cleanup=cleanup_options(context))
         except ResultFileError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -131,7 +131,8 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
         self._timer = wm.event_timer_add(0.01, window=context.window)
         wm.progress_begin(0, 100)
         wm.modal_handler_add(self)
-        context.workspace.status_text_set(f"Importing {os.path.basename(path)}… (Esc to stop)")
+        file_import.in_progress.append(self._job)
+        self._show_progress(context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -145,7 +146,7 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
         if more is None:
             self._cleanup(context)
             return {"CANCELLED"}
-        context.window_manager.progress_update(int(100 * self._job.fraction))
+        self._show_progress(context)
         if more:
             return {"RUNNING_MODAL"}
         self._cleanup(context)
@@ -166,11 +167,20 @@ class HUMAN3R_OT_import_result(bpy.types.Operator, ImportHelper):
             self._job.cancel()
         return None
 
+    def _show_progress(self, context) -> None:
+        """The cursor's percentage, the status bar's and the panel's line (the cursor alone is easy to miss)."""
+        context.window_manager.progress_update(int(100 * self._job.fraction))
+        context.workspace.status_text_set(f"{self._job.status_line()} — Esc to stop")
+        redraw_sidebars()
+
     def _cleanup(self, context) -> None:
         wm = context.window_manager
         wm.event_timer_remove(self._timer)
         wm.progress_end()
         context.workspace.status_text_set(None)
+        if self._job in file_import.in_progress:
+            file_import.in_progress.remove(self._job)
+        redraw_sidebars()
 
     def _finish(self) -> set[str]:
         summary = self._job.summary
@@ -221,15 +231,19 @@ class HUMAN3R_OT_locate_video(bpy.types.Operator, ImportHelper):
         for bg in list(cam.data.background_images):
             if bg.source == "MOVIE_CLIP":
                 cam.data.background_images.remove(bg)
-        warning = attach_video(cam.data, self.filepath, int(cam[VIDEO_FRAME_START]), context.scene)
+        first_frame = int(cam[VIDEO_FRAME_START])
+        warning = attach_video(cam.data, self.filepath, first_frame, context.scene)
         if warning:
             self.report({"ERROR"}, warning)
             return {"CANCELLED"}
+        # VFR or odd-rate footage: the same retiming as an import with the video present
+        retimed = plate_timing.retime_located(cam, cam.data.background_images[-1].clip, first_frame)
         if context.scene.human3r.footage_in_renders:  # the import could not composite a missing video
             from .render_footage import show_footage_in_renders
 
             show_footage_in_renders(context.scene, cam)
-        self.report({"INFO"}, f"{cam.name} shows {os.path.basename(self.filepath)}")
+        shown = f"{cam.name} shows {os.path.basename(self.filepath)}"
+        self.report({"INFO"}, f"{shown}. {retimed}" if retimed else shown)
         return {"FINISHED"}
 
 

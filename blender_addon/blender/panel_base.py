@@ -2,6 +2,8 @@
 subclass it without importing the main panel and what it draws)."""
 from __future__ import annotations
 
+import bpy
+
 
 class SidebarPanel:
     """Where every Human3R panel lives: the 3D View's sidebar, tab "Human3R"."""
@@ -14,3 +16,11 @@ class SubPanel(SidebarPanel):
     """A closed-by-default section under the main Human3R panel (feature modules use it too)."""
     bl_parent_id = "HUMAN3R_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
+
+
+def redraw_sidebars() -> None:
+    """Redraw every 3D View (where these panels live): state that changes outside a draw, shown now."""
+    for window in getattr(bpy.context.window_manager, "windows", ()):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()

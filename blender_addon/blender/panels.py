@@ -8,7 +8,7 @@ from __future__ import annotations
 import bpy
 
 from ..core.session import State
-from . import live, server_status, ui_text
+from . import file_import, live, server_status, ui_text
 from .build_camera import VIDEO_FRAME_START
 from .prefs import get_prefs
 from .panel_base import SidebarPanel, SubPanel
@@ -39,6 +39,12 @@ class HUMAN3R_PT_main(SidebarPanel, bpy.types.Panel):
         row.scale_y = 1.4
         row.operator("human3r.run", icon="PLAY", text="Running…" if active else "Run Human3R")  # greyed while active
         layout.operator("human3r.import_result", icon="IMPORT", text="Import .h3r…")
+        for job in file_import.in_progress:  # a file import in steps: its progress here, not only on the cursor
+            box = layout.box()
+            if hasattr(box, "progress"):
+                box.progress(factor=job.fraction, type="BAR", text=f"{int(100 * job.fraction)} %")
+            ui_text.wrapped_labels(box, context, job.status_line(), "IMPORT")
+            box.label(text="Esc stops it and keeps what is built", icon="BLANK1")
         ob = context.active_object
         if ob is not None and ob.type == "CAMERA" and VIDEO_FRAME_START in ob and not ob.data.background_images:
             layout.operator("human3r.locate_video", icon="FILE_MOVIE")
@@ -50,7 +56,8 @@ class HUMAN3R_PT_main(SidebarPanel, bpy.types.Panel):
         if session.active and fraction is not None and hasattr(box, "progress"):
             box.progress(factor=fraction, type="BAR", text=session.status_line().split(" — ", 1)[-1])
         # long messages (errors) are wrapped over several labels, never clipped mid-word
-        lines = ui_text.wrap(session.status_line(), ui_text.chars_per_line(context))
+        # the first line of a finished job shares its row with Clear
+        lines = ui_text.lines_for(context, session.status_line(), 0 if session.active else ui_text.BUTTON_PX)
         icon = _STATE_ICONS.get(session.state, "INFO")
         for i, line in enumerate(lines):
             if i == 0 and not session.active:  # Clear sits beside the first line, away from where Cancel was
@@ -72,27 +79,28 @@ class HUMAN3R_PT_model(SubPanel, bpy.types.Panel):
         col.use_property_split = True
         col.prop(settings, "reset_interval")
         col.prop(settings, "ttt3r")
-        col.prop(settings, "detection_threshold")
+        col.prop(settings, "detection_threshold", text="Detection")
         col.prop(settings, "precision")
         col.prop(settings, "input_size")
 
 
 class HUMAN3R_PT_scene(SubPanel, bpy.types.Panel):
     bl_label = "Scene Import"
+    # Labels are short enough for the default sidebar (the full names are in the tooltips)
 
     def draw(self, context):
         settings = context.scene.human3r
         col = self.layout.column()
         col.use_property_split = True
         col.prop(settings, "scene_frame_start")
-        col.prop(settings, "keep_frame_range")
+        col.prop(settings, "keep_frame_range", text="Keep Range")
         col.prop(settings, "min_track_frames")
         col.prop(settings, "point_mode")
         sub = col.column()
         sub.active = settings.point_mode != "NONE"
         sub.prop(settings, "point_radius")
         sub.prop(settings, "point_stride")
-        sub.prop(settings, "max_points_per_frame")
+        sub.prop(settings, "max_points_per_frame", text="Max Points")
         sub.prop(settings, "point_conf_threshold")
         sub.prop(settings, "remove_humans_from_points")
         col.prop(settings, "import_meshes")
@@ -103,10 +111,10 @@ class HUMAN3R_PT_scene(SubPanel, bpy.types.Panel):
         col.prop(settings, "import_camera")
         sub = col.column()
         sub.active = settings.import_camera
-        sub.prop(settings, "video_background")
+        sub.prop(settings, "video_background", text="Video")
         sub = sub.column()
         sub.active = settings.import_camera and settings.video_background
-        sub.prop(settings, "footage_in_renders")
+        sub.prop(settings, "footage_in_renders", text="In Renders")
         col.prop(settings, "rerun")
 
 
@@ -121,9 +129,11 @@ class HUMAN3R_PT_server(SubPanel, bpy.types.Panel):
         col = layout.column(align=True)
         for text, icon in server_status.status_lines(prefs.server_address):
             ui_text.wrapped_labels(col, context, text, icon)
-        row = layout.row(align=True)
-        row.operator("human3r.start_server", icon="PLAY")
-        row.operator("human3r.stop_server", icon="PAUSE")
+        # one button at full width (two side by side clip to "Start Local Ser…" in the default sidebar)
+        if live.local_server.running:
+            layout.operator("human3r.stop_server", icon="PAUSE")
+        else:
+            layout.operator("human3r.start_server", icon="PLAY")
 
 
 CLASSES = (HUMAN3R_PT_main, HUMAN3R_PT_model, HUMAN3R_PT_scene, HUMAN3R_PT_server)

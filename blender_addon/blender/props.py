@@ -71,7 +71,7 @@ class HUMAN3R_PG_settings(bpy.types.PropertyGroup):
                                    description="Leave the scene's frame range as it is (otherwise it becomes "
                                                "the frames the job processed)")
     min_track_frames: IntProperty(
-        name="Min Track Length", default=3, min=1, soft_max=30,
+        name="Min Track", default=3, min=1, soft_max=30,
         description="Leave out people tracked in fewer processed frames than this (1 = import every track); "
                     "the import report says how many were left out")
     rerun: EnumProperty(name="Re-run", items=RERUN_CHOICES, default="VERSION",

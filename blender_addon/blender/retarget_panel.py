@@ -22,9 +22,9 @@ class HUMAN3R_PT_retarget(SubPanel, bpy.types.Panel):
         layout.prop(s, "source")
         layout.prop(s, "target")
         layout.prop(s, "preset")
-        row = layout.row()
-        row.prop(s, "in_place")
-        row.prop(s, "keep_contacts")
+        col = layout.column()  # stacked: side by side they clip to "Keep foot con…" in the default sidebar
+        col.prop(s, "in_place")
+        col.prop(s, "keep_contacts")
         row = layout.row()
         row.scale_y = 1.3
         row.enabled = s.source is not None and s.target is not None
@@ -32,9 +32,9 @@ class HUMAN3R_PT_retarget(SubPanel, bpy.types.Panel):
         box = layout.box()
         box.label(text="Bone map (target bone → SMPL-X joint)")
         box.template_list("HUMAN3R_UL_bone_map", "", s, "entries", s, "active", rows=6)
-        box.prop(s, "hips")
+        box.prop(s, "hips", text="Hips")
+        box.operator("human3r.bone_map_fill", icon="PRESET")
         row = box.row(align=True)
-        row.operator("human3r.bone_map_fill", icon="PRESET")
         row.operator("human3r.bone_map_load", icon="FILEBROWSER", text="Load…")
         row.operator("human3r.bone_map_save", icon="FILE_TICK", text="Save…")
 

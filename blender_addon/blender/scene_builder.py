@@ -191,9 +191,9 @@ class SceneBuilder:
         if self.options.footage_in_renders and self.options.video_background and self.options.set_scene:
             render_footage.show_footage_in_renders(self.scene, self.camera)
         self._camera_anim = self._target(self.camera, f"{camera_plan.name} action")
-        clip = render_footage.footage_clip(self.camera)
-        if clip is not None:
-            self._plate = plate_timing.PlateTiming(clip, self.setup.fps / self.setup.fps_base, self.setup.frame_start)
+        # records the results' timing on the camera even without a clip (for Locate Video…)
+        self._plate = plate_timing.PlateTiming(self.camera, render_footage.footage_clip(self.camera),
+                                               self.setup.fps / self.setup.fps_base, self.setup.frame_start)
 
     def _create_people(self, people) -> None:
         for person, (arm, mesh) in zip(people, self._people_factory().create(people)):

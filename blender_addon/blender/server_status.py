@@ -13,6 +13,7 @@ import bpy
 
 from ..core.server_probe import ServerProbe
 from . import live
+from .panel_base import redraw_sidebars
 from .prefs import get_prefs
 
 FAST_S = 0.2  # timer interval while a probe waits for its reply
@@ -51,7 +52,7 @@ def tick() -> float:
         p.answer.reachable, p.answer.problem = False, f"probe failed: {exc}"
         changed = True
     if changed:
-        _redraw_sidebars()
+        redraw_sidebars()
     return FAST_S if p.in_flight else max(FAST_S, p.ttl_s / 2)
 
 
@@ -86,13 +87,6 @@ def _model_name(model) -> str:
     if isinstance(model, dict):
         return str(model.get("name") or "model")
     return str(model or "model")
-
-
-def _redraw_sidebars() -> None:
-    for window in getattr(bpy.context.window_manager, "windows", ()):
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
 
 
 CLASSES = ()

@@ -154,7 +154,7 @@ class ScenePlanner:
         dropped = self.persons.dropped if self.persons is not None else 0
         if dropped:
             self.warnings.append(f"{dropped} short track(s) (seen in fewer than {self.options.min_track_frames} "
-                                 f"frames) were left out; set Min Track Length to 1 to import every track")
+                                 f"frames) were left out; set Min Track (Scene Import) to 1 to import every track")
         if msg is not None:  # the server's own words: a truncated video, a frame cap, why it cancelled
             self.warnings.extend(w for w in msg.get("warnings") or () if isinstance(w, str))
             if msg.get("type") == "cancelled" and isinstance(msg.get("reason"), str):

@@ -155,4 +155,4 @@ def test_file_import_in_steps_reports_progress_and_can_be_cancelled(factory_scen
     assert done["status"] == "done" and done["frames"] == 20 and done["tracks_dropped"] == 2
     lines = import_report("crowd.h3r", done)
     assert lines[0] == ("INFO", "Imported crowd.h3r: 20 frame(s), 6 people (2 short track(s) left out)")
-    assert any("Min Track Length" in text for _, text in lines[1:])
+    assert any("Min Track (Scene Import)" in text for _, text in lines[1:])

@@ -54,7 +54,13 @@ def exported(tmp_path):
 
 @pytest.mark.parametrize("name, tolerance", [("s0.fbx", 1e-3), ("s.fbx", 5e-3)])
 def test_fbx_of_the_default_scene_round_trips(exported, name, tolerance):
-    """Within 1 mm without key reduction; Blender's default reduction (factor 1.0) alone costs ~4 mm."""
+    """Within 1 mm without key reduction; Blender's default reduction (factor 1.0) alone costs ~4 mm.
+
+    The reduction drops a baked sample that differs from its neighbours by less than 0.1 % of their
+    magnitude, per exported channel: bone rotations as Euler degrees that include each bone's rest
+    orientation, and the root's translation from the origin. It judges sampled values, not keys, so no key
+    layout of ours changes it; measured with this job moved: 1.6 mm with the person at the origin, 3.8 mm
+    at 2 m, 4.5 mm at 5.5 m (limb-aligned rest bones, which retargeting needs, keep it above 1 mm)."""
     tmp, names, ref = exported
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.fbx(filepath=str(tmp / name))

@@ -154,7 +154,7 @@ def test_live_job_streams_into_the_scene(live, live_server):
     types = [o.type for o in coll.all_objects]
     assert types.count("CAMERA") == 1
     people = session.summary["people"]  # the `done` message's count of tracked people
-    dropped = session.sink.summary["tracks_dropped"]  # tracks shorter than Min Track Length (3 frames)
+    dropped = session.sink.summary["tracks_dropped"]  # tracks shorter than Min Track (3 frames)
     assert people > dropped and types.count("ARMATURE") == people - dropped  # (the tiny model finds people here)
     cam = next(o for o in coll.all_objects if o.type == "CAMERA")
     assert cam.animation_data.action is not None

@@ -1,6 +1,7 @@
 """What the panel shows: Run and Cancel in different places, progress of the scene and of the server,
 a label on the video field, what End 0 means, the server's model by name, Locate Video for a camera
-whose video is missing, and the end of a job with its warnings in the Info log."""
+whose video is missing, the end of a job with its warnings in the Info log, a file import's progress,
+and labels that fit the default sidebar (found clipped in Blender 4.3's GUI: scripts/gui_screenshots.sh)."""
 from __future__ import annotations
 
 import types
@@ -41,7 +42,7 @@ class Recorder:
 
     def prop(self, data, name, **kwargs):
         assert hasattr(data, name), name
-        self.log.append((self.path, "prop", name, kwargs))
+        self.log.append((self.path, "prop", name, {**kwargs, "_data": data}))
 
     def progress(self, **kwargs):
         self.log.append((self.path, "progress", None, kwargs))
@@ -160,3 +161,75 @@ def test_end_of_a_job_and_its_warnings_go_to_the_info_log(addon):
     s.state, s.message = State.DONE, "Done: 30 frames, 2 people"
     assert live.end_messages(s) == [("INFO", "Done: 30 frames, 2 people"),
                                     ("WARNING", "video not found, no camera background: /x.mp4")]
+
+
+# Widths (Blender's UI font at size 11, scale 1) that show whole in the default sidebar, measured in
+# Blender 4.3's GUI: a property-split label up to "Reset Interval" (73 px; "Detection Threshold" showed as
+# "Detection Th…"), a checkbox's text up to "Pose Correctives" (89 px; "Keep Frame Range", 98 px, clipped).
+LABEL_PX, CHECKBOX_PX = 73, 90
+
+
+def _text_px(text: str) -> float:
+    import blf
+
+    blf.size(0, 11)
+    return blf.dimensions(0, text)[0]
+
+
+@pytest.mark.parametrize("panel", ["HUMAN3R_PT_model", "HUMAN3R_PT_scene"])
+def test_option_labels_fit_the_default_sidebar(addon, panel):
+    from blender_addon.blender import panels
+
+    too_wide = []
+    for _, kind, name, kwargs in draw(getattr(panels, panel)):
+        if kind != "prop":
+            continue
+        rna = kwargs["_data"].bl_rna.properties[name]
+        text = kwargs.get("text", rna.name)
+        limit = CHECKBOX_PX if rna.type == "BOOLEAN" else LABEL_PX
+        if _text_px(text) > limit:
+            too_wide.append((name, text, _text_px(text)))
+    assert not too_wide, too_wide
+
+
+def test_server_box_shows_the_one_button_that_applies(addon):
+    from blender_addon.blender import panels
+
+    ops = [e[2] for e in draw(panels.HUMAN3R_PT_server) if e[1] == "operator"]
+    assert ops == ["human3r.start_server"]  # no local server: Start, at full width (two clipped side by side)
+
+
+def test_a_file_import_shows_its_progress_in_the_panel(addon, tmp_path):
+    from blender_addon.blender import file_import, panels
+    from tests.support.synthetic_job import write_job_file
+
+    path = write_job_file(tmp_path / "crowd.h3r", frames=12, people=3)
+    job = file_import.FileImport(path, {"point_mode": "NONE"}, batch_frames=4)
+    while job.builder is None or job.builder.frames_applied == 0:
+        job.step(0.0)  # one unit at a time: stop as soon as the first frames are in
+    file_import.in_progress.append(job)
+    try:
+        log = draw(panels.HUMAN3R_PT_main)
+        (bar,) = [e for e in log if e[1] == "progress"]
+        assert 0.1 < bar[3]["factor"] < 1.0 and bar[3]["text"] == f"{int(100 * job.fraction)} %"
+        text = " ".join(e[2] for e in log if e[1] == "label")  # wrapped over labels
+        assert f"Importing crowd.h3r: {job.builder.frames_applied}/12 frames ({int(100 * job.fraction)} %)" in text
+        assert "Esc" in text
+    finally:
+        file_import.in_progress.remove(job)
+    job.run()
+    assert not [e for e in draw(panels.HUMAN3R_PT_main) if e[1] == "progress"]
+
+
+def test_a_long_end_message_wraps_beside_its_clear_button(session):
+    from blender_addon.blender import panels, ui_text
+    from blender_addon.core.session import State
+
+    session.state = State.DONE
+    session.message = "Done: 40 frame(s), 46 tracks (5 of at least 10 frames) in 6.0 s."  # clipped in 4.3's GUI
+    log = draw(panels.HUMAN3R_PT_main)
+    (clear,) = [e for e in log if e[1] == "operator" and e[2] == "human3r.clear_status"]
+    first = next(e for e in log if e[1] == "label" and e[0] == clear[0])  # the label on Clear's row
+    ctx = types.SimpleNamespace(region=None, preferences=bpy.context.preferences)
+    assert ui_text.text_px(first[2]) <= ui_text.label_width_px(ctx, ui_text.BUTTON_PX)
+    assert " ".join(e[2] for e in log if e[1] == "label").endswith("in 6.0 s.")

@@ -137,6 +137,20 @@ def test_long_errors_wrap_at_spaces_and_keep_every_word():
             assert any(word in line.split() for line in lines), (word, lines)
 
 
+def test_status_lines_are_wrapped_to_what_the_default_sidebar_shows():
+    import types
+
+    ctx = types.SimpleNamespace(region=None, preferences=bpy.context.preferences)
+    width = ui_text.label_width_px(ctx)
+    # shown as "Importing crowd.h3r: 256/300 fra…" in a box of Blender 4.3's default sidebar
+    assert ui_text.text_px("Importing crowd.h3r: 256/300 frames") > width
+    text = ("Importing crowd.h3r: 256/300 frames (86 %) and a path /footage/shoot_2026_12_07/"
+            "camera_a/take_0042_a_very_long_name.mp4 that is longer than one line")
+    lines = ui_text.lines_for(ctx, text)
+    assert len(lines) >= 4 and all(ui_text.text_px(line) <= width for line in lines), lines
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
 def _tick_until(probe, endpoint: str, reachable: bool, limit_s: float = 15.0) -> list[str]:
     """Run the Server box's timer step until the probe answers `reachable`; return the box's lines."""
     server_status.wanted()

@@ -60,6 +60,7 @@ def _import(video: Path, times, rate: float) -> dict:
     builder.on_frames(frames[:3])  # two batches: the retiming carries across them
     builder.on_frames(frames[3:])
     summary = builder.on_end(msgs[-1])
+    summary["camera_object"] = builder.camera
     for arm in summary["armatures"].values():  # only the footage shows in the renders
         bpy.data.objects[arm].hide_render = True
     return summary
@@ -112,3 +113,21 @@ def test_a_clip_blender_reads_at_the_results_rate_is_left_alone(factory_scene, t
     assert summary["video_retimed"] is None
     scene = bpy.context.scene
     assert [_shown_picture(scene, scene.frame_start + i, tmp_path) for i in (0, 3, 7)] == [0, 3, 7]
+
+
+def test_locate_video_retimes_a_variable_frame_rate_clip_as_the_import_does(addon, tmp_path):
+    """The .h3r's video was missing at import; Locate Video… then attaches the VFR clip in sync."""
+    times = OFF_GRID
+    summary = _import(tmp_path / "moved" / "vfr.mp4", times, rate=30.0)
+    cam = summary["camera_object"]
+    assert render_footage.footage_clip(cam) is None and any("Locate Video" in w for w in summary["warnings"])
+    clip_path = _write_clip(tmp_path / "vfr.mp4", times, stream_rate=30)
+    with bpy.context.temp_override(active_object=cam, object=cam):
+        assert bpy.ops.human3r.locate_video(filepath=str(clip_path)) == {"FINISHED"}
+    clip = render_footage.footage_clip(cam)
+    assert clip.animation_data is not None and clip.animation_data.action is not None  # retimed, not left at 0
+    scene = bpy.context.scene
+    reachable = _own_pictures(times, clip.fps, clip.frame_duration)
+    assert len(reachable) >= 5, (clip.fps, reachable)
+    shown = [_shown_picture(scene, scene.frame_start + i, tmp_path) for i in range(len(times))]
+    assert [shown[i] for i in reachable] == reachable, (shown, reachable)

@@ -34,7 +34,7 @@ def test_engine_file_imports_with_camera_people_and_points(factory_scene, engine
     path, contents = engine_file
     summary = import_result_file(path, {"point_mode": "ACCUMULATED"})
     assert summary["truncated"] is False and summary["frames"] == len(contents.frames) == 6
-    # tracks seen in fewer than 3 frames (the default Min Track Length) get no rig and are counted
+    # tracks seen in fewer than 3 frames (the default Min Track) get no rig and are counted
     track_ids = sorted(int(t["id"]) for t in contents.tracks if t["n_frames"] >= 3)
     assert summary["people"] == track_ids and track_ids
     assert summary["tracks_dropped"] == len(contents.tracks) - len(track_ids)
