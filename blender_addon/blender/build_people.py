@@ -27,7 +27,13 @@ from mathutils import Matrix
 from ..core.plan_people import hidden_path, hidden_prop
 from . import compat
 
+TRACK_ID = "human3r_track_id"  # object property: the track id of an imported person's armature
 BUILD_SCENE = "Human3R rig build"  # the private scene of the edit-mode pass (removed right after)
+
+
+def is_person(obj) -> bool:
+    """True for the armature of a person this add-on imported."""
+    return obj is not None and obj.type == "ARMATURE" and TRACK_ID in obj
 
 
 class PeopleFactory:
@@ -53,7 +59,7 @@ class PeopleFactory:
                 arm_data.display_type = "STICK"
             arm = bpy.data.objects.new(plan.name, arm_data)
             arm.show_in_front = True
-            arm["human3r_track_id"] = int(plan.track_id)
+            arm[TRACK_ID] = int(plan.track_id)
             arm[hidden_prop(plan.track_id)] = 1.0  # hidden until its visibility keys say otherwise
             arms.append(arm)
         with edit_mode(arms):
@@ -122,7 +128,7 @@ def drive_visibility(ob: bpy.types.Object, arm: bpy.types.Object) -> None:
         var.name = "hidden"
         var.type = "SINGLE_PROP"
         var.targets[0].id = arm
-        var.targets[0].data_path = hidden_path(arm["human3r_track_id"])
+        var.targets[0].data_path = hidden_path(arm[TRACK_ID])
 
 
 class shown:

@@ -22,6 +22,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty
 from ..core.motion import CleanupOptions, LiveRefiner, refine_job
 from ..core.keyframes import CONSTANT, channel_keys
 from ..core.motion.scene_keys import contact_keys, floor_matrix_blender, only_person
+from .build_people import TRACK_ID, is_person
 from .compat import AnimationTarget, fcurves_of
 from .panel_base import SubPanel
 
@@ -111,7 +112,7 @@ def reapply_person(arm: bpy.types.Object, cleanup: dict | None) -> str:
     path = coll[SOURCE_KEY]
     if not os.path.isfile(path):
         raise ValueError(f"The result file {path} is gone; re-import it to refine this person")
-    pid = int(arm["human3r_track_id"])
+    pid = int(arm[TRACK_ID])
     contents = read_result(path)
     if contents.header is None:
         raise ValueError(f"{path} has no header")
@@ -146,8 +147,7 @@ class HUMAN3R_OT_reapply_cleanup(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        return obj is not None and obj.type == "ARMATURE" and "human3r_track_id" in obj
+        return is_person(context.active_object)
 
     def execute(self, context):
         try:

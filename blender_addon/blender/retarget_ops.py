@@ -11,6 +11,7 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntPropert
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.retarget.bonemaps import AUTO, PRESETS, BoneMap, BoneMapError, load_map, preset_map, save_map
+from .build_people import is_person
 from .build_retarget import RetargetError, retarget_objects
 
 PRESET_ITEMS = [(AUTO, "Auto", "Detect the preset from the target's bone names")] + [
@@ -40,6 +41,15 @@ class HUMAN3R_PG_retarget(bpy.types.PropertyGroup):
     hips: StringProperty(name="Hips bone", description="Target bone that carries the root translation")
     entries: CollectionProperty(type=HUMAN3R_PG_bone_pair)
     active: IntProperty(default=0)
+
+
+def source_person(context):
+    """The person to copy from: the Source field, else the active object when it is an imported person
+    (the usual flow: click a person in the viewport, pick your character, Retarget)."""
+    chosen = context.scene.human3r_retarget.source
+    if chosen is not None:
+        return chosen
+    return context.active_object if is_person(context.active_object) else None
 
 
 def custom_map(settings) -> BoneMap:
@@ -74,16 +84,21 @@ class HUMAN3R_OT_retarget(bpy.types.Operator):
 
     def invoke(self, context, event):
         s = context.scene.human3r_retarget
-        self.source = s.source.name if s.source else ""
+        source = source_person(context)
+        self.source = source.name if source else ""
         self.target = s.target.name if s.target else ""
         self.preset, self.in_place, self.keep_contacts = s.preset, s.in_place, s.keep_contacts
         return self.execute(context)
 
     def execute(self, context):
-        source, target = bpy.data.objects.get(self.source), bpy.data.objects.get(self.target)
+        # empty names: the panel's choice (called from a script or in the background, invoke is skipped)
+        source = bpy.data.objects.get(self.source) if self.source else source_person(context)
+        target = bpy.data.objects.get(self.target) if self.target else context.scene.human3r_retarget.target
         if source is None or target is None:
             missing = self.source if source is None else self.target
-            self.report({"ERROR"}, f"no object named {missing!r}; pick the source person and the target armature")
+            role = "source person" if source is None else "target armature"
+            what = f"no object named {missing!r}" if missing else f"no {role}"
+            self.report({"ERROR"}, f"{what}; pick the source person (or click one) and the target armature")
             return {"CANCELLED"}
         try:
             bone_map = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 
 from .panel_base import SubPanel
+from .retarget_ops import source_person
 
 
 class HUMAN3R_UL_bone_map(bpy.types.UIList):
@@ -20,6 +21,9 @@ class HUMAN3R_PT_retarget(SubPanel, bpy.types.Panel):
         layout = self.layout
         s = context.scene.human3r_retarget
         layout.prop(s, "source")
+        source = source_person(context)
+        if s.source is None and source is not None:
+            layout.label(text=f"Using the active person: {source.name}", icon="INFO")
         layout.prop(s, "target")
         layout.prop(s, "preset")
         col = layout.column()  # stacked: side by side they clip to "Keep foot con…" in the default sidebar
@@ -27,7 +31,7 @@ class HUMAN3R_PT_retarget(SubPanel, bpy.types.Panel):
         col.prop(s, "keep_contacts")
         row = layout.row()
         row.scale_y = 1.3
-        row.enabled = s.source is not None and s.target is not None
+        row.enabled = source is not None and s.target is not None
         row.operator("human3r.retarget", icon="ARMATURE_DATA")
         box = layout.box()
         box.label(text="Bone map (target bone → SMPL-X joint)")

@@ -246,3 +246,21 @@ def test_bone_map_files_that_cannot_be_written_or_read_are_reported(person, tmp_
     with pytest.raises(RuntimeError, match="map is empty"):
         s.entries.clear()
         bpy.ops.human3r.retarget(source=person.name, target=target.name, preset="CUSTOM")
+
+
+def test_an_empty_source_means_the_active_person(person):
+    """Click a person, pick the character, Retarget: the Source field may stay empty."""
+    from blender_addon.blender.retarget_ops import source_person
+
+    target = build_armature(skeleton("UE5"), "hero")
+    settings = bpy.context.scene.human3r_retarget
+    settings.source, settings.target = None, target
+    bpy.context.view_layer.objects.active = target  # not a person: nothing to copy from
+    assert source_person(bpy.context) is None
+    bpy.context.view_layer.objects.active = person
+    assert source_person(bpy.context) == person
+    assert bpy.ops.human3r.retarget() == {"FINISHED"}  # the panel button with both fields as chosen
+    assert target.animation_data.action.name == f"{person.name} to {target.name}"
+    other = bpy.data.objects.new("picked", person.data)
+    settings.source = other  # an explicit choice wins over the active object
+    assert source_person(bpy.context) == other
