@@ -12,6 +12,10 @@ image, so every result is matched with the instant its frame was captured. Per m
 - added: glass minus that frame's model step: what the live path adds (encode, transport, demux,
   keep-latest slot, preprocessing, post-processing). Target: p95 <= 50 ms over the model step;
 - path: frame out of the decoder -> result, minus the model step (the part this code controls);
+- p95 of its parts (ms): xport = capture -> frame out of the decoder (encode, mux, loopback, demux,
+  decode); pre = decoder -> model step starts (waiting in the keep-latest slot: the newest frame is
+  0-33 ms old at 30 fps when the model comes for it; then RGB conversion and preprocessing);
+  post = model step -> result (post-processing);
 - drops: share of decoded frames the model never saw (keep-latest; 1 - model rate / 30).
 - slope: latency trend over the run (s/s); ~0 means bounded, a queue grows by ~0.8 s/s here.
 
@@ -44,7 +48,7 @@ def run_one(engine, options, transport: str, seconds: float, step_s: float | Non
     from tests.support.live_rig import FixedStep, Loopback, Sender
 
     loop = Loopback.make(transport)
-    rows = []  # (painted index, result wall time, decode->result s)
+    rows = []  # (painted index, result wall time, decode->result s, decoded at, result at (perf_counter))
     with FixedStep(engine, options, step_s) as stub:
         sender = Sender(loop, seconds=seconds + 2.0, settings=settings)
         try:
@@ -52,7 +56,9 @@ def run_one(engine, options, transport: str, seconds: float, step_s: float | Non
                 results = engine.run(source, options)
                 stop_at = time.monotonic() + seconds
                 for _ in results:
-                    rows.append((stub.calls[-1][0], time.time(), time.perf_counter() - source.taken_decoded_at))
+                    now = time.perf_counter()
+                    rows.append((stub.calls[-1][0], time.time(), now - source.taken_decoded_at,
+                                 source.taken_decoded_at, now))
                     if time.monotonic() > stop_at:
                         break
                 results.close()
@@ -60,11 +66,14 @@ def run_one(engine, options, transport: str, seconds: float, step_s: float | Non
         finally:
             sender.stop()
     steps = np.array([b - a for a, b in stub.durations])[1:]
-    glass = np.array([t - sender.captured_at(i) for i, t, _ in rows])[1:]  # the first waited for the join
-    path = np.array([d for _, _, d in rows])[1:]
+    glass = np.array([t - sender.captured_at(i) for i, t, *_ in rows])[1:]  # the first waited for the join
+    path = np.array([r[2] for r in rows])[1:]
     t = np.array([r[1] for r in rows])[1:]
     n = min(len(steps), len(glass))
     added, path = glass[:n] - steps[:n], path[:n] - steps[:n]
+    xport = glass - np.array([r[2] for r in rows])[1:]
+    pre = np.array([a - r[3] for (a, _), r in zip(stub.durations[1:], rows[1:])])
+    post = np.array([r[4] - b for (_, b), r in zip(stub.durations[1:], rows[1:])])
     return {
         "model": "stub" if step_s else "tiny", "transport": transport, "sender": settings, "frames": len(rows),
         "step_p50": float(np.median(steps)),
@@ -72,6 +81,8 @@ def run_one(engine, options, transport: str, seconds: float, step_s: float | Non
         "glass_max": float(glass.max()),
         "added_p50": float(np.median(added)), "added_p95": float(np.percentile(added, 95)),
         "path_p50": float(np.median(path)), "path_p95": float(np.percentile(path, 95)),
+        "xport_p95": float(np.percentile(xport, 95)), "pre_p95": float(np.percentile(pre, 95)),
+        "post_p95": float(np.percentile(post, 95)),
         "drop_rate": stats.dropped / max(1, stats.decoded),
         "slope": float(np.polyfit(t - t[0], glass, 1)[0]) if len(t) > 2 else float("nan"),
         "load": os.getloadavg()[0],
@@ -79,18 +90,19 @@ def run_one(engine, options, transport: str, seconds: float, step_s: float | Non
 
 
 COLUMNS = ("frames", "step_p50", "glass_p50", "glass_p95", "glass_max", "added_p50", "added_p95", "path_p50",
-           "path_p95", "drop_rate", "slope", "load")
+           "path_p95", "xport_p95", "pre_p95", "post_p95", "drop_rate", "slope", "load")
 
 
 def print_header() -> None:
     print(f"{'model':5} {'via':5} {'sender':14} {'frames':>6} {'step':>6} {'glass p50/p95/max (s)':>22} "
-          f"{'added p50/p95':>14} {'path p50/p95':>13} {'drops':>6} {'slope':>7} {'load':>5}")
+          f"{'added p50/p95':>14} {'path p50/p95':>13} {'xport/pre/post':>14} {'drops':>6} {'slope':>7} {'load':>5}")
 
 
 def print_row(r: dict) -> None:
     print(f"{r['model']:5} {r['transport']:5} {r['sender']:14} {r['frames']:6.0f} {r['step_p50']:6.3f} "
           f"{r['glass_p50']:6.3f} / {r['glass_p95']:5.3f} / {r['glass_max']:5.3f} "
           f"{r['added_p50']:6.3f}/{r['added_p95']:6.3f} {r['path_p50']:6.3f}/{r['path_p95']:6.3f} "
+          f"{r['xport_p95'] * 1e3:4.0f}/{r['pre_p95'] * 1e3:4.0f}/{r['post_p95'] * 1e3:4.0f} "
           f"{r['drop_rate']:6.1%} {r['slope']:7.4f} {r['load']:5.1f}", flush=True)
 
 
