@@ -259,6 +259,43 @@ def test_last_frame_arrives_while_the_sender_is_silent_only_with_pes_lengths(set
         assert newest == last - 1 and seen_at is not None
 
 
+def _wait_until_bound(port: int, timeout: float = 30.0) -> None:
+    """Return once something is bound to UDP `port` on loopback (our own bind is then refused)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        assert time.monotonic() < deadline, f"nothing bound UDP port {port}"
+        time.sleep(0.01)
+
+
+def test_udp_receiver_decodes_from_the_first_keyframe_it_receives():
+    """A receiver listening before the sender starts decodes the stream from its first frame: the
+    stream probe ends at the first keyframe and keeps what it read (FFmpeg's frame-rate probe with
+    `nobuffer` threw away the first two keyframe intervals); the rate comes from the H.264 headers."""
+    loop = Loopback.make("udp")
+    opened = {}
+    opener = threading.Thread(target=lambda: opened.update(
+        source=LiveSource(LiveSpec("cam", loop.receive_url, reconnect_s=60.0))), daemon=True)
+    opener.start()
+    _wait_until_bound(int(loop.receive_url.rsplit(":", 1)[1]))
+    sender = Sender(loop, seconds=3.0)
+    try:
+        opener.join(60)
+        with opened["source"] as source:
+            frame = next(f for f in source.frames() if f is not None)
+            assert source.info.fps == 30.0
+    finally:
+        sender.stop()
+    # `index` counts every frame decoded: painted - index = frames sent before the first decoded one
+    assert read_index(frame.rgb) - frame.index == 0
+
+
 def test_stop_ends_iteration_within_a_tick():
     loop = Loopback.make("udp")
     sender = Sender(loop, seconds=5.0)
