@@ -289,13 +289,14 @@ class LiveSource(FrameSource):
                     self.stats.waited_s += time.perf_counter() - t0
                 item, self._latest = self._latest, None
                 end = self._end
+                if item is not None:
+                    self.stats.taken += 1
             if item is None:
                 if end is not None:
                     raise end
                 yield None
                 continue
             index, time_s, frame, self.taken_decoded_at = item
-            self.stats.taken += 1
             rotation, mirrored = self._orientation
             yield SourceFrame(index, time_s, _upright(frame.to_ndarray(format="rgb24"), rotation, mirrored))
 
@@ -421,9 +422,9 @@ class LiveSource(FrameSource):
 
     def _offer(self, frame, time_s: float, stream) -> None:
         """Put a decoded frame in the slot, dropping the one there (keep-latest, depth 1)."""
-        index = self.stats.decoded
-        self.stats.decoded += 1
-        with self._cond:
+        with self._cond:  # counts change under the lock: decoded == taken + dropped + (slot full)
+            index = self.stats.decoded
+            self.stats.decoded += 1
             if self._info is None:
                 self._orientation = _frame_orientation(frame, stream)
                 self._info = _live_info(self.spec, frame, stream, self._orientation)
