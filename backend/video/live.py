@@ -72,9 +72,24 @@ _LOW_DELAY = {"fflags": "nobuffer", "flags": "low_delay"}
 # only regroups it into frames, holding each frame back until the next one starts: one frame interval
 # (33 ms at 30 fps). `noparse` hands the packets to the decoder as they come. Measured on
 # loopback (320x240, 30 fps): RTSP 35 -> 2 ms, UDP MPEG-TS 69 -> 36 ms, frames and times unchanged.
-# UDP keeps one frame of delay: a video PES of unstated length ends only when the next one starts.
 _LOW_DELAY_WHOLE_FRAMES = {"fflags": "nobuffer+noparse", "flags": "low_delay"}
-_SMALL_PROBE = {"probesize": "32768", "analyzeduration": "0"}
+# MPEG-TS over UDP/RTP. The demuxer ends a video packet as soon as its last byte arrived only when the
+# sender wrote the PES packet's length (FFmpeg's muxer: `-omit_video_pes_length 0`, possible up to
+# 65,535 bytes per frame); without it a frame ends when the next one starts: one frame interval late,
+# which no receiver option changes (README, "Live input", says what a sender should set).
+# Joining: a TS stream states no frame rate, so FFmpeg's probe decodes ~20 frames to estimate it, and
+# `nobuffer` throws away what the probe read: the first picture came from the second keyframe after
+# the open (2 GOPs). `fpsprobesize=0` ends the probe at the first decodable keyframe (the rate comes
+# from the H.264 headers instead, `_frame_rate`), and without `nobuffer` that keyframe is decoded
+# too. The probe size only has to cover the tables (PAT/PMT, sent every 0.1 s or so): 32 KB was less
+# than two 720p frames and failed ("no video", "invalid data") until a lucky re-open.
+# Measured joining mid-stream, 30 fps, GOP 15: 320x240 synthetic, first picture 0.8-1.2 s -> 0.1-0.3 s
+# after the open and 4-16 ms old; 1280x720 camera footage, 3.3 s (3 opens) -> 0.3-0.4 s (one open).
+# Steady-state latency unchanged.
+# `overrun_nonfatal`: should the reader fall so far behind that FFmpeg's UDP buffer (~5 MB) overflows,
+# drop the oldest data (a keep-latest reader wants the newest) instead of failing the connection.
+_TS_LOW_DELAY = {"fflags": "noparse", "flags": "low_delay", "probesize": "1000000", "analyzeduration": "0",
+                 "fpsprobesize": "0"}
 _FLV_PROBE = {"flags": "low_delay", "probesize": "32", "analyzeduration": "0"}
 
 
@@ -94,8 +109,8 @@ _TRANSPORTS: dict[str, Transport] = {
     "rtsps": Transport("rtsps", "rtsp", {**_LOW_DELAY_WHOLE_FRAMES, "rtsp_transport": "tcp"}, "rtsps,rtsp,rtp,tcp,udp,tls"),
     "rtmp": Transport("rtmp", "flv", dict(_FLV_PROBE), "rtmp,tcp"),
     "rtmps": Transport("rtmps", "flv", dict(_FLV_PROBE), "rtmps,rtmp,tcp,tls"),
-    "udp": Transport("udp", "mpegts", {**_LOW_DELAY_WHOLE_FRAMES, **_SMALL_PROBE}, "udp"),
-    "rtp": Transport("rtp", "mpegts", {**_LOW_DELAY_WHOLE_FRAMES, **_SMALL_PROBE}, "rtp,udp"),
+    "udp": Transport("udp", "mpegts", {**_TS_LOW_DELAY, "overrun_nonfatal": "1"}, "udp"),
+    "rtp": Transport("rtp", "mpegts", dict(_TS_LOW_DELAY), "rtp,udp"),
     "http": Transport("http", None, {"flags": "low_delay"}, "http,https,tls,tcp"),
     "https": Transport("https", None, {"flags": "low_delay"}, "http,https,tls,tcp"),
     "v4l2": Transport("v4l2", "v4l2", dict(_LOW_DELAY), None),
@@ -274,13 +289,14 @@ class LiveSource(FrameSource):
                     self.stats.waited_s += time.perf_counter() - t0
                 item, self._latest = self._latest, None
                 end = self._end
+                if item is not None:
+                    self.stats.taken += 1
             if item is None:
                 if end is not None:
                     raise end
                 yield None
                 continue
             index, time_s, frame, self.taken_decoded_at = item
-            self.stats.taken += 1
             rotation, mirrored = self._orientation
             yield SourceFrame(index, time_s, _upright(frame.to_ndarray(format="rgb24"), rotation, mirrored))
 
@@ -372,7 +388,7 @@ class LiveSource(FrameSource):
         """Decode one connection until it ends; returns the updated (offset, last time, last frame at)."""
         start_pts = stream.start_time
         tb = stream.time_base
-        interval = 1.0 / float(stream.average_rate or stream.guessed_rate or 30)
+        interval = 1.0 / float(_frame_rate(stream) or 30)
         first = True
         try:
             for packet in container.demux(stream):
@@ -406,9 +422,9 @@ class LiveSource(FrameSource):
 
     def _offer(self, frame, time_s: float, stream) -> None:
         """Put a decoded frame in the slot, dropping the one there (keep-latest, depth 1)."""
-        index = self.stats.decoded
-        self.stats.decoded += 1
-        with self._cond:
+        with self._cond:  # counts change under the lock: decoded == taken + dropped + (slot full)
+            index = self.stats.decoded
+            self.stats.decoded += 1
             if self._info is None:
                 self._orientation = _frame_orientation(frame, stream)
                 self._info = _live_info(self.spec, frame, stream, self._orientation)
@@ -421,11 +437,18 @@ class LiveSource(FrameSource):
         return f"<LiveSource {self.spec.label} {self.spec.kind} {self.stats}>"
 
 
+def _frame_rate(stream):
+    """Frames per second (a Fraction) or None. The probe's average comes first; a stream opened without
+    rate probing (MPEG-TS, `fpsprobesize=0`) has none, and its guess counts H.264 fields (twice the
+    rate), so the decoder's rate from the stream headers comes before the guess."""
+    return stream.average_rate or stream.codec_context.framerate or stream.guessed_rate
+
+
 def _live_info(spec: LiveSpec, frame, stream, orientation: tuple[int, bool]) -> VideoInfo:
     from fractions import Fraction
 
     rotation, mirrored = orientation
-    rate = stream.average_rate or stream.guessed_rate
+    rate = _frame_rate(stream)
     fmt = frame.format
     swap = rotation in (90, 270)
     return VideoInfo(

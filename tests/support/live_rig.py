@@ -25,6 +25,7 @@ from tests.support.live_sender import read_index
 
 REPO = Path(__file__).resolve().parents[2]
 SENDER_SIZE = (320, 240)
+SENDER_GOP = 15  # keyframe every 0.5 s at 30 fps: a receiver joins within half a second
 
 
 def require_quiet_cpu() -> None:
@@ -71,18 +72,25 @@ class Loopback:
 
 
 class Sender:
-    """`live_sender` in a child process; `t0` is the wall time frame `start_index` was captured."""
+    """`live_sender` in a child process; `t0` is the wall time frame `start_index` was captured.
 
-    def __init__(self, loop: Loopback, seconds: float, fps: int = 30, start_index: int = 0, gop: int = 15):
-        self.fps, self.start_index = fps, start_index
+    settings: a `live_sender.SENDER_SETTINGS` name; linger_s: seconds the sender keeps its output open
+    and silent after the last frame (`wait_written` says when that frame is out).
+    """
+
+    def __init__(self, loop: Loopback, seconds: float, fps: int = 30, start_index: int = 0, gop: int = SENDER_GOP,
+                 settings: str = "low-latency", linger_s: float = 0.0):
+        self.fps, self.start_index, self.settings = fps, start_index, settings
         w, h = SENDER_SIZE
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.live_sender", loop.send_url, "--format", loop.format,
              "--seconds", str(seconds), "--fps", str(fps), "--width", str(w), "--height", str(h),
-             "--gop", str(gop), "--start-index", str(start_index)],
+             "--gop", str(gop), "--start-index", str(start_index), "--settings", settings,
+             "--linger", str(linger_s)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._t0: float | None = None
         self._ready = threading.Event()
+        self._written = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -91,12 +99,18 @@ class Sender:
             if "t0" in data:
                 self._t0 = data["t0"] - self.start_index / self.fps
                 self._ready.set()
+            if "written" in data:
+                self._written.set()
 
     def captured_at(self, index: int, timeout: float = 60.0) -> float:
         """Wall time painted frame `index` was handed to the encoder."""
         if not self._ready.wait(timeout):
             raise TimeoutError("the sender never sent its first frame")
         return self._t0 + index / self.fps
+
+    def wait_written(self, timeout: float = 60.0) -> bool:
+        """Wait until the last frame was muxed (and flushed, with flushing settings)."""
+        return self._written.wait(timeout)
 
     def wait(self, timeout: float = 60.0) -> int:
         return self.process.wait(timeout)

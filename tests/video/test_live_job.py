@@ -144,7 +144,8 @@ def test_sender_reconnect_is_reported_and_picked_up(tiny_engine):
                     stages.append(m["stage"])
                     if m["stage"] == "reconnecting" and second is None:
                         assert "re-opening" in m["status"]
-                        second = Sender(loop, seconds=4.0, start_index=2000)
+                        # long enough to be seen whatever back-off the source is in; killed at the end
+                        second = Sender(loop, seconds=20.0, start_index=2000)
                 if m["type"] == "frame" and stub.calls[-1][0] >= 2000:
                     painted_after.append(stub.calls[-1][0])
                     if len(painted_after) >= 5:

@@ -2,6 +2,7 @@
 sender process (UDP MPEG-TS, RTSP and RTMP with this side listening) through the keep-latest reader."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -144,8 +145,10 @@ def test_keep_latest_over_loopback(transport):
             assert source.expected_frames is None and source.info.kind == "live"
             assert (source.info.width, source.info.height) == (320, 240)
             taken = _consume(source, 3.5, 0.2, sender)
-            stats = source.stats
-            assert stats.decoded == stats.taken + stats.dropped + (1 if source._latest is not None else 0)
+            with source._cond:  # the reader keeps decoding: count under its lock
+                stats = dataclasses.replace(source.stats)
+                pending = source._latest is not None
+            assert stats.decoded == stats.taken + stats.dropped + pending
     finally:
         sender.stop()
     frames = [f for f, _ in taken]
@@ -162,7 +165,7 @@ def test_keep_latest_over_loopback(transport):
     assert np.all(np.diff(times) > 0)
     np.testing.assert_allclose(np.diff(times), np.diff(painted) / 30.0, atol=1e-3)  # times from the pts
     require_quiet_cpu()
-    # transport (UDP holds back ~2 frames) + at most one 0.2 s wait
+    # transport (a few ms with the low-latency sender) + at most one 0.2 s wait
     assert np.percentile(ages, 95) < 0.45, ages
 
 
@@ -179,7 +182,8 @@ def test_sender_that_comes_back_is_picked_up_with_monotone_times():
                     break
                 if frame is None:
                     if second is None and first.process.poll() is not None and source.stats.state == "reconnecting":
-                        second = Sender(loop, seconds=3.0, start_index=1000)
+                        # long enough to be seen whatever back-off the source is in; killed at the end
+                        second = Sender(loop, seconds=20.0, start_index=1000)
                     continue
                 seen.append((read_index(frame.rgb), frame.time, frame.index))
                 if seen[-1][0] >= 1030:
@@ -196,6 +200,103 @@ def test_sender_that_comes_back_is_picked_up_with_monotone_times():
     times = [t for _, t, _ in seen]
     assert all(b > a for a, b in zip(times, times[1:]))
     assert all(b > a for a, b in zip([i for *_, i in seen], [i for *_, i in seen][1:]))
+
+
+def _video_pes_lengths(ts: bytes) -> list[int]:
+    """PES_packet_length of every H.264 video PES (stream id 0xE0) in an MPEG-TS byte string."""
+    lengths = []
+    for at in range(0, len(ts) - 187, 188):
+        packet = ts[at:at + 188]
+        assert packet[0] == 0x47
+        if not packet[1] & 0x40:  # payload_unit_start_indicator: a PES starts here
+            continue
+        start = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)  # after the adaptation field
+        if packet[start:start + 4] == b"\x00\x00\x01\xe0":
+            lengths.append(int.from_bytes(packet[start + 4:start + 6], "big"))
+    return lengths
+
+
+@pytest.mark.parametrize("settings, with_length", [("ffmpeg-default", False), ("low-latency", True)])
+def test_sender_settings_decide_whether_video_pes_packets_carry_their_length(tmp_path, capsys, settings,
+                                                                              with_length):
+    """FFmpeg's MPEG-TS muxer omits the video PES length unless told (`omit_video_pes_length=0`), and
+    only a PES with a length can end before the next one starts."""
+    from tests.support.live_sender import send
+
+    out = tmp_path / "out.ts"
+    sent = send(str(out), "mpegts", fps=30, seconds=0.5, width=320, height=240, gop=15, settings=settings)
+    lengths = _video_pes_lengths(out.read_bytes())
+    assert len(lengths) == sent == 15
+    assert all(n > 0 for n in lengths) if with_length else lengths == [0] * sent
+
+
+@pytest.mark.parametrize("settings, last_arrives", [("ffmpeg-default", False), ("low-latency", True)])
+def test_last_frame_arrives_while_the_sender_is_silent_only_with_pes_lengths(settings, last_arrives):
+    """The sender sends 90 frames (3 s) and then stays silent with its output open. A frame whose PES
+    carries its length is handed over at once, so the last one arrives without any later data; without
+    the length the demuxer holds it until the next PES starts (never here) or the connection times
+    out (30 s here, far beyond the test)."""
+    loop = Loopback.make("udp")
+    last = 89
+    sender = Sender(loop, seconds=(last + 1) / 30, settings=settings, linger_s=60.0)
+    try:
+        with LiveSource(LiveSpec("cam", loop.receive_url, reconnect_s=60.0, read_timeout_s=30.0)) as source:
+            newest, seen_at = -1, None
+            deadline = time.monotonic() + 20.0
+            for frame in source.frames():
+                if frame is not None:
+                    newest = read_index(frame.rgb)
+                    if newest == last:
+                        break
+                    if newest == last - 1:  # released by the last frame's PES start
+                        seen_at = time.monotonic()
+                if time.monotonic() > deadline or (seen_at is not None and sender.wait_written(0)
+                                                   and time.monotonic() > seen_at + 1.0):
+                    break
+            assert sender.process.poll() is None  # still silent: nothing flushed the last frame out
+    finally:
+        sender.stop()
+    if last_arrives:
+        assert newest == last
+    else:
+        assert newest == last - 1 and seen_at is not None
+
+
+def _wait_until_bound(port: int, timeout: float = 30.0) -> None:
+    """Return once something is bound to UDP `port` on loopback (our own bind is then refused)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        assert time.monotonic() < deadline, f"nothing bound UDP port {port}"
+        time.sleep(0.01)
+
+
+def test_udp_receiver_decodes_from_the_first_keyframe_it_receives():
+    """A receiver listening before the sender starts decodes the stream from its first frame: the
+    stream probe ends at the first keyframe and keeps what it read (FFmpeg's frame-rate probe with
+    `nobuffer` threw away the first two keyframe intervals); the rate comes from the H.264 headers."""
+    loop = Loopback.make("udp")
+    opened = {}
+    opener = threading.Thread(target=lambda: opened.update(
+        source=LiveSource(LiveSpec("cam", loop.receive_url, reconnect_s=60.0))), daemon=True)
+    opener.start()
+    _wait_until_bound(int(loop.receive_url.rsplit(":", 1)[1]))
+    sender = Sender(loop, seconds=3.0)
+    try:
+        opener.join(60)
+        with opened["source"] as source:
+            frame = next(f for f in source.frames() if f is not None)
+            assert source.info.fps == 30.0
+    finally:
+        sender.stop()
+    # `index` counts every frame decoded: painted - index = frames sent before the first decoded one
+    assert read_index(frame.rgb) - frame.index == 0
 
 
 def test_stop_ends_iteration_within_a_tick():
