@@ -94,11 +94,9 @@ def test_smoothing_and_lock_against_truth(scene, refined):
     assert M.f1(np.concatenate(pooled_pred), np.concatenate(pooled_true)) >= 0.9
 
 
-# one walker per seed has frames worse than the input, still open: seed 1 frame 229 by 0.7 mm (mid-stance,
-# the smoothed root follows three 3-sigma noise samples nearby), seed 2 frames 12 and 215 by 2.1 mm (the
-# blend window aims a landing / lifting foot at its anchor when the detected edge is a frame off)
-KNOWN_MPJPE_WORSE = {1: "seed 1: walker frame 229 +0.7 mm (root noise)",
-                     2: "seed 2: walker frames 12, 215 +2.1 mm (contact-edge blend)"}
+# still open: seed 2 frames 12 and 215 by 2.1 mm (the blend window aims a lifting foot at its anchor when
+# the detected edge is a frame off)
+KNOWN_MPJPE_WORSE = {2: "seed 2: walker frames 12, 215 +2.1 mm (contact-edge blend)"}
 
 
 def test_mpjpe_not_worse_on_any_frame(request, scene, refined):

@@ -47,6 +47,7 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
     """
     t = len(points)
     blend = max(1, int(round(o.LOCK_BLEND_S * fps)))
+    release = max(1, int(round(o.LOCK_RELEASE_BLEND_S * fps)))
     out = np.zeros((t, 2, 3))
     rot_out = ankle_rot.copy()
     weight = np.zeros((t, 2))
@@ -76,10 +77,11 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
             out[s:e, foot] = err
             rot_out[s:e, foot] = r_hold
             weight[s:e, foot] = 1.0
-            for edge, frames in ((s, np.arange(s - 1, max(s - blend, 0) - 1, -1)), (e - 1, np.arange(e, min(e + blend, t)))):
+            for edge, frames, n, aim in ((s, np.arange(s - 1, max(s - blend, 0) - 1, -1), blend, o.LOCK_BLEND_TO_ANCHOR),
+                                         (e - 1, np.arange(e, min(e + release, t)), release, o.LOCK_RELEASE_TO_ANCHOR)):
                 if not len(frames):
                     continue
-                w = _smoothstep(1.0 - np.abs(frames - edge) / (blend + 1))
+                w = _smoothstep(1.0 - np.abs(frames - edge) / (n + 1))
                 take = w > weight[frames, foot]
                 frames, w = frames[take], w[take]
                 weight[frames, foot] = w
@@ -93,8 +95,7 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 if on.any():
                     pts_f = ankle_pos[frames, foot, None] + np.einsum("tab,tkb->tka", r_blend, rel[frames])
                     target = (anchors[on] - pts_f[:, on]).mean(1)
-                    out[frames, foot] = w[:, None] * ((1 - o.LOCK_BLEND_TO_ANCHOR) * out[edge, foot]
-                                                      + o.LOCK_BLEND_TO_ANCHOR * target)
+                    out[frames, foot] = w[:, None] * ((1 - aim) * out[edge, foot] + aim * target)
                     # a foot taking off may really be rising: pulled down no more than by the edge's offset
                     high = -pts_f[:, on, 1].mean(1) > o.LOCK_PULL_DOWN_MAX_H
                     out[frames[high], foot, 1] = np.minimum(out[frames[high], foot, 1],

@@ -32,7 +32,7 @@ from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
 from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, outlier_frames,
-                     smooth_quaternions)
+                     robust_filter, smooth_quaternions)
 from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
@@ -195,8 +195,8 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         # per axis of the root's own acceleration: a jump's vertical take-off does not narrow the
         # filter of its quiet horizontal axes
         axes = acceleration_axes(p.root_obs[s:e])
-        root = adaptive_filter((p.root_obs[s:e] @ axes.T)[..., None], _levels(o.SIGMA_ROOT_LEVELS_S, strength, fps),
-                               o.GAMMA_ROOT)[..., 0] @ axes
+        root = robust_filter((p.root_obs[s:e] @ axes.T)[..., None], _levels(o.SIGMA_ROOT_LEVELS_S, strength, fps),
+                             o.GAMMA_ROOT, o.ROOT_CLIP)[..., 0] @ axes
         p.transl[s:e] = root - p.pelvis0[s:e]
     p.changed = True
     return outliers
@@ -364,7 +364,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 # from a jump stays free), after it where it is still low and slow (a swinging foot stays free)
                 low = (-pts[..., 1] if grounded else pts[..., 1].max(0) - pts[..., 1]) <= o.LOCK_DILATE_MAX_H
                 still = centred_speed(pts, fps) <= o.LOCK_DILATE_MAX_MS
-                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low, after=low & still)
+                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low, after=low & still,
+                              frames_after=int(round(o.LOCK_DILATE_AFTER_S * fps)))
                 corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], lock, fps, grounded)
                 # sole points as the held foot orientations place them, for the penetration test
                 rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
