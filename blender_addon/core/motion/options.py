@@ -18,7 +18,10 @@ SIGMA_BODY_LEVELS_S = (0.04, 0.06, 0.09, 0.13, 0.2)
 SIGMA_ROOT_LEVELS_S = (0.03, 0.045, 0.07, 0.1, 0.15)
 GAMMA_BODY = 1.0
 GAMMA_ROOT = 0.9
+# Robust smoothing (Huber pseudo-observations): samples farther from the fit than this many times the clip's
+# noise level count as if they were at that distance (root per axis, body rotations per joint)
 ROOT_CLIP = 2.0
+BODY_CLIP = 2.0
 SIGMA_HANDS_S = 0.1
 SIGMA_CAMERA_S = 0.1
 OUTLIER_THRESHOLD = 3.0  # a frame this many times the clip's median deviation from its neighbours is an outlier

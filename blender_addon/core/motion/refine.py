@@ -184,8 +184,8 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1), threshold=o.OUTLIER_THRESHOLD)
         outliers += int(bad.sum())
         p.root_obs[s:e] = fill_frames(root, bad)
-        q_body = adaptive_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
-                                 o.GAMMA_BODY, noise_dims=3)
+        q_body = robust_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
+                               o.GAMMA_BODY, o.BODY_CLIP, noise_dims=3)
         q_body /= np.linalg.norm(q_body, axis=-1, keepdims=True)
         aa = quat_to_aa(q_body)
         p.rot["global_orient"][s:e], p.rot["body_pose"][s:e] = aa[:, :1], aa[:, 1:]
@@ -277,12 +277,14 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
         n_out = sum(_smooth_person(p, segments[p.pid], fps, opts.smooth) for p in people)
         smooth_rep = {"applied": bool(people), "filter": f"outlier frames (Hampel, 7 frames, {o.OUTLIER_THRESHOLD:g}x "
                       "median deviation) + zero-phase filters: body rotations and root translation by an adaptive "
-                      "local quadratic fit (per frame the widest of the listed widths the data allow), hands/face "
+                      "local quadratic fit (per frame the widest of the listed widths the data allow; samples beyond "
+                      "huber_clip times the noise level clipped to it, then refitted), hands/face "
                       "and camera by a Gaussian; rotations as sign-continuous quaternions (chordal SO(3) mean)",
                       "sigma_s": {"body_rotations": [opts.smooth * w for w in o.SIGMA_BODY_LEVELS_S],
                                   "hands_face_rotations": opts.smooth * o.SIGMA_HANDS_S,
                                   "root_translation": [opts.smooth * w for w in o.SIGMA_ROOT_LEVELS_S],
                                   "camera": opts.smooth * o.SIGMA_CAMERA_S if opts.smooth_camera else 0.0},
+                      "huber_clip": {"body_rotations": o.BODY_CLIP, "root_translation": o.ROOT_CLIP},
                       "outlier_frames": n_out}
     report["smooth"] = smooth_rep
 
