@@ -206,7 +206,7 @@ def noise_sigma(x: np.ndarray, noise_dims: int = 1) -> float:
 
 
 def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0, noise_dims: int = 1,
-                    noise: float | None = None) -> np.ndarray:
+                    noise: float | None = None, level: np.ndarray | None = None) -> np.ndarray:
     """Per-frame widest local quadratic fit that the data allow (intersection of confidence intervals).
 
     x [T, ..., C]: the width is chosen per frame and per group of the last axis (a joint's quaternion, or
@@ -215,13 +215,26 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
     clip's noise level) of every narrower fit, so a smooth stretch (standing, walking) is filtered widely
     and a take-off or a landing, where a wide fit would be pulled away from the motion, keeps a narrow one.
     The chosen width is smoothed over time before the fits are blended, so a switch never pops.
-    noise: the per-axis noise level if already known (else estimated from x)."""
+    noise: the per-axis noise level if already known (else estimated from x); level [T, ...]: widths
+    already chosen (`adaptive_level`; the filter is then linear in x)."""
     x = np.asarray(x, np.float64)
     t = len(x)
     if t < 3 or not sigmas:
         return x.copy()
-    sig = noise_sigma(x, noise_dims) if noise is None else noise
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])  # [L, T, ..., C]
+    if level is None:
+        level = adaptive_level(x, fits, sigmas, gamma, noise_sigma(x, noise_dims) if noise is None else noise)
+    level = level[None, ..., None]
+    lo = np.floor(level).astype(int)
+    w = level - lo
+    a = np.take_along_axis(fits, lo, 0)[0]
+    b = np.take_along_axis(fits, np.minimum(lo + 1, len(sigmas) - 1), 0)[0]
+    return (1 - w[0]) * a + w[0] * b
+
+
+def adaptive_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, ...], gamma: float, sig: float) -> np.ndarray:
+    """Chosen width per frame and group [T, ...] (fractional index into sigmas) of `adaptive_filter`, from
+    its fits [L, T, ..., C] of x and the noise level sig."""
     std = np.array([sig * np.sqrt(np.sum(local_quadratic_kernel(s) ** 2)) for s in sigmas])
     ok = np.ones(x.shape[:-1], bool)
     level = np.zeros(x.shape[:-1])
@@ -231,32 +244,27 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
             ok &= gap <= gamma * (std[k] + std[j])
         level += ok
     level = gaussian_filter(level, max(1.0, sigmas[0]))  # smooth the chosen width: no pop at a switch
-    level = np.clip(level, 0, len(sigmas) - 1)[None, ..., None]
-    lo = np.floor(level).astype(int)
-    w = level - lo
-    a = np.take_along_axis(fits, lo, 0)[0]
-    b = np.take_along_axis(fits, np.minimum(lo + 1, len(sigmas) - 1), 0)[0]
-    return (1 - w[0]) * a + w[0] * b
+    return np.clip(level, 0, len(sigmas) - 1)
 
 
-def robust_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float, clip: float, rounds: int = 2,
-                  noise_dims: int = 1) -> np.ndarray:
-    """`adaptive_filter` that large noise samples do not pull (Huber's pseudo-observations).
+def robust_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float, clip: float, noise_dims: int = 1) -> np.ndarray:
+    """`adaptive_filter` that large noise samples do not pull (one Huber step of pseudo-observations).
 
-    x [T, ..., C]. After each fit, every sample whose residual (length over the last axis) exceeds
-    `clip` times the clip's noise level is moved to that distance from the fit, and the fit is made again
-    on these samples (`rounds` times), with the noise level of the original samples. A plain least-squares
-    window is pulled by each sample in proportion to its error, so a few 3-sigma samples close together
-    bend the fit by a large fraction of the noise; clipped, they still count, but no more than a typical
-    sample."""
+    x [T, ..., C]. After the fit, every sample whose residual (length over the last axis) exceeds `clip`
+    times the clip's noise level is moved to that distance from the fit, and these samples are filtered
+    again with the same widths. A least-squares window is pulled by each sample in proportion to its error,
+    so a few 3-sigma samples close together bend the fit by a large fraction of the noise; clipped, they
+    still count, but no more than a typical sample."""
     x = np.asarray(x, np.float64)
+    if len(x) < 3 or not sigmas:
+        return x.copy()
     sig = noise_sigma(x, noise_dims)
-    fit = adaptive_filter(x, sigmas, gamma, noise_dims, sig)
-    if sig <= 0 or len(x) < 3:
+    fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])
+    level = adaptive_level(x, fits, sigmas, gamma, sig)
+    fit = adaptive_filter(x, sigmas, level=level)
+    if sig <= 0:
         return fit
-    for _ in range(rounds):
-        r = x - fit
-        norm = np.linalg.norm(r, axis=-1, keepdims=True)
-        scale = np.minimum(1.0, clip * sig / np.maximum(norm, 1e-12))
-        fit = adaptive_filter(fit + r * scale, sigmas, gamma, noise_dims, sig)
-    return fit
+    r = x - fit
+    norm = np.linalg.norm(r, axis=-1, keepdims=True)
+    excess = r * (1.0 - np.minimum(1.0, clip * sig / np.maximum(norm, 1e-12)))  # the part beyond the clip
+    return fit - adaptive_filter(excess, sigmas, level=level)
