@@ -48,14 +48,13 @@ def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int) -> np.ndarray:
 
 
 def dilate(mask: np.ndarray, frames: int, before: np.ndarray | None = None,
-           after: np.ndarray | None = None, frames_after: int | None = None) -> np.ndarray:
+           after: np.ndarray | None = None) -> np.ndarray:
     """mask [T, K] with every True run grown by `frames` at both ends (along axis 0): before its start only
     into frames where `before` [T, K] holds, after its end only where `after` holds (None: everywhere)."""
     early = np.zeros_like(mask)
     late = np.zeros_like(mask)
     for k in range(1, frames + 1):
         early[:-k] |= mask[k:]
-    for k in range(1, (frames if frames_after is None else frames_after) + 1):
         late[k:] |= mask[:-k]
     if before is not None:
         early &= before

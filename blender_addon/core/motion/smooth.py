@@ -224,12 +224,7 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])  # [L, T, ..., C]
     if level is None:
         level = adaptive_level(x, fits, sigmas, gamma, noise_sigma(x, noise_dims) if noise is None else noise)
-    level = level[None, ..., None]
-    lo = np.floor(level).astype(int)
-    w = level - lo
-    a = np.take_along_axis(fits, lo, 0)[0]
-    b = np.take_along_axis(fits, np.minimum(lo + 1, len(sigmas) - 1), 0)[0]
-    return (1 - w[0]) * a + w[0] * b
+    return _blend(fits, level)
 
 
 def adaptive_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, ...], gamma: float, sig: float) -> np.ndarray:
@@ -247,24 +242,44 @@ def adaptive_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, ...], g
     return np.clip(level, 0, len(sigmas) - 1)
 
 
-def robust_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float, clip: float, noise_dims: int = 1) -> np.ndarray:
+def robust_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float, clip: float, noise_dims: int = 1,
+                  cap: int | None = None):
     """`adaptive_filter` that large noise samples do not pull (one Huber step of pseudo-observations).
 
     x [T, ..., C]. After the fit, every sample whose residual (length over the last axis) exceeds `clip`
     times the clip's noise level is moved to that distance from the fit, and these samples are filtered
     again with the same widths. A least-squares window is pulled by each sample in proportion to its error,
     so a few 3-sigma samples close together bend the fit by a large fraction of the noise; clipped, they
-    still count, but no more than a typical sample."""
+    still count, but no more than a typical sample.
+    cap: also return the same filter with the widths capped at sigmas[cap] (from the same fits, at no
+    extra cost): (fit, capped fit)."""
     x = np.asarray(x, np.float64)
     if len(x) < 3 or not sigmas:
-        return x.copy()
+        return x.copy() if cap is None else (x.copy(), x.copy())
     sig = noise_sigma(x, noise_dims)
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])
     level = adaptive_level(x, fits, sigmas, gamma, sig)
-    fit = adaptive_filter(x, sigmas, level=level)
-    if sig <= 0:
-        return fit
-    r = x - fit
-    norm = np.linalg.norm(r, axis=-1, keepdims=True)
-    excess = r * (1.0 - np.minimum(1.0, clip * sig / np.maximum(norm, 1e-12)))  # the part beyond the clip
-    return fit - adaptive_filter(excess, sigmas, level=level)
+    fit = _blend(fits, level)
+    if sig > 0:
+        r = x - fit
+        norm = np.linalg.norm(r, axis=-1, keepdims=True)
+        excess = r * (1.0 - np.minimum(1.0, clip * sig / np.maximum(norm, 1e-12)))  # the part beyond the clip
+        e_fits = np.stack([gaussian_filter(excess, s, quadratic=True) for s in sigmas])
+    else:
+        e_fits = np.zeros_like(fits)
+    out = fit - _blend(e_fits, level)
+    if cap is None:
+        return out
+    capped = np.minimum(level, cap)
+    return out, _blend(fits, capped) - _blend(e_fits, capped)
+
+
+def _blend(fits: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Per element the fit at the fractional width index level [T, ...] (linear between the two nearest)
+    of fits [L, T, ..., C]."""
+    level = level[None, ..., None]
+    lo = np.floor(level).astype(int)
+    w = level - lo
+    a = np.take_along_axis(fits, lo, 0)[0]
+    b = np.take_along_axis(fits, np.minimum(lo + 1, len(fits) - 1), 0)[0]
+    return (1 - w[0]) * a + w[0] * b
