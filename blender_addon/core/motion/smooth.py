@@ -81,9 +81,9 @@ def gaussian_filter(x: np.ndarray, sigma: float, quadratic: bool = False) -> np.
         taps = taps[r - rp:r + rp + 1]
         taps = taps / taps.sum()
         r = rp
-    out = np.zeros_like(x)
-    for k, w in enumerate(taps):
-        out += w * padded[k:k + t]
+    out = taps[r] * padded[r:r + t]
+    for k in range(r):  # symmetric taps: one multiply per pair
+        out += taps[k] * (padded[k:k + t] + padded[2 * r - k:2 * r - k + t])
     return out
 
 
