@@ -8,14 +8,16 @@ instead of switching off, so there is no pop. In that window the foot is aimed m
 anchors rather than kept at the edge frame's offset: a detected edge a frame early or late (smoothing
 blurs landings and take-offs) then still holds a foot that is really planted. Before a contact the foot is
 still in the air, so that window never pulls it down towards the floor; after one, a foot already higher
-than 4 cm is taking off and is pulled down no further than the edge's own offset. A foot point still below the floor after that is pushed up by
-exactly its depth (no float is added).
+than 4 cm is taking off and is pulled down no further than the edge's own offset; likewise a run's first
+frames whose foot is still higher than 4 cm (a landing found a frame early) are held in place but not yet
+pulled down. A foot point still below the floor after that is pushed up by exactly its depth (no float is
+added).
 
 The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
 pelvis moves towards them (`planted_root_shift`), most of the way along each leg (its length is known)
 and little across it (its direction is as noisy as the pose); with no foot on the floor between two
 contacts the pelvis follows a ballistic path with the known g fitted to the flight's own samples
-(`ballistic_root`). The ankle target is then
+(`ballistic_root`, eased out into the ground frames around it). The ankle target is then
 reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
 knee), the legs are never stretched: where a held foot's target is out of reach the pelvis moves towards
 it (`root_shift`, smoothed), and what is still out of reach is clamped.
@@ -73,6 +75,10 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 err[on] += anchor - held[on, k]
                 count[on] += 1
             err /= np.maximum(count, 1)[:, None]
+            if floor_known:  # a run's first frames with the foot still high: held in place, not pulled down yet
+                high = -held[:, :, 1].min(1) > o.LOCK_LAND_MAX_H
+                lead = np.cumprod(high).astype(bool)
+                err[lead, 1] = np.minimum(err[lead, 1], 0.0)
             out[s:e, foot] = err
             rot_out[s:e, foot] = r_hold
             weight[s:e, foot] = 1.0
@@ -136,6 +142,14 @@ def ballistic_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, 
         a = np.stack([np.ones_like(tau), tau], 1)
         coef = np.linalg.lstsq(a, observed[s:e] - 0.5 * tau[:, None] ** 2 * accel, rcond=None)[0]  # p0, v0
         out[s:e] = coef[0] + tau[:, None] * coef[1] + 0.5 * tau[:, None] ** 2 * accel - root[s:e]
+        # eased out into the ground phases around the flight instead of stopping at its first and last
+        # frames: the smoothed root there is bent by the same kink, and a step in the correction would pop
+        n = max(1, int(round(o.LOCK_BLEND_S * fps)))
+        w = _smoothstep(1.0 - np.arange(1, n + 1) / (n + 1))[:, None]
+        after = np.arange(e, min(e + n, len(root)))
+        before = np.arange(s - 1, max(s - 1 - n, -1), -1)
+        out[after] += w[:len(after)] * out[e - 1]
+        out[before] += w[:len(before)] * out[s]
     return out
 
 

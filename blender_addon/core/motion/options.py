@@ -14,10 +14,18 @@ GROUND_MODES = ("both", "points", "feet", "off")
 # Offline filter widths at strength 1 (seconds). Body rotations and the root translation: the adaptive
 # local quadratic fit picks, per frame, the widest of these levels the data allow (confidence intervals
 # at GAMMA standard deviations of the clip's own noise); hands/face and the camera: one Gaussian.
-SIGMA_BODY_LEVELS_S = (0.04, 0.06, 0.09, 0.13, 0.2)
-SIGMA_ROOT_LEVELS_S = (0.03, 0.045, 0.07, 0.1, 0.15)
+SIGMA_BODY_LEVELS_S = (0.04, 0.06, 0.09, 0.13, 0.2, 0.3)
+SIGMA_ROOT_LEVELS_S = (0.03, 0.045, 0.07, 0.1, 0.15, 0.22, 0.33)
+# Contacts are found on the same filters capped at these widths: the widest fits that a still foot allows
+# also let a lifting foot's first frames leak into its last still ones (and so end a contact early)
+CONTACT_SIGMA_MAX_BODY_S = 0.2
+CONTACT_SIGMA_MAX_ROOT_S = 0.15
 GAMMA_BODY = 1.0
 GAMMA_ROOT = 0.9
+# Robust smoothing (Huber pseudo-observations): samples farther from the fit than this many times the clip's
+# noise level count as if they were at that distance (root per axis, body rotations per joint)
+ROOT_CLIP = 2.0
+BODY_CLIP = 2.0
 SIGMA_HANDS_S = 0.1
 SIGMA_CAMERA_S = 0.1
 OUTLIER_THRESHOLD = 3.0  # a frame this many times the clip's median deviation from its neighbours is an outlier
@@ -34,6 +42,7 @@ CONTACT_SMOOTH_S = 0.05
 CONTACT_SPEED_SPAN_S = 0.067
 CONTACT_FILL_GAP_S = 0.07
 LOCK_BLEND_S = 0.13
+LOCK_LAND_MAX_H = 0.04  # a run's first frames with the final pose's foot higher than this: not pulled down yet
 LOCK_BLEND_TO_ANCHOR = 0.85  # share of the blend window's correction aimed at the anchors (the rest: the edge's offset)
 LOCK_PULL_DOWN_MAX_H = 0.04  # a blended foot higher than this is taking off: not pulled down to its anchor
 LOCK_DILATE_S = 0.067  # lock this long beyond each detected contact (smoothing blurs the stance edges) ...

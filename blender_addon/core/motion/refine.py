@@ -4,8 +4,9 @@
 is) and never raises on bad data: whatever it cannot do is left unchanged and explained in
 `header['refinement']['reasons']`. Steps, in order:
 1. smoothing per person and contiguous segment (outlier frames + zero-phase filters on SO(3) and on
-   the pelvis position, as wide per frame as the data allow: `smooth.adaptive_filter`; camera only if
-   asked);
+   the pelvis position, as wide per frame as the data allow and robust to large noise samples:
+   `smooth.robust_filter`; camera only if asked); the same filters capped at narrower widths give the
+   pose that contacts are found on;
 2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
    applied to cameras, people and points, so reprojection is unchanged;
 3. foot contacts (`contacts`; where someone jumps, found again with each ground phase's root filtered
@@ -32,7 +33,7 @@ from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
 from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, outlier_frames,
-                     smooth_quaternions)
+                     robust_filter, smooth_quaternions)
 from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
@@ -67,6 +68,7 @@ class _Person:
     changed: bool = False
     sel: np.ndarray | None = None  # rows of this person in the stacked table
     root_obs: np.ndarray | None = None  # [T, 3] pelvis samples before smoothing (outlier frames filled)
+    detect: dict | None = None  # the pose contacts are found on: 'body' [T, 22, 3] axis-angle, 'root' [T, 3] pelvis
 
 
 def _py(value):
@@ -184,9 +186,13 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1), threshold=o.OUTLIER_THRESHOLD)
         outliers += int(bad.sum())
         p.root_obs[s:e] = fill_frames(root, bad)
-        q_body = adaptive_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
-                                 o.GAMMA_BODY, noise_dims=3)
+        if p.detect is None:
+            p.detect = {"body": np.full((len(p.transl), 22, 3), np.nan), "root": np.full((len(p.transl), 3), np.nan)}
+        q_body, q_detect = robust_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
+                                         o.GAMMA_BODY, o.BODY_CLIP, noise_dims=3,
+                                         cap=_cap(o.SIGMA_BODY_LEVELS_S, o.CONTACT_SIGMA_MAX_BODY_S))
         q_body /= np.linalg.norm(q_body, axis=-1, keepdims=True)
+        p.detect["body"][s:e] = quat_to_aa(q_detect / np.linalg.norm(q_detect, axis=-1, keepdims=True))
         aa = quat_to_aa(q_body)
         p.rot["global_orient"][s:e], p.rot["body_pose"][s:e] = aa[:, :1], aa[:, 1:]
         for name, _n in ROT_FIELDS[2:]:
@@ -195,17 +201,33 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         # per axis of the root's own acceleration: a jump's vertical take-off does not narrow the
         # filter of its quiet horizontal axes
         axes = acceleration_axes(p.root_obs[s:e])
-        root = adaptive_filter((p.root_obs[s:e] @ axes.T)[..., None], _levels(o.SIGMA_ROOT_LEVELS_S, strength, fps),
-                               o.GAMMA_ROOT)[..., 0] @ axes
-        p.transl[s:e] = root - p.pelvis0[s:e]
+        root, root_detect = robust_filter((p.root_obs[s:e] @ axes.T)[..., None],
+                                          _levels(o.SIGMA_ROOT_LEVELS_S, strength, fps), o.GAMMA_ROOT, o.ROOT_CLIP,
+                                          cap=_cap(o.SIGMA_ROOT_LEVELS_S, o.CONTACT_SIGMA_MAX_ROOT_S))
+        p.transl[s:e] = root[..., 0] @ axes - p.pelvis0[s:e]
+        p.detect["root"][s:e] = root_detect[..., 0] @ axes
     p.changed = True
     return outliers
+
+
+def _cap(levels_s: tuple[float, ...], max_s: float) -> int:
+    """Index of the widest of levels_s (seconds) not wider than max_s."""
+    return max(0, int(np.searchsorted(levels_s, max_s + 1e-9)) - 1)
 
 
 def _kinematics(p: _Person, shape: BodyShape, s: int, e: int):
     local = local_matrices(p.rot["global_orient"][s:e, 0], p.rot["body_pose"][s:e])
     rot, pos = forward(shape, local, p.pelvis0[s:e] + p.transl[s:e])
     return local, rot, pos
+
+
+def _detect_points(p: _Person, shape: BodyShape, s: int, e: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(pelvis [n, 3], sole points [n, 4, 3]) of the pose contacts are found on, None without one."""
+    if p.detect is None or not np.isfinite(p.detect["root"][s:e]).all():
+        return None
+    body = p.detect["body"][s:e]
+    rot, pos = forward(shape, local_matrices(body[:, 0], body[:, 1:]), p.detect["root"][s:e])
+    return pos[:, 0], foot_points(shape, rot, pos)
 
 
 def refine_job(header: dict | None, frames: list[dict], tracks: list[dict] | None = None, end: dict | None = None,
@@ -277,12 +299,14 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
         n_out = sum(_smooth_person(p, segments[p.pid], fps, opts.smooth) for p in people)
         smooth_rep = {"applied": bool(people), "filter": f"outlier frames (Hampel, 7 frames, {o.OUTLIER_THRESHOLD:g}x "
                       "median deviation) + zero-phase filters: body rotations and root translation by an adaptive "
-                      "local quadratic fit (per frame the widest of the listed widths the data allow), hands/face "
+                      "local quadratic fit (per frame the widest of the listed widths the data allow; samples beyond "
+                      "huber_clip times the noise level clipped to it, then refitted), hands/face "
                       "and camera by a Gaussian; rotations as sign-continuous quaternions (chordal SO(3) mean)",
                       "sigma_s": {"body_rotations": [opts.smooth * w for w in o.SIGMA_BODY_LEVELS_S],
                                   "hands_face_rotations": opts.smooth * o.SIGMA_HANDS_S,
                                   "root_translation": [opts.smooth * w for w in o.SIGMA_ROOT_LEVELS_S],
                                   "camera": opts.smooth * o.SIGMA_CAMERA_S if opts.smooth_camera else 0.0},
+                      "huber_clip": {"body_rotations": o.BODY_CLIP, "root_translation": o.ROOT_CLIP},
                       "outlier_frames": n_out}
     report["smooth"] = smooth_rep
 
@@ -333,6 +357,9 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
             p.transl = (p.pelvis0 + p.transl) @ rot_a.T + t_a - p.pelvis0
             if p.root_obs is not None:
                 p.root_obs = p.root_obs @ rot_a.T + t_a
+            if p.detect is not None:
+                p.detect["body"][:, 0] = quat_to_aa(matrix_to_quaternion(rot_a @ axis_angle_to_matrix(p.detect["body"][:, 0])))
+                p.detect["root"] = p.detect["root"] @ rot_a.T + t_a
             p.changed = True
 
     # 3. contacts + foot lock
@@ -346,13 +373,16 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                     continue
                 local, rot, pos = _kinematics(p, shapes[p.pid], s, e)
                 pts = foot_points(shapes[p.pid], rot, pos)
-                con = detect_contacts(pts, fps, floor_known=grounded)
+                seen = _detect_points(p, shapes[p.pid], s, e)
+                pelvis_d, pts_d = seen if seen is not None else (pos[:, 0], pts)
+                con = detect_contacts(pts_d, fps, floor_known=grounded)
                 p.contacts[s:e] = con
                 if grounded and p.root_obs is not None and opts.smooth > 0 and flight_runs(con.any(1)):
                     # ground phases filtered apart from the flights, then contacts found again without the blur
-                    ground = ground_root(pos[:, 0], p.root_obs[s:e], con.any(1),
-                                         _levels(o.SIGMA_ROOT_LEVELS_S, opts.smooth, fps), o.GAMMA_ROOT) - pos[:, 0]
-                    con = detect_contacts(pts + ground[:, None], fps, floor_known=grounded)
+                    levels = _levels(o.SIGMA_ROOT_LEVELS_S[:_cap(o.SIGMA_ROOT_LEVELS_S, o.CONTACT_SIGMA_MAX_ROOT_S) + 1],
+                                     opts.smooth, fps)
+                    ground = ground_root(pelvis_d, p.root_obs[s:e], con.any(1), levels, o.GAMMA_ROOT) - pelvis_d
+                    con = detect_contacts(pts_d + ground[:, None], fps, floor_known=grounded)
                     p.contacts[s:e] = con
                 if grounded and p.root_obs is not None:  # free fall where no foot touches the floor
                     flight = ballistic_root(pos[:, 0], p.root_obs[s:e], con.any(1), fps)

@@ -81,9 +81,9 @@ def gaussian_filter(x: np.ndarray, sigma: float, quadratic: bool = False) -> np.
         taps = taps[r - rp:r + rp + 1]
         taps = taps / taps.sum()
         r = rp
-    out = np.zeros_like(x)
-    for k, w in enumerate(taps):
-        out += w * padded[k:k + t]
+    out = taps[r] * padded[r:r + t]
+    for k in range(r):  # symmetric taps: one multiply per pair
+        out += taps[k] * (padded[k:k + t] + padded[2 * r - k:2 * r - k + t])
     return out
 
 
@@ -205,7 +205,8 @@ def noise_sigma(x: np.ndarray, noise_dims: int = 1) -> float:
     return float(np.median(d2) / (_CHI_MEDIAN[noise_dims] * np.sqrt(6.0)))
 
 
-def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0, noise_dims: int = 1) -> np.ndarray:
+def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0, noise_dims: int = 1,
+                    noise: float | None = None, level: np.ndarray | None = None) -> np.ndarray:
     """Per-frame widest local quadratic fit that the data allow (intersection of confidence intervals).
 
     x [T, ..., C]: the width is chosen per frame and per group of the last axis (a joint's quaternion, or
@@ -213,13 +214,22 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
     the wider fit stays within gamma standard deviations (its own plus each narrower one's, from the
     clip's noise level) of every narrower fit, so a smooth stretch (standing, walking) is filtered widely
     and a take-off or a landing, where a wide fit would be pulled away from the motion, keeps a narrow one.
-    The chosen width is smoothed over time before the fits are blended, so a switch never pops."""
+    The chosen width is smoothed over time before the fits are blended, so a switch never pops.
+    noise: the per-axis noise level if already known (else estimated from x); level [T, ...]: widths
+    already chosen (`adaptive_level`; the filter is then linear in x)."""
     x = np.asarray(x, np.float64)
     t = len(x)
     if t < 3 or not sigmas:
         return x.copy()
-    sig = noise_sigma(x, noise_dims)
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])  # [L, T, ..., C]
+    if level is None:
+        level = adaptive_level(x, fits, sigmas, gamma, noise_sigma(x, noise_dims) if noise is None else noise)
+    return _blend(fits, level)
+
+
+def adaptive_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, ...], gamma: float, sig: float) -> np.ndarray:
+    """Chosen width per frame and group [T, ...] (fractional index into sigmas) of `adaptive_filter`, from
+    its fits [L, T, ..., C] of x and the noise level sig."""
     std = np.array([sig * np.sqrt(np.sum(local_quadratic_kernel(s) ** 2)) for s in sigmas])
     ok = np.ones(x.shape[:-1], bool)
     level = np.zeros(x.shape[:-1])
@@ -229,9 +239,47 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
             ok &= gap <= gamma * (std[k] + std[j])
         level += ok
     level = gaussian_filter(level, max(1.0, sigmas[0]))  # smooth the chosen width: no pop at a switch
-    level = np.clip(level, 0, len(sigmas) - 1)[None, ..., None]
+    return np.clip(level, 0, len(sigmas) - 1)
+
+
+def robust_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float, clip: float, noise_dims: int = 1,
+                  cap: int | None = None):
+    """`adaptive_filter` that large noise samples do not pull (one Huber step of pseudo-observations).
+
+    x [T, ..., C]. After the fit, every sample whose residual (length over the last axis) exceeds `clip`
+    times the clip's noise level is moved to that distance from the fit, and these samples are filtered
+    again with the same widths. A least-squares window is pulled by each sample in proportion to its error,
+    so a few 3-sigma samples close together bend the fit by a large fraction of the noise; clipped, they
+    still count, but no more than a typical sample.
+    cap: also return the same filter with the widths capped at sigmas[cap] (from the same fits, at no
+    extra cost): (fit, capped fit)."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 3 or not sigmas:
+        return x.copy() if cap is None else (x.copy(), x.copy())
+    sig = noise_sigma(x, noise_dims)
+    fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])
+    level = adaptive_level(x, fits, sigmas, gamma, sig)
+    fit = _blend(fits, level)
+    if sig > 0:
+        r = x - fit
+        norm = np.linalg.norm(r, axis=-1, keepdims=True)
+        excess = r * (1.0 - np.minimum(1.0, clip * sig / np.maximum(norm, 1e-12)))  # the part beyond the clip
+        e_fits = np.stack([gaussian_filter(excess, s, quadratic=True) for s in sigmas])
+    else:
+        e_fits = np.zeros_like(fits)
+    out = fit - _blend(e_fits, level)
+    if cap is None:
+        return out
+    capped = np.minimum(level, cap)
+    return out, _blend(fits, capped) - _blend(e_fits, capped)
+
+
+def _blend(fits: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Per element the fit at the fractional width index level [T, ...] (linear between the two nearest)
+    of fits [L, T, ..., C]."""
+    level = level[None, ..., None]
     lo = np.floor(level).astype(int)
     w = level - lo
     a = np.take_along_axis(fits, lo, 0)[0]
-    b = np.take_along_axis(fits, np.minimum(lo + 1, len(sigmas) - 1), 0)[0]
+    b = np.take_along_axis(fits, np.minimum(lo + 1, len(fits) - 1), 0)[0]
     return (1 - w[0]) * a + w[0] * b
