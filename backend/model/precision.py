@@ -49,6 +49,19 @@ def resolve_precision(name: str | None, device: torch.device | str) -> str:
     return name
 
 
+def preprocesses_on_device(mode: str, device: torch.device | str) -> bool:
+    """Whether a job in `mode` on `device` preprocesses its frames on the device from uint8
+    (`backend.video.preprocess.prepare_frame_on`) instead of on the host in the decoding process.
+
+    Only fast mode on CUDA: there the device takes well under a millisecond per frame, while PIL on one
+    CPU core takes ~30 ms for a 1080p frame and would cap the whole pipeline near 35 FPS. Parity mode
+    keeps the reference-exact host path in any case (its inputs must be bit-identical), and so does a
+    CPU model: the decoding process preprocesses in parallel there, while "device" work would take
+    the model's own cores.
+    """
+    return mode == FAST and torch.device(device).type == "cuda"
+
+
 def to_fast(model: nn.Module) -> nn.Module:
     """Cast the model for fast mode in place (once, at load) and return it.
 
