@@ -10,9 +10,13 @@ On a shared CPU the load changes from minute to minute, so the variants' frames 
 `backend.engine.cpu_threads` for a real-size model). Variants:
 - reference: fp32 eager, every head, the tracker on the model's device (as the reference runs);
 - fast: our fast mode (`backend.model.precision.to_fast`), engine path (tracker on the host);
-- fast-fp32-mlp (with --ablation): fast mode with the decoder's MLPs kept float32 (the fast mode
-  before they were cast), to show what that cast is worth.
-The load average before and after is printed: compare only ratios from one run.
+- fast-fp32-tail (with --ablation): fast mode with the decoder's MLPs and the camera-frame DPT head
+  kept float32 (the fast mode before they were cast), to show what those casts are worth.
+`--clock cpu` times each frame in CPU seconds of this process (`time.process_time`) instead of wall
+seconds: on a machine shared with other work, a frame's wall time mostly measures the others (with
+several threads, every parallel region waits for its slowest, pre-empted thread); with `--threads 1`
+CPU time is the frame's own work. The load average before and after is printed: compare only
+ratios from one run.
 """
 from __future__ import annotations
 
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3, help="timed frames per variant (after one warm-up each)")
     parser.add_argument("--people", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
-    parser.add_argument("--ablation", action="store_true", help="also time fast mode with fp32 decoder MLPs")
+    parser.add_argument("--ablation", action="store_true", help="also time fast mode with fp32 decoder MLPs and DPT")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="seconds of what (see above)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -76,24 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode(False):
         models["fast"] = to_fast(copy.deepcopy(reference))
         if args.ablation:
-            models["fast-fp32-mlp"] = to_fast(copy.deepcopy(reference))
+            before = models["fast-fp32-tail"] = to_fast(copy.deepcopy(reference))
             for stack in FAST_BF16_MLPS:
-                for block in models["fast-fp32-mlp"].get_submodule(stack):
+                for block in before.get_submodule(stack):
                     block.mlp.float()
+            before.downstream_head.dpt_self.float()
     runners = {name: frame_runner(m, name, img, img_mhmr) for name, m in models.items()}
     for run in runners.values():  # warm-up (allocator, oneDNN primitives)
         run()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times: dict[str, list[float]] = {name: [] for name in runners}
     people = {}
     for _ in range(args.frames):
         for name, run in runners.items():
-            t = time.perf_counter()
+            t = clock()
             out = run()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(clock() - t)
             people[name] = out.n_humans
     load_after = os.getloadavg()
     ref = times["reference"]
-    result = {"preset": args.preset, "threads": torch.get_num_threads(), "frames": args.frames,
+    result = {"preset": args.preset, "threads": torch.get_num_threads(), "frames": args.frames, "clock": args.clock,
               "loadavg_before": load_before, "loadavg_after": load_after, "people": people, "variants": {}}
     for name, ts in times.items():
         result["variants"][name] = {
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "speedup_vs_reference": statistics.median(ref) / statistics.median(ts),
             "speedup_per_round_median": statistics.median(r / t for r, t in zip(ref, ts))}
         v = result["variants"][name]
-        print(f"{args.preset} {name:14s} median {v['s_median']:7.2f} s/frame  x{v['speedup_vs_reference']:.2f} "
+        print(f"{args.preset} {name:14s} median {v['s_median']:7.2f} {args.clock} s/frame  x{v['speedup_vs_reference']:.2f} "
               f"(per round x{v['speedup_per_round_median']:.2f})  frames {', '.join(f'{t:.2f}' for t in ts)}")
     print(f"threads {result['threads']}, load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"(1 min), people {people}")

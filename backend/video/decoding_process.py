@@ -92,16 +92,18 @@ def write_slot(buf: memoryview, offset: int, item: PreparedFrame | RawFrame) -> 
     return layout
 
 
-def read_slot(buf: memoryview, offset: int, layout: SlotLayout, pin: bool = False) -> list[np.ndarray]:
-    """Copies of the arrays in `buf` at `offset` (the slot may be reused afterwards); with `pin`,
-    into page-locked memory (numpy views of pinned tensors), ready for an asynchronous upload."""
+def read_slot(buf: memoryview, offset: int, layout: SlotLayout, pin: bool = False) -> list:
+    """Copies of the arrays in `buf` at `offset` (the slot may be reused afterwards): numpy arrays,
+    or with `pin` page-locked tensors, ready for an asynchronous upload (a tensor, not a numpy view
+    of one: the pinned-memory cache keeps a block from reuse until its queued copies are done only
+    when the copy is made from the tensor that owns it)."""
     arrays = []
     for shape, dtype, nbytes in zip(layout.shapes, layout.dtypes, layout.sizes):
         view = np.ndarray(shape, np.dtype(dtype), buffer=buf, offset=offset)
         if pin:
             host = torch.empty(shape, dtype=torch.from_numpy(view[:0]).dtype, pin_memory=True)
             host.numpy()[...] = view
-            arrays.append(host.numpy())
+            arrays.append(host)
         else:
             arrays.append(view.copy())
         del view

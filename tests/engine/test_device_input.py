@@ -84,7 +84,7 @@ def test_cuda_look_ahead_gives_the_frames_of_the_inline_path(tennis_video):
     settings = PrepareSettings(size=512, mhmr_res=896, device="cuda")
     with open_source(tennis_video, end=4) as source:
         raw = list(ready_frames(source, settings, "process", 0))
-    assert raw[0].prepared.rgb.base is not None  # a view of a page-locked tensor
+    assert raw[0].prepared.rgb.is_pinned()  # read out of the ring into page-locked memory
     ahead = list(finished_frames(iter(raw), settings, ahead=True))
     inline = list(finished_frames(iter(raw), settings, ahead=False))
     torch.cuda.synchronize()
