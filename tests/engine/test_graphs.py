@@ -96,8 +96,8 @@ def _compiled_vs_eager(model, inputs, stages=STAGES) -> tuple[list[int], dict[st
 def test_compiled_fixed_shape_stages_match_eager_on_a_shallow_model(parity_fixture_dir):
     """The image encoders and detection (`encode`, `detect`: fixed shapes, no state) compiled on CPU
     over two views: the same outputs as eager within fp32 summation order (measured 2.6e-6 of max).
-    Compiling takes ~80 s on this project's loaded 2-core machine, less on an idle one; the
-    recurrent `decode` stage, compiled per person count, is in the opt-in tests below."""
+    Cold (empty inductor cache) it took 57 s on this project's 2-core machine at load average 3-4;
+    the recurrent `decode` stage, compiled per person count, is in the opt-in tests below."""
     inputs = {k: v[:2] for k, v in np.load(parity_fixture_dir / "inputs.npz").items()}
     _, errors = _compiled_vs_eager(_without_fp16_qk(_shallow_fixture_model(parity_fixture_dir)), inputs,
                                    ("encode", "detect"))
