@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="human3r-672-S")
     parser.add_argument("--frames", type=int, default=3, help="timed frames per variant (after one warm-up each)")
     parser.add_argument("--people", type=int, default=2)
+    parser.add_argument("--size", default="512x288", help="WxH model input")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
     parser.add_argument("--ablation", action="store_true", help="also time fast mode with fp32 decoder MLPs and DPT")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="seconds of what (see above)")
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     device = torch.device("cpu")
     reference = build_random(args.preset, device, args.seed)
-    img, img_mhmr = synthetic_frame(512, 288, reference.config.mhmr_img_res, args.seed)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    img, img_mhmr = synthetic_frame(width, height, reference.config.mhmr_img_res, args.seed)
     calibrate_people(reference, img_mhmr, args.people)
     models = {"reference": reference}
     with torch.inference_mode(False):
