@@ -13,6 +13,6 @@ export PYTHONPATH=$PWD HUMAN3R_SHARED=${HUMAN3R_SHARED:-$PWD/../shared}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 timeout 240 "$PY" scripts/bench_gpu.py --json "$OUT/bench_gpu.json" 2>&1 | tee "$OUT/bench_gpu.txt"
 timeout 180 "$PY" -m pytest tests/engine/test_fast_mode.py tests/engine/test_host_copy.py tests/engine/test_graphs.py \
-    tests/video/test_device_preprocess.py -k cuda -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/cuda_tests.txt"
+    tests/video/test_device_preprocess.py tests/engine/test_device_input.py -k cuda -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/cuda_tests.txt"
 timeout 150 "$PY" scripts/bench_engine.py --device cuda --clip-width 1920 --size 512 --frames 60 --reps 3 \
     --skip-memory 2>&1 | tee "$OUT/bench_engine.txt"

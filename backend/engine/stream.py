@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from backend.engine.cpu_threads import model_threads
+from backend.engine.device_input import finished_frames
 from backend.engine.geometry import ChunkAligner, pose_encoding_to_c2w
 from backend.engine.host_copy import copy_to_host
 from backend.engine.interrupt import interruptible
@@ -34,12 +35,12 @@ from backend.engine.options import JobOptions
 from backend.engine.postprocess import CameraResult, frame_results, frame_to_host
 from backend.engine.run_ahead import run_ahead
 from backend.model.graphs import use_graphs, without_graphs
-from backend.model.precision import FAST, resolve_precision, to_fast
+from backend.model.precision import FAST, preprocesses_on_device, resolve_precision, to_fast
 from backend.model.sync_audit import on_host
 from backend.model.tracker import assign_ids
 from backend.model_files import resolve_checkpoint_path
 from backend.smplx_model import BodyModel
-from backend.video.preprocess import PrepareSettings
+from backend.video.preprocess import PrepareSettings, RawFrame
 from backend.video.ready_frames import ready_frames, warm_up
 
 
@@ -125,6 +126,9 @@ class Engine:
             backend.model.precision); a job's 'auto' means this one.
         graphs: the model's stages run compiled (CUDA graphs on a GPU, backend.model.graphs);
             None at construction = on for CUDA, off elsewhere; False = eager (`--no-graphs`).
+        device_preprocessing: where jobs preprocess frames: None = by the job's precision and the
+            device (`backend.model.precision.preprocesses_on_device`: fast mode on CUDA); True/False
+            forces the device path (`prepare_frame_on`, also on a CPU) or the reference host path.
     """
 
     def __init__(self, model, body: BodyModel, checkpoint, checkpoint_path: Path, device: torch.device,
@@ -137,6 +141,7 @@ class Engine:
         self.precision = getattr(model, "precision", precision)
         self._fast_copy = None
         self.graphs = device.type == "cuda" if graphs is None else bool(graphs)
+        self.device_preprocessing: bool | None = None
 
     @classmethod
     def from_paths(cls, checkpoint: str | os.PathLike | None = None, smplx: str | os.PathLike | None = None,
@@ -256,11 +261,18 @@ class Engine:
         return 1 if self.device.type == "cpu" else 0
 
     def prepare_settings(self, options: JobOptions) -> PrepareSettings:
-        return PrepareSettings(size=options.size, mhmr_res=self.mhmr_res, jpeg_roundtrip=options.jpeg_roundtrip)
+        """The job's preprocessing: its size and JPEG round trip, and where it runs (see the class)."""
+        on_device = self.device_preprocessing
+        if on_device is None:
+            on_device = preprocesses_on_device(self.job_precision(options), self.device)
+        return PrepareSettings(size=options.size, mhmr_res=self.mhmr_res, jpeg_roundtrip=options.jpeg_roundtrip,
+                               device=str(self.device) if on_device else None)
 
     def prepare(self, rgb: np.ndarray, options: JobOptions):
-        """Model inputs of one upright uint8 RGB frame (`backend.video.preprocess.PreparedFrame`)."""
-        return self.prepare_settings(options).apply(rgb)
+        """Model inputs of one upright uint8 RGB frame (`backend.video.preprocess.PreparedFrame`; on the
+        device when the job preprocesses there)."""
+        settings = self.prepare_settings(options)
+        return settings.finish(settings.on_decoder(rgb))
 
     @torch.inference_mode()
     def init_run(self) -> RunState:
@@ -284,6 +296,8 @@ class Engine:
         if prepared is None:
             prepared = self.prepare(rgb, options)
             timings.prepare = time.perf_counter() - t0
+        elif isinstance(prepared, RawFrame):  # the decoder's share of a frame preprocessed on the device
+            prepared = self.prepare_settings(options).finish(prepared)
         img = prepared.img.to(self.device, non_blocking=True)
         img_mhmr = prepared.img_mhmr.to(self.device, non_blocking=True)
         t1 = time.perf_counter()
@@ -345,7 +359,9 @@ class Engine:
 
     def _model_frames(self, run: RunState, source, options: JobOptions, prefetch: str,
                       cancel: threading.Event | None) -> Iterator["_ModelDone"]:
-        frames = ready_frames(source, self.prepare_settings(options), prefetch, self.decode_threads)
+        settings = self.prepare_settings(options)
+        decoded = ready_frames(source, settings, prefetch, self.decode_threads)
+        frames = finished_frames(decoded, settings, ahead=not getattr(source, "is_live", False))
         try:  # inference mode is entered per frame, never held across a yield
             for frame in frames:
                 timings = FrameTimings(decode=frame.decode_s, prepare=frame.prepare_s)
@@ -354,6 +370,7 @@ class Engine:
                 yield done
         finally:
             frames.close()
+            decoded.close()  # stops the decoder now, not when the look-ahead is collected
 
 
 @dataclass

@@ -7,13 +7,16 @@
   prompt/offset MLPs and `final_transform`) are cast to bfloat16 ONCE (`to_fast`), and each step
   runs under bf16 autocast, which then casts only activations (inside `torch.inference_mode()`
   autocast keeps no weight cache, so fp32 weights would be re-cast on every frame). Kept float32
-  (`recurrent_region`): the recurrent part, i.e. the paired decoder (state and image streams, whose
-  pose token gives the camera and whose human tokens give the SMPL-X parameters), the pose
-  retriever and its memory, the state and the TTT3R gate statistic (`q . mean(k)`); also
-  LayerNorm/LayerScale parameters and hence the residual streams, the RoPE tables, and every head
-  that runs under `full_precision` (DPT, camera pose, detection, mask, SMPL-X decoders). Measured
-  on the parity fixture, a bf16 decoder and pose memory moved the camera by 0.24-0.26 degrees
-  (over the 0.2 degree budget); in fp32 they cost 8 % of the FLOPs and the camera moves 0.14.
+  (`recurrent_region`): the recurrent part, i.e. the paired decoder's attention, norms and
+  residual streams (state and image streams, whose pose token gives the camera and whose human
+  tokens give the SMPL-X parameters), the pose retriever and its memory, the state and the TTT3R
+  gate statistic (`q . mean(k)`); also LayerNorm/LayerScale parameters and hence the residual
+  streams, the RoPE tables, and every head that runs under `full_precision` (DPT, camera pose,
+  detection, mask, SMPL-X decoders). Only the decoder's MLPs (`FAST_BF16_MLPS`; half of its FLOPs,
+  and the decoder is ~40 % of a 672-S frame) run in bf16, their input cast and their output
+  returned as float32 into the fp32 residual stream. Measured on the parity fixture, a fully bf16
+  decoder and pose memory moved the camera by 0.24-0.26 degrees (over the 0.2 degree budget); with
+  bf16 MLPs only it moves 0.145 (fixture) and 0.18 (tennis.mp4, 12 frames).
   The fp16 rounding of the encoder's q/k is not emulated, and attention runs through SDPA
   everywhere (flash kernels for the bf16 parts on a GPU); TF32 and cuDNN autotuning are on for
   the fp32 work.
@@ -36,7 +39,7 @@ ALIASES = {"bf16": FAST}
 
 # submodules of `Human3R` whose Linear/Conv weights are bfloat16 in fast mode
 FAST_BF16_PARTS = ("patch_embed", "enc_blocks", "backbone", "downstream_head.mlp_fuse", "downstream_head.mlp_offset",
-                   "downstream_head.final_transform")
+                   "downstream_head.final_transform", "downstream_head.dpt_self")
 
 
 def resolve_precision(name: str | None, device: torch.device | str) -> str:
@@ -47,6 +50,23 @@ def resolve_precision(name: str | None, device: torch.device | str) -> str:
     if name not in MODES:
         raise ValueError(f"precision must be one of auto, {', '.join(MODES)} (got {name!r})")
     return name
+
+
+def preprocesses_on_device(mode: str, device: torch.device | str) -> bool:
+    """Whether a job in `mode` on `device` preprocesses its frames on the device from uint8
+    (`backend.video.preprocess.prepare_frame_on`) instead of on the host in the decoding process.
+
+    Only fast mode on CUDA: there the device takes well under a millisecond per frame, while PIL on one
+    CPU core takes ~30 ms for a 1080p frame and would cap the whole pipeline near 35 FPS. Parity mode
+    keeps the reference-exact host path in any case (its inputs must be bit-identical), and so does a
+    CPU model: the decoding process preprocesses in parallel there, while "device" work would take
+    the model's own cores.
+    """
+    return mode == FAST and torch.device(device).type == "cuda"
+
+
+# stacks of blocks whose MLP alone is bfloat16 in fast mode (the rest of the block stays float32)
+FAST_BF16_MLPS = ("dec_blocks", "dec_blocks_state")
 
 
 def to_fast(model: nn.Module) -> nn.Module:
@@ -62,6 +82,9 @@ def to_fast(model: nn.Module) -> nn.Module:
                 sub.to(torch.bfloat16)
             if hasattr(sub, "fp16_qk"):
                 sub.fp16_qk = False
+    for stack in FAST_BF16_MLPS:
+        for block in model.get_submodule(stack):
+            block.mlp.to(torch.bfloat16)
     model.precision = FAST
     return model
 

@@ -8,9 +8,10 @@ Wire (one duplex `multiprocessing.Connection`; tensors go through a shared-memor
 
     child -> parent  ("ready",)                     # started: a death before this is the platform's
                      ("frame", index, time, slot, layout, geometry, decode_s, prepare_s)
-                     ("frame_inline", index, time, geometry, img, img_mhmr, colors, decode_s, prepare_s)
+                     ("frame_inline", index, time, geometry, arrays, decode_s, prepare_s)
                          # too big for a slot: numpy arrays in the message (tensors would pickle as
                          # file descriptors fetched from this process, which may be gone by then)
+                         # geometry None = a raw uint8 frame (`RawFrame`: preprocessing on a device)
                      ("video_error", code, message, path, frame_index)
                      ("bad_frame", message)        # preprocessing refused a frame (ValueError)
                      ("error", description)        # anything else, with its traceback
@@ -33,50 +34,57 @@ from multiprocessing import shared_memory
 import numpy as np
 import torch
 
-from backend.video.preprocess import PreparedFrame, PrepareSettings, crop_box, resized_size
+from backend.video.preprocess import PreparedFrame, PrepareSettings, RawFrame, crop_box, resized_size
 from backend.video.reader import FrameSource, VideoError
 
 _FLOAT = np.dtype(np.float32)
+_UINT8 = np.dtype(np.uint8)
 
 
 @dataclass(frozen=True)
 class SlotLayout:
-    """Shapes of one prepared frame in a slot: img float32, img_mhmr float32, colors uint8 (in this order)."""
+    """Shapes and dtypes of the arrays of one frame in a slot, in order: img float32, img_mhmr float32,
+    colors uint8 (a `PreparedFrame`), or rgb uint8 alone (a `RawFrame`, for preprocessing on a device)."""
 
-    img_shape: tuple[int, ...]
-    mhmr_shape: tuple[int, ...]
-    colors_shape: tuple[int, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...]
 
     @property
-    def sizes(self) -> tuple[int, int, int]:
-        """Bytes of img, img_mhmr and colors."""
-        return (4 * int(np.prod(self.img_shape)), 4 * int(np.prod(self.mhmr_shape)),
-                int(np.prod(self.colors_shape)))
+    def sizes(self) -> tuple[int, ...]:
+        """Bytes of each array."""
+        return tuple(np.dtype(d).itemsize * int(np.prod(s)) for s, d in zip(self.shapes, self.dtypes))
 
     @property
     def nbytes(self) -> int:
         return sum(self.sizes)
 
     @classmethod
-    def of(cls, prepared: PreparedFrame) -> "SlotLayout":
-        return cls(tuple(prepared.img.shape), tuple(prepared.img_mhmr.shape), tuple(prepared.colors.shape))
+    def of(cls, item: PreparedFrame | RawFrame) -> "SlotLayout":
+        arrays = _arrays(item)
+        return cls(tuple(a.shape for a in arrays), tuple(a.dtype.str for a in arrays))
 
     @classmethod
     def expected(cls, width: int, height: int, settings: PrepareSettings) -> "SlotLayout":
-        """Layout for an upright width x height frame (what `prepare_frame` will produce)."""
+        """Layout for an upright width x height frame (what `settings.on_decoder` will produce)."""
+        if settings.device is not None:
+            return cls(((height, width, 3),), (_UINT8.str,))
         new_w, new_h = resized_size(width, height, settings.size)
         left, top, right, bottom = crop_box(new_w, new_h)
         w, h = max(1, right - left), max(1, bottom - top)
         r = settings.mhmr_res
-        return cls((1, 3, h, w), (1, 3, r, r), (h, w, 3))
+        return cls(((1, 3, h, w), (1, 3, r, r), (h, w, 3)), (_FLOAT.str, _FLOAT.str, _UINT8.str))
 
 
-def write_slot(buf: memoryview, offset: int, prepared: PreparedFrame) -> SlotLayout:
-    """Copy a prepared frame's arrays into `buf` at `offset`; returns their layout."""
-    layout = SlotLayout.of(prepared)
-    n_img, n_mhmr, n_colors = layout.sizes
-    parts = ((prepared.img.numpy(), n_img), (prepared.img_mhmr.numpy(), n_mhmr), (prepared.colors, n_colors))
-    for array, nbytes in parts:
+def _arrays(item: PreparedFrame | RawFrame) -> tuple[np.ndarray, ...]:
+    if isinstance(item, RawFrame):
+        return (np.asarray(item.rgb),)
+    return item.img.numpy(), item.img_mhmr.numpy(), item.colors
+
+
+def write_slot(buf: memoryview, offset: int, item: PreparedFrame | RawFrame) -> SlotLayout:
+    """Copy a frame's arrays into `buf` at `offset`; returns their layout."""
+    layout = SlotLayout.of(item)
+    for array, nbytes in zip(_arrays(item), layout.sizes):
         target = np.ndarray(array.shape, array.dtype, buffer=buf, offset=offset)
         np.copyto(target, array)
         del target  # no exported pointers may outlive the segment
@@ -84,13 +92,23 @@ def write_slot(buf: memoryview, offset: int, prepared: PreparedFrame) -> SlotLay
     return layout
 
 
-def read_slot(buf: memoryview, offset: int, layout: SlotLayout) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """Copies (img, img_mhmr, colors) out of `buf` at `offset`; the slot may be reused afterwards."""
-    n_img, n_mhmr, _ = layout.sizes
-    img = np.ndarray(layout.img_shape, _FLOAT, buffer=buf, offset=offset).copy()
-    mhmr = np.ndarray(layout.mhmr_shape, _FLOAT, buffer=buf, offset=offset + n_img).copy()
-    colors = np.ndarray(layout.colors_shape, np.uint8, buffer=buf, offset=offset + n_img + n_mhmr).copy()
-    return torch.from_numpy(img), torch.from_numpy(mhmr), colors
+def read_slot(buf: memoryview, offset: int, layout: SlotLayout, pin: bool = False) -> list:
+    """Copies of the arrays in `buf` at `offset` (the slot may be reused afterwards): numpy arrays,
+    or with `pin` page-locked tensors, ready for an asynchronous upload (a tensor, not a numpy view
+    of one: the pinned-memory cache keeps a block from reuse until its queued copies are done only
+    when the copy is made from the tensor that owns it)."""
+    arrays = []
+    for shape, dtype, nbytes in zip(layout.shapes, layout.dtypes, layout.sizes):
+        view = np.ndarray(shape, np.dtype(dtype), buffer=buf, offset=offset)
+        if pin:
+            host = torch.empty(shape, dtype=torch.from_numpy(view[:0]).dtype, pin_memory=True)
+            host.numpy()[...] = view
+            arrays.append(host)
+        else:
+            arrays.append(view.copy())
+        del view
+        offset += nbytes
+    return arrays
 
 
 def run_worker(conn: Connection, source: FrameSource, settings: PrepareSettings, shm_name: str | None,
@@ -135,7 +153,7 @@ def _serve(conn: Connection, source: FrameSource, settings: PrepareSettings, shm
             return
         t1 = time.perf_counter()
         try:
-            prepared = settings.apply(frame.rgb)
+            item = settings.on_decoder(frame.rgb)
         except ValueError as exc:  # e.g. a frame too small for the crop
             conn.send(("bad_frame", str(exc)))
             return
@@ -143,17 +161,18 @@ def _serve(conn: Connection, source: FrameSource, settings: PrepareSettings, shm
             conn.send(("error", _describe(exc)))
             return
         t2 = time.perf_counter()
-        if shm is None or SlotLayout.of(prepared).nbytes > slot_bytes:
-            conn.send(("frame_inline", frame.index, frame.time, prepared.geometry, prepared.img.numpy(),
-                       prepared.img_mhmr.numpy(), prepared.colors, t1 - t0, t2 - t1))
+        if shm is None or SlotLayout.of(item).nbytes > slot_bytes:
+            geometry = item.geometry if isinstance(item, PreparedFrame) else None
+            conn.send(("frame_inline", frame.index, frame.time, geometry, _arrays(item), t1 - t0, t2 - t1))
             if not _drain(conn, free, block=False):
                 return
             continue
         if not free and not _drain(conn, free, block=True):
             return
         slot = free.pop(0)
-        layout = write_slot(shm.buf, slot * slot_bytes, prepared)
-        conn.send(("frame", frame.index, frame.time, slot, layout, prepared.geometry, t1 - t0, t2 - t1))
+        layout = write_slot(shm.buf, slot * slot_bytes, item)
+        geometry = item.geometry if isinstance(item, PreparedFrame) else None
+        conn.send(("frame", frame.index, frame.time, slot, layout, geometry, t1 - t0, t2 - t1))
         if not _drain(conn, free, block=False):
             return
 

@@ -231,11 +231,20 @@ def prepare_frame_on(device: torch.device | str, rgb: np.ndarray | torch.Tensor,
     cropped, normalised and padded as `prepare_frame` does. A 1080p frame takes ~30 ms on a CPU core
     through PIL; on a GPU this is well under a millisecond. Parity mode keeps `prepare_frame`.
 
+    Nothing here waits for the device. On CUDA every step, the upload included (from page-locked
+    memory when `rgb` is a pinned tensor), is queued on the current stream, and `colors` is a numpy
+    view of a page-locked buffer that a queued copy fills: read it only once that stream has reached
+    this point (the engine reads it after the frame's one result copy, which waits for it).
+
     Args:
         rgb: uint8 [H, W, 3] RGB, upright (numpy, or a tensor on any device).
     Returns:
-        `PreparedFrame` with img/img_mhmr on `device`; `colors` on the host (numpy uint8).
+        `PreparedFrame` with img/img_mhmr (float32) on `device`; `colors` on the host (numpy uint8).
+    Raises:
+        ValueError: not a uint8 [H, W, 3] frame, or one too small/elongated for the crop.
     """
+    if isinstance(rgb, np.ndarray) and not rgb.flags.writeable:
+        rgb = rgb.copy()  # torch refuses to wrap read-only memory without a warning (nothing writes it)
     t = torch.as_tensor(rgb)
     if t.dtype != torch.uint8 or t.ndim != 3 or t.shape[2] != 3:
         raise ValueError(f"expected a uint8 [H, W, 3] array, got {t.dtype} {tuple(t.shape)}")
@@ -256,9 +265,18 @@ def prepare_frame_on(device: torch.device | str, rgb: np.ndarray | torch.Tensor,
     geometry = FrameGeometry(orig_size=(width, height), resized_size=(new_w, new_h), crop_box=box, model_size=(w, h),
                              scale=(width / new_w, height / new_h), mhmr_res=mhmr_res, mhmr_size_hw=(nh, nw),
                              mhmr_pad_tl=(top, left))
-    colors = crop[0].permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+    colors = _host_copy_queued(crop[0].permute(1, 2, 0).to(torch.uint8))
     return PreparedFrame(img=img, img_mhmr=img_mhmr, true_shape=(h, w), orig_size=(width, height),
                          geometry=geometry, colors=colors)
+
+
+def _host_copy_queued(t: torch.Tensor) -> np.ndarray:
+    """`t` as host numpy; from CUDA a copy queued on the current stream into page-locked memory."""
+    if t.device.type != "cuda":
+        return t.cpu().numpy()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    return host.numpy()
 
 
 def prepare_frame(
@@ -313,14 +331,55 @@ def prepare_frame(
 
 
 @dataclass(frozen=True)
+class RawFrame:
+    """An upright uint8 frame on its way to preprocessing on the model's device (fast mode on a GPU).
+
+    Attributes:
+        rgb: uint8 [H, W, 3] RGB (numpy, or a page-locked tensor ready for an asynchronous upload),
+            after the JPEG round trip when the job asks for one.
+    """
+
+    rgb: np.ndarray | torch.Tensor
+
+    @property
+    def orig_size(self) -> tuple[int, int]:
+        """(W, H) of the frame."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+
+@dataclass(frozen=True)
 class PrepareSettings:
     """Arguments of `prepare_frame` besides the frame, for one job (picklable, so a decoding process can
-    receive them)."""
+    receive them), and where preprocessing runs.
+
+    Attributes:
+        device: None = on the host with `prepare_frame` (reference-exact; the decoding process does it
+            all). A device name = the decoder only decodes (and applies the JPEG round trip) and hands
+            over a `RawFrame`; `finish` runs `prepare_frame_on` on that device. The engine picks it
+            (`backend.model.precision.preprocess_device`).
+    """
 
     size: int
     mhmr_res: int
     jpeg_roundtrip: bool = False
+    device: str | None = None
 
     def apply(self, rgb: np.ndarray) -> PreparedFrame:
-        """`prepare_frame` of one upright uint8 RGB frame with these settings."""
+        """`prepare_frame` of one upright uint8 RGB frame with these settings (always on the host)."""
         return prepare_frame(rgb, self.size, self.mhmr_res, self.jpeg_roundtrip)
+
+    def on_decoder(self, rgb: np.ndarray) -> PreparedFrame | RawFrame:
+        """The decoder's share of one upright uint8 frame: all of it (host), or the checks and the JPEG
+        round trip (device). Raises the ValueError of a frame the crop leaves empty in both cases."""
+        if self.device is None:
+            return self.apply(rgb)
+        problem = frame_size_problem(rgb.shape[1], rgb.shape[0], self.size)
+        if problem:
+            raise ValueError(problem)
+        return RawFrame(apply_jpeg_roundtrip(rgb) if self.jpeg_roundtrip else rgb)
+
+    def finish(self, item: PreparedFrame | RawFrame) -> PreparedFrame:
+        """The model side's share: a `RawFrame` prepared on `device` (queued, see `prepare_frame_on`)."""
+        if isinstance(item, RawFrame):
+            return prepare_frame_on(self.device or "cpu", item.rgb, self.size, self.mhmr_res)
+        return item

@@ -29,7 +29,7 @@ from typing import Iterator, NamedTuple
 import torch
 
 from backend.video.decoding_process import SlotLayout, read_slot, run_worker
-from backend.video.preprocess import PreparedFrame, PrepareSettings
+from backend.video.preprocess import PreparedFrame, PrepareSettings, RawFrame
 from backend.video.reader import FrameSource, VideoError
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,13 @@ STOP_TIMEOUT_S = 10.0  # a decoding process that does not stop by then is killed
 
 
 class ReadyFrame(NamedTuple):
-    """One selected source frame, ready for the model: source index, time (s), model inputs, and the
+    """One selected source frame, ready for the model: source index, time (s), model inputs (a
+    `RawFrame` when preprocessing runs on a device: `PrepareSettings.finish` completes it), and the
     seconds spent decoding and preprocessing it."""
 
     index: int
     time: float
-    prepared: PreparedFrame
+    prepared: PreparedFrame | RawFrame
     decode_s: float
     prepare_s: float
 
@@ -110,8 +111,8 @@ def _inline_frames(source, settings: PrepareSettings) -> Iterator[ReadyFrame]:
             if frame is None:
                 return
             t1 = time.perf_counter()
-            prepared = settings.apply(frame.rgb)
-            yield ReadyFrame(frame.index, frame.time, prepared, t1 - t0, time.perf_counter() - t1)
+            item = settings.on_decoder(frame.rgb)
+            yield ReadyFrame(frame.index, frame.time, item, t1 - t0, time.perf_counter() - t1)
     finally:
         close = getattr(frames, "close", None)
         if close is not None:
@@ -215,7 +216,7 @@ def _process_frames(source: FrameSource, settings: PrepareSettings) -> Iterator[
                         process.exitcode)
             started = False
         if started:
-            yield from _relay(parent_conn, process, shm, slot_bytes)
+            yield from _relay(parent_conn, process, shm, slot_bytes, pin=_pins(settings))
     finally:
         _stop(parent_conn, process)
         shm.close()
@@ -237,7 +238,12 @@ def shared_memory_room() -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> Iterator[ReadyFrame]:
+def _pins(settings: PrepareSettings) -> bool:
+    """Raw frames bound for a GPU are read out of the ring into page-locked memory (an asynchronous upload)."""
+    return settings.device is not None and torch.device(settings.device).type == "cuda"
+
+
+def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int, pin: bool) -> Iterator[ReadyFrame]:
     """Turn the child's messages into `ReadyFrame`s."""
     while True:
         try:
@@ -248,16 +254,15 @@ def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> I
         kind = message[0]
         if kind == "frame":
             _, index, time_s, slot, layout, geometry, decode_s, prepare_s = message
-            img, img_mhmr, colors = read_slot(shm.buf, slot * slot_bytes, layout)
+            arrays = read_slot(shm.buf, slot * slot_bytes, layout, pin=pin and geometry is None)
             try:
                 conn.send(("free", slot))
             except OSError:
                 pass  # the child has sent everything and left; a death shows at the next recv
-            yield ReadyFrame(index, time_s, _prepared(geometry, img, img_mhmr, colors), decode_s, prepare_s)
+            yield ReadyFrame(index, time_s, _item(geometry, arrays), decode_s, prepare_s)
         elif kind == "frame_inline":
-            _, index, time_s, geometry, img, img_mhmr, colors, decode_s, prepare_s = message
-            prepared = _prepared(geometry, torch.from_numpy(img), torch.from_numpy(img_mhmr), colors)
-            yield ReadyFrame(index, time_s, prepared, decode_s, prepare_s)
+            _, index, time_s, geometry, arrays, decode_s, prepare_s = message
+            yield ReadyFrame(index, time_s, _item(geometry, arrays), decode_s, prepare_s)
         elif kind == "video_error":
             _, code, text, path, frame_index = message
             raise VideoError(code, text, path=path, frame_index=frame_index)
@@ -271,9 +276,13 @@ def _relay(conn, process, shm: shared_memory.SharedMemory, slot_bytes: int) -> I
             raise PrefetchError(f"unexpected message from the decoding process: {kind!r}")
 
 
-def _prepared(geometry, img: torch.Tensor, img_mhmr: torch.Tensor, colors) -> PreparedFrame:
-    return PreparedFrame(img=img, img_mhmr=img_mhmr, true_shape=tuple(img.shape[-2:]), orig_size=geometry.orig_size,
-                         geometry=geometry, colors=colors)
+def _item(geometry, arrays: list) -> PreparedFrame | RawFrame:
+    """The frame the child sent: a `RawFrame` (no geometry) or a `PreparedFrame` (img, img_mhmr, colors)."""
+    if geometry is None:
+        return RawFrame(arrays[0])
+    img, img_mhmr, colors = arrays
+    return PreparedFrame(img=torch.from_numpy(img), img_mhmr=torch.from_numpy(img_mhmr), true_shape=tuple(img.shape[-2:]),
+                         orig_size=geometry.orig_size, geometry=geometry, colors=colors)
 
 
 def _stop(conn, process) -> None:

@@ -79,9 +79,11 @@ def test_to_fast_casts_only_the_image_side_weights(fixture_models):
     assert dtypes[torch.bfloat16] > 0 and dtypes[torch.float32] > 0
     assert fast_model.enc_blocks[0].attn.qkv.weight.dtype == torch.bfloat16
     assert fast_model.backbone.encoder.blocks[0].mlp.fc1.weight.dtype == torch.bfloat16
+    assert fast_model.downstream_head.dpt_self.head[0].weight.dtype == torch.bfloat16
+    assert fast_model.dec_blocks[0].mlp.fc2.weight.dtype == fast_model.dec_blocks_state[-1].mlp.fc1.weight.dtype == torch.bfloat16
     assert not fast_model.enc_blocks[0].attn.fp16_qk and ref_model.enc_blocks[0].attn.fp16_qk
     for kept in (fast_model.enc_blocks[0].norm1.weight, fast_model.pose_retriever.mem, fast_model.register_tokens.weight,
-                 fast_model.downstream_head.dpt_self.head[0].weight, fast_model.downstream_head.decpose.mlp.layers[0].weight,
+                 fast_model.downstream_head.decpose.mlp.layers[0].weight,
                  fast_model.backbone.encoder.blocks[0].ls1.gamma, fast_model.dec_blocks[0].attn.qkv.weight,
                  fast_model.dec_blocks_state[0].cross_attn.projk.weight, fast_model.pose_retriever.proj_q.weight):
         assert kept.dtype == torch.float32

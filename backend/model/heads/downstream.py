@@ -27,6 +27,13 @@ def full_precision(like: torch.Tensor) -> torch.autocast:
     return torch.autocast(device_type=like.device.type, enabled=False)
 
 
+def lower_precision_of(module: nn.Module, like: torch.Tensor) -> torch.autocast:
+    """Context that runs `module` in its weights' dtype: bf16 autocast where `to_fast` cast them to
+    bfloat16, else nothing (float32 weights: parity mode, exact)."""
+    low = next(module.parameters()).dtype == torch.bfloat16
+    return torch.autocast(device_type=like.device.type, dtype=torch.bfloat16, enabled=low)
+
+
 def _identity_6d(num_rot: int) -> torch.Tensor:
     """[1, num_rot*6] identity rotations in the row-major 3x2 layout (1, 0, 0, 1, 0, 0)."""
     return torch.eye(3)[:, :2].reshape(1, 6).repeat(1, num_rot)
@@ -113,7 +120,8 @@ class DownstreamHead(nn.Module):
         with full_precision(tokens):
             low = [h.float() for h in hooks[:3]]
             self_hooks = low + [tokens.float()]
-            fmap = self.dpt_self(self_hooks, image_size).permute(0, 2, 3, 1)
+            with lower_precision_of(self.dpt_self, tokens):  # bf16 in fast mode; the activations below in fp32
+                fmap = self.dpt_self(self_hooks, image_size).float().permute(0, 2, 3, 1)
             out["pts3d_in_self_view"] = exp_points(fmap[..., 0:3])
             out["conf_self"] = exp_confidence(fmap[..., 3])
             if want_rgb and hasattr(self, "dpt_rgb"):

@@ -22,7 +22,11 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, out_dim or in_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        dtype = self.fc1.weight.dtype
+        if x.dtype == dtype or torch.is_autocast_enabled(x.device.type):
+            return self.fc2(F.gelu(self.fc1(x)))
+        # bf16 weights in an fp32 region (fast mode's decoder): the MLP alone in bf16, output as x
+        return self.fc2(F.gelu(self.fc1(x.to(dtype)))).to(x.dtype)
 
 
 class RegressionMLP(nn.Sequential):
