@@ -150,14 +150,21 @@ def ballistic_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, 
             continue
         fit = _joined_flight(observed[lo:hi], s - lo, e - lo, fps)
         out[s:e] = fit[s - lo:e - lo] - root[s:e]
-        # eased out into the ground frames around the flight: the smoothed root there is bent by the same
-        # kink, and a step in the correction would pop (measured: the joined cubics' own values on those
-        # few ground frames are noisier than the eased correction of the smoothed root)
+        import os
+        mode = os.environ.get("JM", "ease")
         w = _smoothstep(1.0 - np.arange(1, n + 1) / (n + 1))[:, None]
         after = np.arange(e, min(e + n, t_all))
         before = np.arange(s - 1, max(s - 1 - n, -1), -1)
-        out[after] += w[:len(after)] * out[e - 1]
-        out[before] += w[:len(before)] * out[s]
+        if mode == "ease":
+            out[after] += w[:len(after)] * out[e - 1]
+            out[before] += w[:len(before)] * out[s]
+        else:  # the joined cubics near the knot, handing over to the smoothed root by `mode` frames
+            m = int(mode)
+            lam = _smoothstep(1.0 - np.arange(1, m + 1) / (m + 1))[:, None]
+            after = np.arange(e, min(e + m, hi))
+            before = np.arange(s - 1, max(s - 1 - m, lo - 1), -1)
+            out[after] += lam[:len(after)] * (fit[after - lo] - root[after])
+            out[before] += lam[:len(before)] * (fit[before - lo] - root[before])
     return out
 
 
