@@ -17,8 +17,8 @@ The root: the planted feet's anchors (medians over whole contact runs) measure w
 pelvis moves towards them (`planted_root_shift`), most of the way along each leg (its length is known)
 and little across it (its direction is as noisy as the pose); with no foot on the floor between two
 contacts the pelvis follows a ballistic path with the known g fitted to the flight's samples and, joined to
-it C1, the push and landing frames around it (`ballistic_root`, eased out into the ground frames). The ankle target is then
-reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
+it C1, the push and landing frames around it (`ballistic_root`, handed over to the smoothed root there).
+The ankle target is then reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
 knee), the legs are never stretched: where a held foot's target is out of reach the pelvis moves towards
 it (`root_shift`, smoothed), and what is still out of reach is clamped.
 """
@@ -136,35 +136,25 @@ def ballistic_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, 
     and velocity at the take-off and the touch-down (half a frame outside the flight), each with its own
     acceleration and jerk. The flight's ends are then pinned by the ground samples around them instead of
     extrapolated from the flight's own dozen noisy samples (a 0.4 s flight's end frame was off by up to
-    3.5 cm that way). The fit replaces the flight frames; its correction is eased out into the ground
-    frames around them (no pop)."""
+    3.5 cm that way). The fit replaces the flight frames and is handed over to the smoothed root across
+    the joined ground frames (smoothstep, no pop)."""
     out = np.zeros_like(root)
     t_all = len(root)
     flights = flight_runs(contact)
     k = max(2, int(round(o.FLIGHT_JOIN_S * fps)))
-    n = max(1, int(round(o.LOCK_BLEND_S * fps)))
+    hand_over = _smoothstep(1.0 - np.arange(1, k + 1) / (k + 1))[:, None]  # [k] 1 -> 0 away from a knot  # [k] 1 -> 0 away from a knot
     for i, (s, e) in enumerate(flights):
         lo = max(0, s - k, flights[i - 1][1] if i else 0)
         hi = min(t_all, e + k, flights[i + 1][0] if i + 1 < len(flights) else t_all)
         if not np.isfinite(observed[lo:hi]).all():
             continue
-        fit = _joined_flight(observed[lo:hi], s - lo, e - lo, fps)
-        out[s:e] = fit[s - lo:e - lo] - root[s:e]
-        import os
-        mode = os.environ.get("JM", "ease")
-        w = _smoothstep(1.0 - np.arange(1, n + 1) / (n + 1))[:, None]
-        after = np.arange(e, min(e + n, t_all))
-        before = np.arange(s - 1, max(s - 1 - n, -1), -1)
-        if mode == "ease":
-            out[after] += w[:len(after)] * out[e - 1]
-            out[before] += w[:len(before)] * out[s]
-        else:  # the joined cubics near the knot, handing over to the smoothed root by `mode` frames
-            m = int(mode)
-            lam = _smoothstep(1.0 - np.arange(1, m + 1) / (m + 1))[:, None]
-            after = np.arange(e, min(e + m, hi))
-            before = np.arange(s - 1, max(s - 1 - m, lo - 1), -1)
-            out[after] += lam[:len(after)] * (fit[after - lo] - root[after])
-            out[before] += lam[:len(before)] * (fit[before - lo] - root[before])
+        fit = _joined_flight(observed[lo:hi], s - lo, e - lo, fps) - root[lo:hi]
+        out[s:e] = fit[s - lo:e - lo]
+        # the ground frames: the joined fit next to the knot (the smoother's window spans the kink there and
+        # bends the root by centimetres), handed over to the smoothed root (wider, less noisy) away from it
+        before, after = np.arange(s - 1, lo - 1, -1), np.arange(e, hi)
+        out[before] += hand_over[:len(before)] * fit[before - lo]
+        out[after] += hand_over[:len(after)] * fit[after - lo]
     return out
 
 
