@@ -33,14 +33,15 @@ from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, flight_runs, g
 from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
-from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, outlier_frames,
-                     robust_filter, smooth_quaternions)
+from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, noise_sigma,
+                     outlier_frames, robust_filter, smooth_quaternions)
 from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
                  "the first camera looks along +z (ground-projected) and stands above the origin; "
                  "p_refined = from_raw @ p_raw")
 # SMPL-X rotation fields: (name, joints) in the full-pose order used here.
+LEG_ROWS = [0, 1, 3, 4, 6, 7, 9, 10]  # body_pose rows of hips, knees, ankles, feet
 ROT_FIELDS = (("global_orient", 1), ("body_pose", 21), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
               ("left_hand_pose", 15), ("right_hand_pose", 15))
 
@@ -219,13 +220,15 @@ def _piecewise_body(p: _Person, s: int, e: int, flights, fps: float, strength: f
     """Body joint rotations (not the global orientation) filtered again with each take-off and landing as
     a breakpoint: every ground and flight phase of segment s..e on its own."""
     bounds = [0] + [b for f in flights for b in f] + [e - s]
+    levels = _levels(o.SIGMA_BODY_LEVELS_S, strength, fps)
+    legs = np.array(LEG_ROWS) + 1  # body quaternion rows (0 is the global orientation)
+    noise = noise_sigma(p.body_obs[s:e, legs], 3)  # the segment's noise level: a short phase alone misjudges it
     for a, b in zip(bounds[:-1], bounds[1:]):
         if b - a < 3:
             continue
-        q = robust_filter(p.body_obs[s + a:s + b, 1:], _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
-                          o.GAMMA_BODY, o.BODY_CLIP, noise_dims=3)
+        q = adaptive_filter(p.body_obs[s + a:s + b, legs], levels, o.GAMMA_BODY, noise_dims=3, noise=noise)
         q /= np.linalg.norm(q, axis=-1, keepdims=True)
-        p.rot["body_pose"][s + a:s + b] = quat_to_aa(q)
+        p.rot["body_pose"][s + a:s + b, LEG_ROWS] = quat_to_aa(q)
 
 
 def _cap(levels_s: tuple[float, ...], max_s: float) -> int:
