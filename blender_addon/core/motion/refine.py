@@ -226,7 +226,8 @@ def _piecewise_body(p: _Person, s: int, e: int, flights, fps: float, strength: f
     for a, b in zip(bounds[:-1], bounds[1:]):
         if b - a < 3:
             continue
-        q = adaptive_filter(p.body_obs[s + a:s + b, legs], levels, o.GAMMA_BODY, noise_dims=3, noise=noise)
+        fit = tuple(w for w in levels if 3 * w <= b - a) or levels[:1]  # wider windows only see reflections
+        q = adaptive_filter(p.body_obs[s + a:s + b, legs], fit, o.GAMMA_BODY, noise_dims=3, noise=noise)
         q /= np.linalg.norm(q, axis=-1, keepdims=True)
         p.rot["body_pose"][s + a:s + b, LEG_ROWS] = quat_to_aa(q)
 
