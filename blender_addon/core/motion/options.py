@@ -42,6 +42,8 @@ CONTACT_SMOOTH_S = 0.05
 CONTACT_SPEED_SPAN_S = 0.067
 CONTACT_FILL_GAP_S = 0.07
 LOCK_BLEND_S = 0.13
+FLIGHT_JOIN_S = 0.23  # ground frames each side of a flight fitted with it (push / landing cubics joined C1)
+# and handed over to the smoothed root
 LOCK_LAND_MAX_H = 0.04  # a run's first frames with the final pose's foot higher than this: not pulled down yet
 LOCK_BLEND_TO_ANCHOR = 0.85  # share of the blend window's correction aimed at the anchors (the rest: the edge's offset)
 LOCK_PULL_DOWN_MAX_H = 0.04  # a blended foot higher than this is taking off: not pulled down to its anchor

@@ -10,8 +10,9 @@ is) and never raises on bad data: whatever it cannot do is left unchanged and ex
 2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
    applied to cameras, people and points, so reprojection is unchanged;
 3. foot contacts (`contacts`; where someone jumps, found again with each ground phase's root filtered
-   apart from the flights, so the take-off and landing kinks do not blur them); flight phases put on a
-   ballistic path, the root moved towards where the planted feet put it, foot lock + penetration removal
+   apart from the flights, so the take-off and landing kinks do not blur them); where someone jumps the
+   body joint rotations filtered again per ground and flight phase (`_piecewise_body`); flight phases put
+   on a ballistic path joined to the push and landing around them, the root moved towards where the planted feet put it, foot lock + penetration removal
    (`footlock`), in the refined world.
 The refined world keeps the protocol's conventions (OpenCV axes, metres) with the floor at y = 0 and
 up = -y; `header['conventions']['from_raw']` holds A and `['world']` names the refined world.
@@ -32,14 +33,15 @@ from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, flight_runs, g
 from .ground import estimate_floor, floor_transform
 from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
 from .options import CleanupOptions
-from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, outlier_frames,
-                     robust_filter, smooth_quaternions)
+from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, noise_sigma,
+                     outlier_frames, robust_filter, smooth_quaternions)
 from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
                  "the first camera looks along +z (ground-projected) and stands above the origin; "
                  "p_refined = from_raw @ p_raw")
 # SMPL-X rotation fields: (name, joints) in the full-pose order used here.
+LEG_ROWS = [0, 1, 3, 4, 6, 7, 9, 10]  # body_pose rows of hips, knees, ankles, feet
 ROT_FIELDS = (("global_orient", 1), ("body_pose", 21), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
               ("left_hand_pose", 15), ("right_hand_pose", 15))
 
@@ -68,6 +70,7 @@ class _Person:
     changed: bool = False
     sel: np.ndarray | None = None  # rows of this person in the stacked table
     root_obs: np.ndarray | None = None  # [T, 3] pelvis samples before smoothing (outlier frames filled)
+    body_obs: np.ndarray | None = None  # [T, 22, 4] body quaternions before smoothing (sign-continuous, outliers filled)
     detect: dict | None = None  # the pose contacts are found on: 'body' [T, 22, 3] axis-angle, 'root' [T, 3] pelvis
 
 
@@ -186,6 +189,9 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         bad = outlier_frames(np.concatenate([root, qc.reshape(e - s, -1)], 1), threshold=o.OUTLIER_THRESHOLD)
         outliers += int(bad.sum())
         p.root_obs[s:e] = fill_frames(root, bad)
+        if p.body_obs is None:
+            p.body_obs = np.full((len(p.transl), 22, 4), np.nan)
+        p.body_obs[s:e] = fill_frames(qc, bad)
         if p.detect is None:
             p.detect = {"body": np.full((len(p.transl), 22, 3), np.nan), "root": np.full((len(p.transl), 3), np.nan)}
         q_body, q_detect = robust_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
@@ -208,6 +214,22 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         p.detect["root"][s:e] = root_detect[..., 0] @ axes
     p.changed = True
     return outliers
+
+
+def _piecewise_body(p: _Person, s: int, e: int, flights, fps: float, strength: float) -> None:
+    """Body joint rotations (not the global orientation) filtered again with each take-off and landing as
+    a breakpoint: every ground and flight phase of segment s..e on its own."""
+    bounds = [0] + [b for f in flights for b in f] + [e - s]
+    levels = _levels(o.SIGMA_BODY_LEVELS_S, strength, fps)
+    legs = np.array(LEG_ROWS) + 1  # body quaternion rows (0 is the global orientation)
+    noise = noise_sigma(p.body_obs[s:e, legs], 3)  # the segment's noise level: a short phase alone misjudges it
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b - a < 3:
+            continue
+        fit = tuple(w for w in levels if 3 * w <= b - a) or levels[:1]  # wider windows only see reflections
+        q = adaptive_filter(p.body_obs[s + a:s + b, legs], fit, o.GAMMA_BODY, noise_dims=3, noise=noise)
+        q /= np.linalg.norm(q, axis=-1, keepdims=True)
+        p.rot["body_pose"][s + a:s + b, LEG_ROWS] = quat_to_aa(q)
 
 
 def _cap(levels_s: tuple[float, ...], max_s: float) -> int:
@@ -362,10 +384,13 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 p.detect["root"] = p.detect["root"] @ rot_a.T + t_a
             p.changed = True
 
-    # 3. contacts + foot lock
+    # 3. contacts; take-offs and landings as breakpoints of the smoothing (with or without the lock: they
+    # are how the motion is filtered, not a lock); foot lock
     lock_rep = {"applied": False}
-    if opts.foot_lock and people:
-        n_contact, clamped, pushed, n_flight = 0, 0, 0, 0
+    breakpoints = grounded and opts.smooth > 0
+    n_flight = 0
+    if (opts.foot_lock or breakpoints) and people:
+        n_contact, clamped, pushed = 0, 0, 0
         for p in people:
             p.contacts = np.zeros((len(p.where), 4), bool)
             for s, e in segments[p.pid]:
@@ -384,11 +409,19 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                     ground = ground_root(pelvis_d, p.root_obs[s:e], con.any(1), levels, o.GAMMA_ROOT) - pelvis_d
                     con = detect_contacts(pts_d + ground[:, None], fps, floor_known=grounded)
                     p.contacts[s:e] = con
+                if breakpoints and p.body_obs is not None and flight_runs(con.any(1)):
+                    # a take-off and a landing bend the knees at once: a filter window spanning one blurs the
+                    # bend (straighter legs, the pelvis too high on the ground frames next to it)
+                    _piecewise_body(p, s, e, flight_runs(con.any(1)), fps, opts.smooth)
+                    local, rot, pos = _kinematics(p, shapes[p.pid], s, e)
+                    pts = foot_points(shapes[p.pid], rot, pos)
                 if grounded and p.root_obs is not None:  # free fall where no foot touches the floor
                     flight = ballistic_root(pos[:, 0], p.root_obs[s:e], con.any(1), fps)
                     pos, pts = pos + flight[:, None], pts + flight[:, None]
                     p.transl[s:e] += flight
                     n_flight += int(np.any(flight != 0, axis=1).sum())
+                if not opts.foot_lock:
+                    continue
                 # lock a little beyond the detected edges (smoothing spreads the swing into them), but only
                 # where the evidence agrees: before a contact where the foot is already low (a foot landing
                 # from a jump stays free), after it where it is still low and slow (a swinging foot stays free)
@@ -423,7 +456,17 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 p.rot["body_pose"][s:e, legs] = body_aa[:, legs]
                 n_contact += int(con.sum())
             p.changed = True
-        lock_rep = {"applied": True, "contact_samples": n_contact, "ballistic_frames": n_flight,
+            if not opts.foot_lock:
+                p.contacts = None  # found for the breakpoints only: not written without the lock
+    if smooth_rep["applied"]:
+        smooth_rep["take_off_landing_breakpoints"] = {
+            "applied": breakpoints, "ballistic_frames": n_flight, "flight_join_s": o.FLIGHT_JOIN_S,
+            "g_ms2": GRAVITY_MS2,
+            "model": "body rotations filtered per ground and flight phase; pelvis in flight on a free fall "
+                     "fitted with the push and landing frames around it (cubics joined C1), handed over to "
+                     "the smoothed root across those frames"}
+    if opts.foot_lock and people:
+        lock_rep = {"applied": True, "contact_samples": n_contact,
                     "ik_clamped_frames": clamped,
                     "penetration_frames_fixed": pushed, "floor": "y = 0" if grounded else "per-run height",
                     "params": {"height_m": o.CONTACT_HEIGHT_M, "enter_speed_ms": o.CONTACT_ENTER_MS,
@@ -435,8 +478,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                "lock_beyond_contact_max_height_m": o.LOCK_DILATE_MAX_H,
                                "lock_after_contact_max_speed_ms": o.LOCK_DILATE_MAX_MS,
                                "root_from_planted_feet_weight": {"along_leg": o.ROOT_FROM_FEET_ALONG_LEG,
-                                                                 "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG},
-                               "ballistic_flight_g_ms2": GRAVITY_MS2}}
+                                                                 "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG}}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep
