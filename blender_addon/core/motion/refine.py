@@ -20,6 +20,8 @@ Per frame, `people['contacts']` [n, 4] u1 marks contacts (left heel, left toe, r
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,6 +169,15 @@ def collect_people(rows: _Rows) -> list[_Person]:
             finite &= np.isfinite(v).all((1, 2))
         people.append(_Person(int(pid), where, rot, transl, betas, finite, sel=sel))
     return people
+
+
+def _each_person(work, people: list) -> list:
+    """work(p) for every person, on threads: people are independent and numpy releases the GIL in the
+    large array operations, so a crowd's smoothing spreads over the cores (Blender's Python included)."""
+    if len(people) < 2:
+        return [work(p) for p in people]
+    with ThreadPoolExecutor(max_workers=min(len(people), os.cpu_count() or 1)) as pool:
+        return list(pool.map(work, people))
 
 
 def _levels(levels_s: tuple[float, ...], strength: float, fps: float) -> tuple[float, ...]:
@@ -318,7 +329,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     # 1. smoothing
     smooth_rep = {"applied": False}
     if opts.smooth > 0:
-        n_out = sum(_smooth_person(p, segments[p.pid], fps, opts.smooth) for p in people)
+        n_out = sum(_each_person(lambda p: _smooth_person(p, segments[p.pid], fps, opts.smooth), people))
         smooth_rep = {"applied": bool(people), "filter": f"outlier frames (Hampel, 7 frames, {o.OUTLIER_THRESHOLD:g}x "
                       "median deviation) + zero-phase filters: body rotations and root translation by an adaptive "
                       "local quadratic fit (per frame the widest of the listed widths the data allow; samples beyond "

@@ -16,6 +16,8 @@ Time is in frames for the offline filter (callers convert seconds), in seconds f
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .so3 import align_signs, quat_conj, quat_mul
@@ -82,8 +84,11 @@ def gaussian_filter(x: np.ndarray, sigma: float, quadratic: bool = False) -> np.
         taps = taps / taps.sum()
         r = rp
     out = taps[r] * padded[r:r + t]
+    pair = np.empty_like(out)  # reused: the loop allocates nothing (the same operations in the same order)
     for k in range(r):  # symmetric taps: one multiply per pair
-        out += taps[k] * (padded[k:k + t] + padded[2 * r - k:2 * r - k + t])
+        np.add(padded[k:k + t], padded[2 * r - k:2 * r - k + t], out=pair)
+        pair *= taps[k]
+        out += pair
     return out
 
 
@@ -235,7 +240,8 @@ def adaptive_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, ...], g
     level = np.zeros(x.shape[:-1])
     for k in range(1, len(sigmas)):
         for j in range(k):
-            gap = np.abs(fits[k] - fits[j]).max(-1)
+            # max over the last axis (1-4 long) as element-wise maxima: numpy's reduce over it is slow
+            gap = functools.reduce(np.maximum, np.moveaxis(np.abs(fits[k] - fits[j]), -1, 0))
             ok &= gap <= gamma * (std[k] + std[j])
         level += ok
     level = gaussian_filter(level, max(1.0, sigmas[0]))  # smooth the chosen width: no pop at a switch
