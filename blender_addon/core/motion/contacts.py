@@ -38,8 +38,10 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int) -> np.ndarray:
     out = mask.copy()
-    for s, e in runs(~out):  # fill short gaps between contacts
-        if s > 0 and e < len(out) and e - s <= max_gap:
+    # fill short gaps between contacts, and between a contact and the clip's ends: there the filters see one
+    # side only, so a planted foot's first (last) frames read as moving
+    for s, e in runs(~out):
+        if e - s <= max_gap and (s > 0 or e < len(out)):
             out[s:e] = True
     for s, e in runs(out):
         if e - s < min_run and 0 < s and e < len(out):  # a run cut by the clip's ends is not short

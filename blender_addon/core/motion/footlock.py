@@ -39,6 +39,14 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def _near_share(distance: np.ndarray) -> np.ndarray:
+    """Share [n] (0..1) of the pull towards the anchors a blended foot gets at `distance` [n] (m) from them:
+    all of it within LOCK_BLEND_NEAR_M (a planted foot blurred by the smoothing), none beyond
+    LOCK_BLEND_FAR_M (a foot really swinging away or coming down; its free pose is the better guess),
+    smoothstep in between so the correction never pops."""
+    return _smoothstep((o.LOCK_BLEND_FAR_M - distance) / (o.LOCK_BLEND_FAR_M - o.LOCK_BLEND_NEAR_M))
+
+
 def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.ndarray, contacts: np.ndarray,
                      fps: float, floor_known: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per-foot ankle translations [T, 2, 3] and ankle world rotations [T, 2, 3, 3] that lock the feet.
@@ -99,8 +107,8 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 if on.any():
                     pts_f = ankle_pos[frames, foot, None] + np.einsum("tab,tkb->tka", r_blend, rel[frames])
                     target = (anchors[on] - pts_f[:, on]).mean(1)
-                    out[frames, foot] = w[:, None] * ((1 - o.LOCK_BLEND_TO_ANCHOR) * out[edge, foot]
-                                                      + o.LOCK_BLEND_TO_ANCHOR * target)
+                    share = o.LOCK_BLEND_TO_ANCHOR * _near_share(np.linalg.norm(target, axis=-1))
+                    out[frames, foot] = w[:, None] * ((1 - share)[:, None] * out[edge, foot] + share[:, None] * target)
                     # a foot taking off may really be rising: pulled down no more than by the edge's offset
                     high = -pts_f[:, on, 1].mean(1) > o.LOCK_PULL_DOWN_MAX_H
                     out[frames[high], foot, 1] = np.minimum(out[frames[high], foot, 1],

@@ -46,6 +46,8 @@ FLIGHT_JOIN_S = 0.23  # ground frames each side of a flight fitted with it (push
 # and handed over to the smoothed root
 LOCK_LAND_MAX_H = 0.04  # a run's first frames with the final pose's foot higher than this: not pulled down yet
 LOCK_BLEND_TO_ANCHOR = 0.85  # share of the blend window's correction aimed at the anchors (the rest: the edge's offset)
+LOCK_BLEND_NEAR_M = 0.04  # a blended foot this near its anchors gets the whole pull towards them; none beyond
+LOCK_BLEND_FAR_M = 0.08  # this (a foot really swinging away or coming down: its free pose is the better guess)
 LOCK_PULL_DOWN_MAX_H = 0.04  # a blended foot higher than this is taking off: not pulled down to its anchor
 LOCK_DILATE_S = 0.067  # lock this long beyond each detected contact (smoothing blurs the stance edges) ...
 LOCK_DILATE_MAX_H = 0.02  # ... only where the foot is this low (a foot landing from a jump stays free) ...
