@@ -6,7 +6,9 @@ rigidly (its world orientation is kept) by the mean error of its contacting poin
 points stay put. Around each run the correction fades out over a blend window (smoothstep, 0.13 s)
 instead of switching off, so there is no pop. In that window the foot is aimed mostly (85 %) at the run's
 anchors rather than kept at the edge frame's offset: a detected edge a frame early or late (smoothing
-blurs landings and take-offs) then still holds a foot that is really planted. Before a contact the foot is
+blurs landings and take-offs) then still holds a foot that is really planted. That pull fades out (smoothstep)
+for a foot 4 to 8 cm from its anchors: one that far has really lifted off or not yet landed, and pulling it
+back put its ankle 5-8 cm off a swing the raw frame had within 2 cm. Before a contact the foot is
 still in the air, so that window never pulls it down towards the floor; after one, a foot already higher
 than 4 cm is taking off and is pulled down no further than the edge's own offset; likewise a run's first
 frames whose foot is still higher than 4 cm (a landing found a frame early) are held in place but not yet
