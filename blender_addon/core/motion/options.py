@@ -36,7 +36,8 @@ ONE_EURO_BETA_ROT = 1.5
 # Contact detection and foot lock (metres, metres/second, seconds).
 CONTACT_HEIGHT_M = 0.04
 CONTACT_ENTER_MS = 0.30
-CONTACT_LEAVE_MS = 0.50
+CONTACT_LEAVE_MS = 0.50  # below this (before it dipped under the enter speed) to start a contact ...
+CONTACT_END_MS = 0.55  # ... and above this to end one (see contacts.detect_contacts)
 CONTACT_MIN_RUN_S = 0.1
 CONTACT_SMOOTH_S = 0.05
 CONTACT_SPEED_SPAN_S = 0.067
