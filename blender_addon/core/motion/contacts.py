@@ -6,8 +6,8 @@ differences over 0.067 s of the trajectory smoothed by a 0.05 s Gaussian) below 
 contact; the contact reaches back to where the speed first went below 0.5 m/s and forward until it first
 exceeds 0.55 m/s (hysteresis; the later end measured against the true lift-offs of the synthetic
 motion: a symmetric 0.5 m/s ended 24 % of the walking contacts 1-3 frames early, this ends 15 %). Runs
-shorter than 0.1 s are dropped and gaps up to 0.07 s filled, also at the clip's ends. Refined-world convention: height = -y,
-horizontal = (x, z).
+shorter than 0.1 s are dropped and gaps up to 0.07 s filled, also at the clip's ends. Refined-world
+convention: height = -y, horizontal = (x, z).
 """
 from __future__ import annotations
 
