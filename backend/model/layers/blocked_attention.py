@@ -8,7 +8,8 @@ faster at every size the model uses (577, 2,305 and 4,097 tokens), on 1 and 2 th
 
 The price is that the scores are rounded to bfloat16 before the softmax (the flash kernel keeps
 them float32; the softmax itself accumulates in float32). Centring the keys first (exact for the
-softmax) keeps the scores small, and with them that rounding error.
+softmax) keeps the scores small, and with them that rounding error. Measured against float64 on
+random q/k/v: 3e-3 to 1.4e-2 of max|out| (the flash kernel in bf16: 1.5e-3 to 2.9e-3).
 """
 from __future__ import annotations
 
