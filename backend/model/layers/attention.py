@@ -1,14 +1,15 @@
 """Attention layers of the CroCo/CUT3R transformer (parameter names as in the reference).
 
 All take tokens [B, N, C] float32 and return [B, N, C]. Heads split C into `num_heads` groups of
-consecutive channels. RoPE (see `rope.py`) is applied to q and k when a `RopeTable` is given.
+consecutive channels. RoPE (see `rope.py`) is applied to q and k when a `RopeTable` is given. Attention itself is
+`blocked_attention.attention`: fused SDPA, or bf16 blocks on a CPU in fast mode.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from backend.model.layers.blocked_attention import attention
 from backend.model.layers.rope import RopeTable, apply_rope
 
 
@@ -43,7 +44,7 @@ class SelfAttention(nn.Module):
             else:
                 q = apply_rope(q, rope)
                 k = apply_rope(k, rope)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = attention(q, k, v, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 
@@ -90,7 +91,7 @@ class CrossAttention(nn.Module):
             stat = (q @ k.transpose(-2, -1)) * self.scale
             out = stat.softmax(dim=-1) @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+            out = attention(q, k, v, scale=self.scale)
             if gate_stat == "key_mean":
                 key_mean = k.float().mean(dim=-2, keepdim=True)  # [B, heads, 1, hd]
                 stat = (q.float() @ key_mean.transpose(-2, -1))[..., 0] * self.scale
@@ -98,7 +99,7 @@ class CrossAttention(nn.Module):
 
 
 class DinoAttention(nn.Module):
-    """DINOv2 self-attention (no RoPE), fused SDPA with the default 1/sqrt(head_dim) scale
+    """DINOv2 self-attention (no RoPE), fused SDPA (blocked bf16 attention in fast mode on a CPU) with the default 1/sqrt(head_dim) scale
     (bit-identical to the reference run on CPU)."""
 
     def __init__(self, dim: int, num_heads: int) -> None:
@@ -111,5 +112,5 @@ class DinoAttention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
