@@ -17,9 +17,9 @@
   returned as float32 into the fp32 residual stream. Measured on the parity fixture, a fully bf16
   decoder and pose memory moved the camera by 0.24-0.26 degrees (over the 0.2 degree budget); with
   bf16 MLPs only it moves 0.145 (fixture) and 0.18 (tennis.mp4, 12 frames).
-  The fp16 rounding of the encoder's q/k is not emulated, and attention runs through SDPA
-  everywhere (flash kernels for the bf16 parts on a GPU); TF32 and cuDNN autotuning are on for
-  the fp32 work.
+  The fp16 rounding of the encoder's q/k is not emulated; the bf16 attention runs through SDPA's
+  flash kernels on a GPU and in query blocks on a CPU (`layers.blocked_attention`); TF32 and cuDNN
+  autotuning are on for the fp32 work.
 
 The job-level names (`backend.engine.options.PRECISIONS`) are resolved here: 'auto' = 'fast' on
 CUDA and 'fp32' elsewhere; 'bf16' is the former name of 'fast'.

@@ -53,7 +53,9 @@ def wrap(text: str, width: float, measure: Callable[[str], float] = len) -> list
         if line:
             lines.append(line)
         while len(word) > 1 and measure(word) > width:
-            cut = max(1, max((k for k in range(1, len(word)) if measure(word[:k]) <= width), default=1))
+            cut = 1  # the longest prefix that fits (widths grow with length: stop at the first that does not)
+            while cut + 1 < len(word) and measure(word[:cut + 1]) <= width:
+                cut += 1
             lines.append(word[:cut])
             word = word[cut:]
         line = word

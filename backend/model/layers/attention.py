@@ -99,8 +99,8 @@ class CrossAttention(nn.Module):
 
 
 class DinoAttention(nn.Module):
-    """DINOv2 self-attention (no RoPE), fused SDPA (blocked bf16 attention in fast mode on a CPU) with the default 1/sqrt(head_dim) scale
-    (bit-identical to the reference run on CPU)."""
+    """DINOv2 self-attention (no RoPE) with the default 1/sqrt(head_dim) scale: fused SDPA, bit-identical
+    to the reference run on CPU (blocked bf16 attention in fast mode on a CPU)."""
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()

@@ -152,7 +152,7 @@ def ballistic_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, 
     t_all = len(root)
     flights = flight_runs(contact)
     k = max(2, int(round(o.FLIGHT_JOIN_S * fps)))
-    hand_over = _smoothstep(1.0 - np.arange(1, k + 1) / (k + 1))[:, None]  # [k] 1 -> 0 away from a knot  # [k] 1 -> 0 away from a knot
+    hand_over = _smoothstep(1.0 - np.arange(1, k + 1) / (k + 1))[:, None]  # [k] 1 -> 0 away from a knot
     for i, (s, e) in enumerate(flights):
         lo = max(0, s - k, flights[i - 1][1] if i else 0)
         hi = min(t_all, e + k, flights[i + 1][0] if i + 1 < len(flights) else t_all)

@@ -33,7 +33,8 @@ from .contacts import centred_speed, detect_contacts, dilate
 from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, flight_runs, ground_root, lock_corrections,
                        penetration_push, planted_root_shift, root_shift)
 from .ground import estimate_floor, floor_transform
-from .kinematics import BODY_JOINTS, BodyShape, foot_points, forward, local_matrices
+from .kinematics import (BODY_JOINTS, L_ANKLE, L_FOOT, L_HIP, L_KNEE, R_ANKLE, R_FOOT, R_HIP, R_KNEE, BodyShape,
+                         foot_points, forward, local_matrices)
 from .options import CleanupOptions
 from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, noise_sigma,
                      outlier_frames, robust_filter, smooth_quaternions)
@@ -43,7 +44,8 @@ REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; flo
                  "the first camera looks along +z (ground-projected) and stands above the origin; "
                  "p_refined = from_raw @ p_raw")
 # SMPL-X rotation fields: (name, joints) in the full-pose order used here.
-LEG_ROWS = [0, 1, 3, 4, 6, 7, 9, 10]  # body_pose rows of hips, knees, ankles, feet
+# body_pose rows of hips, knees, ankles, feet (body_pose starts at joint 1: joint 0 is the global orientation)
+LEG_ROWS = [j - 1 for j in (L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE, L_FOOT, R_FOOT)]
 ROT_FIELDS = (("global_orient", 1), ("body_pose", 21), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
               ("left_hand_pose", 15), ("right_hand_pose", 15))
 
@@ -420,10 +422,11 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                     ground = ground_root(pelvis_d, p.root_obs[s:e], con.any(1), levels, o.GAMMA_ROOT) - pelvis_d
                     con = detect_contacts(pts_d + ground[:, None], fps, floor_known=grounded)
                     p.contacts[s:e] = con
-                if breakpoints and p.body_obs is not None and flight_runs(con.any(1)):
+                flights = flight_runs(con.any(1))
+                if breakpoints and p.body_obs is not None and flights:
                     # a take-off and a landing bend the knees at once: a filter window spanning one blurs the
                     # bend (straighter legs, the pelvis too high on the ground frames next to it)
-                    _piecewise_body(p, s, e, flight_runs(con.any(1)), fps, opts.smooth)
+                    _piecewise_body(p, s, e, flights, fps, opts.smooth)
                     local, rot, pos = _kinematics(p, shapes[p.pid], s, e)
                     pts = foot_points(shapes[p.pid], rot, pos)
                 if grounded and p.root_obs is not None:  # free fall where no foot touches the floor
@@ -446,7 +449,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 held = np.stack([lock[:, :2].any(1), lock[:, 2:].any(1)], 1)
                 # the root moves towards where the planted feet put it, then as far as legs held out of
                 # reach need (not for the blend windows, where the foot is free); locked feet keep their targets
-                legs = pos[:, [7, 8]] - pos[:, [1, 2]]
+                legs = pos[:, [L_ANKLE, R_ANKLE]] - pos[:, [L_HIP, R_HIP]]
                 planted = planted_root_shift(corr, held, legs, fps, o.ROOT_FROM_FEET_ALONG_LEG,
                                              o.ROOT_FROM_FEET_ACROSS_LEG)
                 for shift in (planted, None):

@@ -211,7 +211,7 @@ def noise_sigma(x: np.ndarray, noise_dims: int = 1) -> float:
 
 
 def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0, noise_dims: int = 1,
-                    noise: float | None = None, level: np.ndarray | None = None) -> np.ndarray:
+                    noise: float | None = None) -> np.ndarray:
     """Per-frame widest local quadratic fit that the data allow (intersection of confidence intervals).
 
     x [T, ..., C]: the width is chosen per frame and per group of the last axis (a joint's quaternion, or
@@ -220,15 +220,13 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
     clip's noise level) of every narrower fit, so a smooth stretch (standing, walking) is filtered widely
     and a take-off or a landing, where a wide fit would be pulled away from the motion, keeps a narrow one.
     The chosen width is smoothed over time before the fits are blended, so a switch never pops.
-    noise: the per-axis noise level if already known (else estimated from x); level [T, ...]: widths
-    already chosen (`adaptive_level`; the filter is then linear in x)."""
+    noise: the per-axis noise level if already known (else estimated from x)."""
     x = np.asarray(x, np.float64)
     t = len(x)
     if t < 3 or not sigmas:
         return x.copy()
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])  # [L, T, ..., C]
-    if level is None:
-        level = adaptive_level(x, fits, sigmas, gamma, noise_sigma(x, noise_dims) if noise is None else noise)
+    level = adaptive_level(x, fits, sigmas, gamma, noise_sigma(x, noise_dims) if noise is None else noise)
     return _blend(fits, level)
 
 
