@@ -94,33 +94,45 @@ def test_smoothing_and_lock_against_truth(scene, refined):
     assert M.f1(np.concatenate(pooled_pred), np.concatenate(pooled_true)) >= 0.9
 
 
-# still open, a frame each (of 240 per person) just worse than a raw frame that happens to be close to the truth:
-# seed 2 walker frame 178 +1.2 mm (two frames before a touch-down found a frame late: the blend window keeps
-# the edge's offset, which the smoothing's blur of the landing makes 3-5 cm); seed 3 jumper frame 228 +0.6 mm
-# (the last flight's end frame: its samples and the landing's are 1.5-2.5 sigma high and the joined free-fall
-# fit follows them)
-KNOWN_MPJPE_WORSE = {2: "seed 2: walker frame 178 +1.2 mm (touch-down found a frame late)",
-                     3: "seed 3: jumper frame 228 +0.6 mm (last flight's end)"}
+# still open: on a single frame the raw sample is itself a random draw, and one that lands within a centimetre or
+# two of the truth beats an estimate that does not know the truth. Seed 2: walker frame 178 +3.9 mm (two frames
+# before a touch-down found a frame late), jumper frame 87 +1.9 mm. On 28 scenes (scripts/refine_accuracy.py)
+# the refined error is worse than the raw one on 20 of 26,880 person-frames (18 of 112 people), never over
+# any 3 consecutive frames (`test_mpjpe_not_worse_over_any_three_frames`).
+KNOWN_MPJPE_WORSE = {2: "seed 2: walker frame 178 +3.9 mm, jumper frame 87 +1.9 mm"}
 
 
-def test_mpjpe_not_worse_on_any_frame(request, scene, refined):
-    known = KNOWN_MPJPE_WORSE.get(request.node.callspec.params["scene"])
-    if known:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=known))
+def _mpjpe_worse(scene, refined) -> dict[str, np.ndarray]:
+    """Per person kind: refined minus raw MPJPE against the truth [T] (m), both in the refined world."""
     ta = _truth_to_refined(scene, refined)
     a = np.array(refined.header["conventions"]["from_raw"])
     frames = split(scene.messages)[1]
-    worst = {}
+    out = {}
     for p in scene.people:
         _, pt = forward(p.shape, p.local, p.root)
         truth_j = pt @ ta[:3, :3].T + ta[:3, 3]
         _, po = forward(p.shape, *person_series(frames, p.pid, scene.body))
         raw_j = po @ a[:3, :3].T + a[:3, 3]
         _, po = forward(p.shape, *person_series(refined.frames, p.pid, scene.body))
-        worse = M.mpjpe_per_frame(po, truth_j) - M.mpjpe_per_frame(raw_j, truth_j)
-        if (worse > 0).any():
-            worst[p.kind] = (np.flatnonzero(worse > 0).tolist(), float(worse.max()))
+        out[f"{p.kind}{p.pid}"] = M.mpjpe_per_frame(po, truth_j) - M.mpjpe_per_frame(raw_j, truth_j)
+    return out
+
+
+def test_mpjpe_not_worse_on_any_frame(request, scene, refined):
+    known = KNOWN_MPJPE_WORSE.get(request.node.callspec.params["scene"])
+    if known:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=known))
+    worst = {k: (np.flatnonzero(w > 0).tolist(), float(w.max())) for k, w in _mpjpe_worse(scene, refined).items()
+             if (w > 0).any()}
     assert not worst, worst
+
+
+def test_mpjpe_not_worse_over_any_three_frames(scene, refined):
+    """Local damage (a blurred landing, a dragged leg, a flight off its path) shows as a stretch of frames
+    worse than the noisy input; over 3 frames (0.1 s) the raw error's own luck averages out."""
+    for kind, worse in _mpjpe_worse(scene, refined).items():
+        stretch = np.convolve(worse, np.ones(3) / 3, "valid")
+        assert stretch.max() <= 0.0, (kind, int(stretch.argmax()), float(stretch.max()))
 
 
 def test_skating_below_half_a_millimetre(scene, refined):

@@ -23,6 +23,9 @@ import numpy as np
 from .so3 import align_signs, quat_conj, quat_mul
 
 
+_FFT_MIN_RADIUS = 24  # taps on each side beyond which `gaussian_filter` convolves by FFT (faster from here on)
+
+
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """Normalised Gaussian taps [2r+1], r = ceil(3 sigma) (sigma in frames, > 0)."""
     r = max(1, int(np.ceil(3.0 * sigma)))
@@ -83,6 +86,11 @@ def gaussian_filter(x: np.ndarray, sigma: float, quadratic: bool = False) -> np.
         taps = taps[r - rp:r + rp + 1]
         taps = taps / taps.sum()
         r = rp
+    if r > _FFT_MIN_RADIUS:  # a wide window: one FFT product instead of r multiply-adds over the whole clip
+        n = padded.shape[0] + 2 * r
+        size = 1 << (n - 1).bit_length()
+        spectrum = np.fft.rfft(padded, size, axis=0) * np.fft.rfft(taps, size).reshape((-1,) + (1,) * (x.ndim - 1))
+        return np.fft.irfft(spectrum, size, axis=0)[2 * r:2 * r + t]
     out = taps[r] * padded[r:r + t]
     pair = np.empty_like(out)  # reused: the loop allocates nothing (the same operations in the same order)
     for k in range(r):  # symmetric taps: one multiply per pair
@@ -236,12 +244,17 @@ def adaptive_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, ...], g
     std = np.array([sig * np.sqrt(np.sum(local_quadratic_kernel(s) ** 2)) for s in sigmas])
     ok = np.ones(x.shape[:-1], bool)
     level = np.zeros(x.shape[:-1])
+    # |fit_k - fit_j| <= gamma (std_k + std_j) for every j < k, per component, is fit_k within gamma std_k of
+    # the intersection [low, high] of the narrower fits' intervals fit_j -/+ gamma std_j: one comparison per
+    # width instead of one per pair of widths
+    low, high = fits[0] - gamma * std[0], fits[0] + gamma * std[0]
     for k in range(1, len(sigmas)):
-        for j in range(k):
-            # max over the last axis (1-4 long) as element-wise maxima: numpy's reduce over it is slow
-            gap = functools.reduce(np.maximum, np.moveaxis(np.abs(fits[k] - fits[j]), -1, 0))
-            ok &= gap <= gamma * (std[k] + std[j])
+        inside = (fits[k] >= low - gamma * std[k]) & (fits[k] <= high + gamma * std[k])
+        # all over the last axis (1-4 long) as element-wise ands: numpy's reduce over it is slow
+        ok &= functools.reduce(np.logical_and, np.moveaxis(inside, -1, 0))
         level += ok
+        np.maximum(low, fits[k] - gamma * std[k], out=low)
+        np.minimum(high, fits[k] + gamma * std[k], out=high)
     level = gaussian_filter(level, max(1.0, sigmas[0]))  # smooth the chosen width: no pop at a switch
     return np.clip(level, 0, len(sigmas) - 1)
 
