@@ -2,21 +2,15 @@
 interleaved and the JSON has the figures it promises (speeds are measured by hand, not here)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.scripts import load_script
 
 
 def test_bench_cpu_fast_smoke(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    spec = importlib.util.spec_from_file_location("bench_cpu_fast", REPO / "scripts" / "bench_cpu_fast.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_cpu_fast")
     out = tmp_path / "bench.json"
     threads = torch.get_num_threads()
     assert bench.main(["--preset", "tiny", "--size", "112x80", "--frames", "2", "--threads", "1", "--ablation",

@@ -2,22 +2,13 @@
 worst value, and the JSON holds the figures per person, which agree with what the tests measure."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("refine_accuracy", REPO / "scripts" / "refine_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.scripts import load_script
 
 
 def test_refine_accuracy_smoke(tmp_path, capsys):
-    script = _load_script()
+    script = load_script("refine_accuracy")
     out = tmp_path / "accuracy.json"
     assert script.main(["--seeds", "0", "--json", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -2,17 +2,16 @@
 version, and protocol.py needs nothing beyond stdlib + numpy + msgpack."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import msgpack
-import numpy as np
 import pytest
 
 from blender_addon.core import protocol
 from blender_addon.core.resultfile import read_result
+from tests.support.scripts import load_script
 
 from .conftest import GOLDEN, REPO
 
@@ -21,10 +20,7 @@ MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 
 def _load_goldens_script():
     """The script that writes the goldens (its `describe` is the manifest's definition)."""
-    spec = importlib.util.spec_from_file_location("make_protocol_goldens", REPO / "scripts" / "make_protocol_goldens.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_protocol_goldens")
 
 
 _describe = _load_goldens_script().describe

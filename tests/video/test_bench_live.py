@@ -2,20 +2,15 @@
 runs end to end, prints the settings it used, and writes every figure per run and as medians."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.scripts import load_script
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_live", REPO / "scripts" / "bench_live.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_live")
 
 
 def test_bench_live_smoke(tmp_path, capsys):
