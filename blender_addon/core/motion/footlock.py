@@ -18,8 +18,9 @@ added).
 The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
 pelvis moves towards them (`planted_root_shift`), most of the way along each leg (its length is known)
 and little across it (its direction is as noisy as the pose); with no foot on the floor between two
-contacts the pelvis follows a ballistic path with the known g fitted to the flight's samples and, joined to
-it C1, the push and landing frames around it (`ballistic_root`, handed over to the smoothed root there).
+contacts the pelvis height follows a ballistic path with the known g fitted to the flight's samples and,
+joined to it C1, the push and landing frames around it (`ballistic_root`, handed over to the smoothed root
+there).
 The ankle target is then reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
 knee), the legs are never stretched: where a held foot's target is out of reach the pelvis moves towards
 it (`root_shift`, smoothed), and what is still out of reach is clamped.
@@ -136,55 +137,57 @@ GRAVITY_MS2 = 9.81
 
 
 def ballistic_root(root: np.ndarray, observed: np.ndarray, contact: np.ndarray, fps: float) -> np.ndarray:
-    """Pelvis translation [T, 3] that puts each flight phase on a ballistic path (refined world, y down).
+    """Pelvis translation [T, 3] (vertical component only) that puts each flight phase on a ballistic path
+    (refined world, y down).
 
     root [T, 3] the smoothed pelvis, observed [T, 3] its samples before smoothing, contact [T] any foot
     point in contact. With no foot on the floor between two contacts the body is in free fall: the pelvis
-    follows p0 + v0 t + g t^2 / 2 with g known. p0 and v0 are fitted by least squares together with the
-    ground frames next to the flight (`o.FLIGHT_JOIN_S` each side, as far as the clip and the next flight
-    allow): the push before and the landing after are cubics joined to the flight with the same position
-    and velocity at the take-off and the touch-down (half a frame outside the flight), each with its own
-    acceleration and jerk. The flight's ends are then pinned by the ground samples around them instead of
-    extrapolated from the flight's own dozen noisy samples (a 0.4 s flight's end frame was off by up to
-    3.5 cm that way). The fit replaces the flight frames and is handed over to the smoothed root across
-    the joined ground frames (smoothstep, no pop)."""
+    height follows y0 + v0 t + g t^2 / 2 with g known. y0 and v0 are fitted by least squares together with
+    the ground frames next to the flight (`o.FLIGHT_JOIN_S` each side, as far as the clip and the next
+    flight allow): the push before and the landing after are cubics joined to the flight with the same
+    height and vertical speed at the take-off and the touch-down (half a frame outside the flight), each
+    with its own acceleration and jerk. The flight's ends are then pinned by the ground samples around them
+    instead of extrapolated from the flight's own dozen noisy samples (a 0.4 s flight's end frame was off by
+    up to 3.5 cm that way). The fit replaces the flight frames' height and is handed over to the smoothed
+    root across the joined ground frames (smoothstep, no pop). The horizontal axes keep the smoothed root:
+    in flight they move at constant speed, a case of the smooth travel that the horizontal filter follows
+    over seconds of the ground frames around (a fit of the flight's samples alone was 2 mm rms worse)."""
     out = np.zeros_like(root)
     t_all = len(root)
     flights = flight_runs(contact)
     k = max(2, int(round(o.FLIGHT_JOIN_S * fps)))
-    hand_over = _smoothstep(1.0 - np.arange(1, k + 1) / (k + 1))[:, None]  # [k] 1 -> 0 away from a knot
+    hand_over = _smoothstep(1.0 - np.arange(1, k + 1) / (k + 1))  # [k] 1 -> 0 away from a knot
     for i, (s, e) in enumerate(flights):
         lo = max(0, s - k, flights[i - 1][1] if i else 0)
         hi = min(t_all, e + k, flights[i + 1][0] if i + 1 < len(flights) else t_all)
-        if not np.isfinite(observed[lo:hi]).all():
+        if not np.isfinite(observed[lo:hi, 1]).all():
             continue
-        fit = _joined_flight(observed[lo:hi], s - lo, e - lo, fps) - root[lo:hi]
-        out[s:e] = fit[s - lo:e - lo]
+        fit = _joined_flight(observed[lo:hi, 1], s - lo, e - lo, fps) - root[lo:hi, 1]
+        out[s:e, 1] = fit[s - lo:e - lo]
         # the ground frames: the joined fit next to the knot (the smoother's window spans the kink there and
         # bends the root by centimetres), handed over to the smoothed root (wider, less noisy) away from it
         before, after = np.arange(s - 1, lo - 1, -1), np.arange(e, hi)
-        out[before] += hand_over[:len(before)] * fit[before - lo]
-        out[after] += hand_over[:len(after)] * fit[after - lo]
+        out[before, 1] += hand_over[:len(before)] * fit[before - lo]
+        out[after, 1] += hand_over[:len(after)] * fit[after - lo]
     return out
 
 
-def _joined_flight(observed: np.ndarray, s: int, e: int, fps: float) -> np.ndarray:
-    """Least-squares pelvis path [n, 3] over observed [n, 3] with frames s..e-1 in free fall (g known) and
-    the frames before s / from e on cubics that leave / join the flight C1 at s - 1/2 / e - 1/2 (frames).
-    A side with fewer than 2 frames gets fewer terms (a clip edge next to the flight)."""
-    tau = (np.arange(len(observed)) - s) / fps
+def _joined_flight(height: np.ndarray, s: int, e: int, fps: float) -> np.ndarray:
+    """Least-squares pelvis height [n] (m, y down) over samples height [n] with frames s..e-1 in free fall
+    (g known) and the frames before s / from e on cubics that leave / join the flight C1 at s - 1/2 /
+    e - 1/2 (frames). A side with fewer than 2 frames gets fewer terms (a clip edge next to the flight)."""
+    tau = (np.arange(len(height)) - s) / fps
     t0, t1 = -0.5 / fps, (e - s - 0.5) / fps
     knot = np.where(tau < t0, t0, np.where(tau >= t1, t1, tau))  # flight time the sample leaves the parabola at
     d = tau - knot  # time past the knot (0 in the flight)
-    accel = np.array([0.0, GRAVITY_MS2, 0.0])
-    # flight part continued linearly past the knots: p0 + v0 t + g (knot^2 / 2 + knot d)
-    g_term = (0.5 * knot ** 2 + knot * d)[:, None] * accel
+    # flight part continued linearly past the knots: y0 + v0 t + g (knot^2 / 2 + knot d)
+    g_term = (0.5 * knot ** 2 + knot * d) * GRAVITY_MS2
     cols = [np.ones_like(tau), tau]
     for side, count in ((tau < t0, s), (tau >= t1, len(tau) - e)):
         for power in (2, 3)[:min(2, count)]:
             cols.append(np.where(side, d ** power / (2 if power == 2 else 6), 0.0))
     a = np.stack(cols, 1)
-    coef = np.linalg.lstsq(a, observed - g_term, rcond=None)[0]
+    coef = np.linalg.lstsq(a, height - g_term, rcond=None)[0]
     return a @ coef + g_term
 
 

@@ -8,7 +8,8 @@ is) and never raises on bad data: whatever it cannot do is left unchanged and ex
    `smooth.robust_filter`; camera only if asked); the same filters capped at narrower widths give the
    pose that contacts are found on;
 2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
-   applied to cameras, people and points, so reprojection is unchanged;
+   applied to cameras, people and points, so reprojection is unchanged; with the floor known, the pelvis's
+   horizontal axes filtered again on their own, wider (`_smooth_root_horizontal`);
 3. foot contacts (`contacts`; where someone jumps, found again with each ground phase's root filtered
    apart from the flights, so the take-off and landing kinks do not blur them); where someone jumps the
    body joint rotations filtered again per ground and flight phase (`_piecewise_body`); flight phases put
@@ -229,6 +230,24 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
     return outliers
 
 
+def _smooth_root_horizontal(p: _Person, segs: list[tuple[int, int]], fps: float, strength: float) -> None:
+    """Filter the pelvis's horizontal axes again (x and z of the refined world, the floor plane) from its
+    samples, with the wider levels and larger gamma that level travel allows (options
+    SIGMA_ROOT_HORIZONTAL_LEVELS_S, GAMMA_ROOT_HORIZONTAL). Before the floor is known the first pass filters
+    along the root's own acceleration axes, which the noise tilts by tens of degrees, so a step's vertical
+    bob and a jump's take-off narrowed the horizontal filter too. The vertical and the pose contacts are
+    found on keep the first pass."""
+    if p.root_obs is None:
+        return
+    levels = _levels(o.SIGMA_ROOT_HORIZONTAL_LEVELS_S, strength, fps)
+    flat = [0, 2]
+    for s, e in segs:
+        if e - s < 3 or not np.isfinite(p.root_obs[s:e]).all():
+            continue
+        root = robust_filter(p.root_obs[s:e, flat, None], levels, o.GAMMA_ROOT_HORIZONTAL, o.ROOT_CLIP)[..., 0]
+        p.transl[s:e, flat] = root - p.pelvis0[s:e, flat]
+
+
 def _piecewise_body(p: _Person, s: int, e: int, flights, fps: float, strength: float) -> None:
     """Body joint rotations (not the global orientation) filtered again with each take-off and landing as
     a breakpoint: every ground and flight phase of segment s..e on its own."""
@@ -340,8 +359,11 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                       "sigma_s": {"body_rotations": [opts.smooth * w for w in o.SIGMA_BODY_LEVELS_S],
                                   "hands_face_rotations": opts.smooth * o.SIGMA_HANDS_S,
                                   "root_translation": [opts.smooth * w for w in o.SIGMA_ROOT_LEVELS_S],
+                                  "root_horizontal_after_floor": [opts.smooth * w for w in o.SIGMA_ROOT_HORIZONTAL_LEVELS_S],
                                   "camera": opts.smooth * o.SIGMA_CAMERA_S if opts.smooth_camera else 0.0},
                       "huber_clip": {"body_rotations": o.BODY_CLIP, "root_translation": o.ROOT_CLIP},
+                      "gamma": {"body_rotations": o.GAMMA_BODY, "root_translation": o.GAMMA_ROOT,
+                                "root_horizontal_after_floor": o.GAMMA_ROOT_HORIZONTAL},
                       "outlier_frames": n_out}
     report["smooth"] = smooth_rep
 
@@ -396,6 +418,10 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 p.detect["body"][:, 0] = quat_to_aa(matrix_to_quaternion(rot_a @ axis_angle_to_matrix(p.detect["body"][:, 0])))
                 p.detect["root"] = p.detect["root"] @ rot_a.T + t_a
             p.changed = True
+
+    if grounded and opts.smooth > 0:
+        for p in people:
+            _smooth_root_horizontal(p, segments[p.pid], fps, opts.smooth)
 
     # 3. contacts; take-offs and landings as breakpoints of the smoothing (with or without the lock: they
     # are how the motion is filtered, not a lock); foot lock

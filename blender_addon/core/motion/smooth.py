@@ -101,10 +101,11 @@ def gaussian_filter(x: np.ndarray, sigma: float, quadratic: bool = False) -> np.
 
 
 def running_median(x: np.ndarray, half: int) -> np.ndarray:
-    """Median over a window of 2*half+1 frames along axis 0 of x [T, C] (ends: shrunken windows by padding
-    with the edge values)."""
+    """Median over a window of 2*half+1 frames along axis 0 of x [T, C] (T > half; ends: the window mirrored
+    about the end frame, which so counts once: padded with copies of itself, a first frame 25 cm off was
+    its own median and never found an outlier)."""
     t = x.shape[0]
-    padded = np.concatenate([np.repeat(x[:1], half, 0), x, np.repeat(x[-1:], half, 0)], axis=0)
+    padded = np.pad(x, [(half, half)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)[:t]  # [T, C, W]
     return np.partition(windows, half, axis=-1)[..., half]  # odd window: the middle order statistic
 
