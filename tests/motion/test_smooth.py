@@ -56,7 +56,8 @@ def test_adaptive_level_matches_its_pairwise_definition():
 
 def test_wide_gaussians_by_fft_match_the_direct_sum():
     x = np.random.default_rng(1).normal(size=(400, 22, 4))
-    for sigma in (12.0, 30.0, 48.0):  # radii 36, 90, 144: past the FFT threshold
+    for sigma in (22.0, 30.0, 48.0):  # radii 66, 90, 144
+        assert int(np.ceil(3 * sigma)) > smooth._FFT_MIN_RADIUS  # the FFT path is the one tested
         for quadratic in (False, True):
             fast = smooth.gaussian_filter(x, sigma, quadratic)
             taps = smooth.local_quadratic_kernel(sigma) if quadratic else smooth.gaussian_kernel(sigma)

@@ -14,10 +14,10 @@ GROUND_MODES = ("both", "points", "feet", "off")
 # Offline filter widths at strength 1 (seconds). Body rotations and the root translation: the adaptive
 # local quadratic fit picks, per frame, the widest of these levels the data allow (confidence intervals
 # at GAMMA standard deviations of the clip's own noise); hands/face and the camera: one Gaussian. The widest
-# levels (up to 1 s / 0.75 s) serve what holds still or moves evenly (a spine, a walker's heading and pace):
-# on 28 generated scenes they cut the mean MPJPE from 11.5 to 10.9 mm; where the motion turns, the
-# narrower fits disagree with them and they are not chosen.
-SIGMA_BODY_LEVELS_S = (0.04, 0.06, 0.09, 0.13, 0.2, 0.3, 0.45, 0.7, 1.0)
+# body levels (0.5 and 1 s) serve what holds still or moves evenly (a spine, a walker's heading): on 28
+# generated scenes they cut the mean MPJPE from 9.8 to 9.5 mm; where the motion turns, the narrower fits
+# disagree with them and they are not chosen.
+SIGMA_BODY_LEVELS_S = (0.04, 0.06, 0.09, 0.13, 0.2, 0.3, 0.5, 1.0)
 SIGMA_ROOT_LEVELS_S = (0.03, 0.045, 0.07, 0.1, 0.15, 0.22, 0.33, 0.5, 0.75)
 # Contacts are found on the same filters capped at these widths: the widest fits that a still foot allows
 # also let a lifting foot's first frames leak into its last still ones (and so end a contact early)
