@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     scenes = [scene_figures(s) for s in _seeds(args.seeds)]
+    if args.json:
+        args.json.write_text(json.dumps(scenes, indent=1))
     people = [p for s in scenes for p in s["people"]]
     print(f"{len(scenes)} scenes (seeds {args.seeds}), {len(people)} people, {time.perf_counter() - t0:.0f} s")
     for label, value, limit, per_person in CRITERIA:
@@ -129,8 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     means = np.array([[p["mpjpe_raw_m"], p["mpjpe_refined_m"]] for p in people]) * 1e3
     print(f"  MPJPE mean raw {means[:, 0].mean():.1f} mm -> refined {means[:, 1].mean():.1f} mm; "
           f"refined worse than raw on {worse} of {frames} person-frames ({100 * worse / frames:.2f} %)")
-    if args.json:
-        args.json.write_text(json.dumps(scenes, indent=1))
     return 0
 
 
