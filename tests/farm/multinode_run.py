@@ -1,6 +1,7 @@
 """Run by test_batch_multinode.py in its own process: a 3-node Ray cluster on this machine (a head
 without GPUs and two nodes with one fake GPU each), a batch of two clips, and the node running the
-longest clip removed without grace after its third frame. Prints a JSON report on the last line.
+longest clip removed without grace, its worker process killed with it, after its third frame. Prints a
+JSON report on the last line.
 
     python tests/farm/multinode_run.py CLIPS_JSON OUT_DIR CHECKPOINT SMPLX
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -38,6 +40,9 @@ def main(clips_json: str, out_dir: str, checkpoint: str, smplx: str) -> None:
                        "frames": payload.get("frames")})
         if event == "progress" and state.clip.name == target and not killed and payload["frames"] >= 3:
             killed["node"] = payload["node_id"]
+            # a node that loses power loses its worker processes at the same instant; removing the raylet
+            # alone left the worker computing until it noticed, and on a loaded machine it finished the clip
+            os.kill(payload["pid"], signal.SIGKILL)
             cluster.remove_node(nodes[payload["node_id"]], allow_graceful=False)
 
     model = {"checkpoint": checkpoint, "smplx": smplx, "device": "cpu", "precision": "fp32", "threads": 1}

@@ -35,7 +35,7 @@ def test_node_lost_mid_clip(farm_clips, parity_fixture_dir, synthetic_smplx_path
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["target"] == "long" and report["killed"] is not None
     status = {c["name"]: c for c in report["clips"]}
-    assert status["long"]["status"] == "done" and status["long"]["attempts"] == 2
+    assert status["long"]["status"] == "done" and status["long"]["attempts"] == 2, report["events"]
     assert status["walk_b"]["status"] == "done" and status["walk_b"]["attempts"] == 1
     ends = [e for e in report["events"] if e["event"] == "end" and e["clip"] == "long"]
     assert len(ends) == 1 and ends[0]["node"] != report["killed"]  # finished on the surviving node
