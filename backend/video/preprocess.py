@@ -356,7 +356,7 @@ class PrepareSettings:
         device: None = on the host with `prepare_frame` (reference-exact; the decoding process does it
             all). A device name = the decoder only decodes (and applies the JPEG round trip) and hands
             over a `RawFrame`; `finish` runs `prepare_frame_on` on that device. The engine picks it
-            (`backend.model.precision.preprocess_device`).
+            (`Engine.prepare_settings`, by `backend.model.precision.preprocesses_on_device`).
     """
 
     size: int

@@ -20,10 +20,9 @@ pelvis moves towards them (`planted_root_shift`), most of the way along each leg
 and little across it (its direction is as noisy as the pose); with no foot on the floor between two
 contacts the pelvis height follows a ballistic path with the known g fitted to the flight's samples and,
 joined to it C1, the push and landing frames around it (`ballistic_root`, handed over to the smoothed root
-there).
-The ankle target is then reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of its current bend (pole = current
-knee), the legs are never stretched: where a held foot's target is out of reach the pelvis moves towards
-it (`root_shift`, smoothed), and what is still out of reach is clamped.
+there). The ankle target is then reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of
+its current bend (pole = current knee), the legs are never stretched: where a held foot's target is out of
+reach the pelvis moves towards it (`root_shift`, smoothed), and what is still out of reach is clamped.
 """
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ is) and never raises on bad data: whatever it cannot do is left unchanged and ex
    horizontal axes filtered again on their own, wider (`_smooth_root_horizontal`);
 3. foot contacts (`contacts`; where someone jumps, found again with each ground phase's root filtered
    apart from the flights, so the take-off and landing kinks do not blur them); where someone jumps the
-   body joint rotations filtered again per ground and flight phase (`_piecewise_body`); flight phases put
-   on a ballistic path joined to the push and landing around them, the root moved towards where the planted feet put it, foot lock + penetration removal
-   (`footlock`), in the refined world.
+   body joint rotations filtered again per ground and flight phase (`_piecewise_body`); the pelvis height
+   in flight put on a ballistic path joined to the push and landing around it, the root moved towards where
+   the planted feet put it, foot lock + penetration removal (`footlock`), in the refined world.
 The refined world keeps the protocol's conventions (OpenCV axes, metres) with the floor at y = 0 and
 up = -y; `header['conventions']['from_raw']` holds A and `['world']` names the refined world.
 Per frame, `people['contacts']` [n, 4] u1 marks contacts (left heel, left toe, right heel, right toe).
@@ -208,7 +208,7 @@ def _smooth_person(p: _Person, segs: list[tuple[int, int]], fps: float, strength
         p.body_obs[s:e] = fill_frames(qc, bad)
         if p.detect is None:
             p.detect = {"body": np.full((len(p.transl), 22, 3), np.nan), "root": np.full((len(p.transl), 3), np.nan)}
-        q_body, q_detect = robust_filter(fill_frames(qc, bad), _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
+        q_body, q_detect = robust_filter(p.body_obs[s:e], _levels(o.SIGMA_BODY_LEVELS_S, strength, fps),
                                          o.GAMMA_BODY, o.BODY_CLIP, noise_dims=3,
                                          cap=_cap(o.SIGMA_BODY_LEVELS_S, o.CONTACT_SIGMA_MAX_BODY_S))
         q_body /= np.linalg.norm(q_body, axis=-1, keepdims=True)
@@ -502,7 +502,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
         smooth_rep["take_off_landing_breakpoints"] = {
             "applied": breakpoints, "ballistic_frames": n_flight, "flight_join_s": o.FLIGHT_JOIN_S,
             "g_ms2": GRAVITY_MS2,
-            "model": "body rotations filtered per ground and flight phase; pelvis in flight on a free fall "
+            "model": "body rotations filtered per ground and flight phase; pelvis height in flight on a free fall "
                      "fitted with the push and landing frames around it (cubics joined C1), handed over to "
                      "the smoothed root across those frames"}
     if opts.foot_lock and people:
