@@ -24,10 +24,15 @@ SAME_PEOPLE_FRACTION = 0.99
 DISCRETE = {"smpl_id", "smpl_scores"}
 
 
+def _tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """x as a tensor; arrays are copied (decoded ones may be read-only views, which torch warns about)."""
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x))
+
+
 def relative_error(ref: torch.Tensor | np.ndarray, got: torch.Tensor | np.ndarray) -> float:
     """max|ref - got| / max|ref| (0 for empty arrays; inf if shapes differ or got is not finite)."""
-    a = torch.as_tensor(ref).double()
-    b = torch.as_tensor(got).double()
+    a = _tensor(ref).double()
+    b = _tensor(got).double()
     if a.shape != b.shape or not torch.isfinite(b).all():
         return math.inf
     if a.numel() == 0:
@@ -137,8 +142,7 @@ def compare_frame_results(ref: list, got: list, body, report: FidelityReport | N
         if same and len(a.people["id"]):
             joints = []
             for people in (a.people, b.people):
-                # np.array copies: the decoded arrays may be read-only views, which torch warns about
-                params = {k: torch.from_numpy(np.array(people[k], np.float32)).to(body.device) for k in PEOPLE_KEYS}
+                params = {k: _tensor(people[k]).float().to(body.device) for k in PEOPLE_KEYS}
                 joints.append(body.forward(params)[1].double().cpu().numpy())
             ja, jb = (j - j[:, :1] for j in joints)  # root (pelvis) relative
             mpjpe = np.linalg.norm(ja - jb, axis=-1).mean(axis=1)  # [n]
