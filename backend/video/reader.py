@@ -170,14 +170,16 @@ def _orientation_from_display_matrix(raw: bytes) -> tuple[int, bool] | None:
 
 def _frame_orientation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> tuple[int, bool]:
     """Orientation of a decoded frame: display matrix side data, else the legacy ``rotate`` tag."""
-    for side_data in frame.side_data:
-        if getattr(side_data, "type", None) == av.sidedata.sidedata.Type.DISPLAYMATRIX:
-            found = _orientation_from_display_matrix(bytes(side_data))
-            if found is not None:
-                return found
-            # arbitrary angle: snap to the nearest quarter turn (players would letterbox it)
-            log.warning("display matrix rotates by %s degrees; using the nearest quarter turn", frame.rotation)
-            return int(round(frame.rotation / 90.0)) % 4 * 90, False
+    # look the entry up by type: iterating the container yields SideData objects before PyAV 18.1.1
+    # and their types from 18.1.1 on (a Mapping's keys); `get` means the same in every version >= 12
+    display_matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    if display_matrix is not None:
+        found = _orientation_from_display_matrix(bytes(display_matrix))
+        if found is not None:
+            return found
+        # arbitrary angle: snap to the nearest quarter turn (players would letterbox it)
+        log.warning("display matrix rotates by %s degrees; using the nearest quarter turn", frame.rotation)
+        return int(round(frame.rotation / 90.0)) % 4 * 90, False
     rotate_tag = stream.metadata.get("rotate")
     if rotate_tag:
         try:  # legacy tag: clockwise degrees
