@@ -22,7 +22,8 @@ contacts the pelvis height follows a ballistic path with the known g fitted to t
 joined to it C1, the push and landing frames around it (`ballistic_root`, handed over to the smoothed root
 there). The ankle target is then reached by two-bone IK on hip-knee-ankle: the knee stays in the plane of
 its current bend (pole = current knee), the legs are never stretched: where a held foot's target is out of
-reach the pelvis moves towards it (`root_shift`, smoothed), and what is still out of reach is clamped.
+reach the pelvis moves towards it (`root_shift`, smoothed), a foot in a blend window gives way short of a
+straight leg (`within_reach`), and what is still out of reach is clamped.
 """
 from __future__ import annotations
 
@@ -246,7 +247,7 @@ def planted_root_shift(corrections: np.ndarray, held: np.ndarray, legs: np.ndarr
     return mean * np.minimum(weight, 1.0)[:, None]
 
 
-def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = 0.98) -> np.ndarray:
+def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = o.LOCK_REACH_MARGIN) -> np.ndarray:
     """Pelvis translation [T, 3] that brings over-stretched locked legs back into reach.
 
     pos [T, 22, 3] joint positions, corrections [T, 2, 3] ankle translations. For each leg whose target is
@@ -266,6 +267,31 @@ def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: flo
             shift += deficit[:, None] * v / np.maximum(d, 1e-9)[:, None]
         total += gaussian_filter(shift, 0.5 * o.LOCK_BLEND_S * fps) if len(shift) >= 3 else shift
     return total
+
+
+def within_reach(pos: np.ndarray, corrections: np.ndarray, free: np.ndarray, margin: float) -> np.ndarray:
+    """Corrections [T, 2, 3] with each free foot's (free [T, 2]: not held, e.g. in a blend window) shortened so
+    its target is no farther from the hip than margin * (thigh + shin), or than the ankle already is.
+
+    pos [T, 22, 3] joint positions. A blend window aims a foot that is lifting off or coming down at its
+    anchors; where that asks for a nearly straight leg, the two-bone IK swings the knee by centimetres in
+    one frame (the knee's offset from the hip-ankle line changes fastest near full extension: 8 cm for one
+    frame measured at a toe-off). A held foot gets the pelvis moved instead (`root_shift`); a free one is
+    only aimed at, so it gives way. The correction keeps its direction; k in [0, 1] scales it."""
+    out = corrections.copy()
+    for foot, (hip, knee, ankle) in enumerate(LEGS):
+        leg = np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1) + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1)
+        a = pos[:, ankle] - pos[:, hip]
+        c = corrections[:, foot]
+        limit = np.maximum(margin * leg, np.linalg.norm(a, axis=-1))
+        far = free[:, foot] & (np.linalg.norm(a + c, axis=-1) > limit)
+        if not far.any():
+            continue
+        # the larger root of |a + k c| = limit: k^2 |c|^2 + 2 k a.c + |a|^2 - limit^2 = 0 (|a| <= limit: k >= 0)
+        aa, cc, ac = np.sum(a[far] ** 2, -1), np.sum(c[far] ** 2, -1), np.sum(a[far] * c[far], -1)
+        k = (-ac + np.sqrt(np.maximum(ac ** 2 - cc * (aa - limit[far] ** 2), 0.0))) / np.maximum(cc, 1e-12)
+        out[far, foot] = c[far] * np.clip(k, 0.0, 1.0)[:, None]
+    return out
 
 
 def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

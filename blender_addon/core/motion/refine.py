@@ -32,7 +32,7 @@ from ..rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_t
 from . import options as o
 from .contacts import centred_speed, detect_contacts, dilate
 from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, flight_runs, ground_root, lock_corrections,
-                       penetration_push, planted_root_shift, root_shift)
+                       penetration_push, planted_root_shift, root_shift, within_reach)
 from .ground import estimate_floor, floor_transform
 from .kinematics import (BODY_JOINTS, L_ANKLE, L_FOOT, L_HIP, L_KNEE, R_ANKLE, R_FOOT, R_HIP, R_KNEE, BodyShape,
                          foot_points, forward, local_matrices)
@@ -480,11 +480,12 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                              o.ROOT_FROM_FEET_ACROSS_LEG)
                 for shift in (planted, None):
                     if shift is None:
-                        shift = root_shift(pos, np.where(held[..., None], corr, 0.0), fps)
+                        shift = root_shift(pos, np.where(held[..., None], corr, 0.0), fps, o.LOCK_REACH_MARGIN)
                     moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7
                     corr = corr - np.where(moving, shift[:, None], 0.0)
                     pos, pts = pos + shift[:, None], pts + shift[:, None]
                     p.transl[s:e] += shift
+                corr = within_reach(pos, corr, ~held, o.LOCK_FREE_REACH_MARGIN)
                 if grounded:
                     before = corr.copy()
                     corr = penetration_push(pts, corr)
@@ -520,7 +521,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                "lock_beyond_contact_max_height_m": o.LOCK_DILATE_MAX_H,
                                "lock_after_contact_max_speed_ms": o.LOCK_DILATE_MAX_MS,
                                "root_from_planted_feet_weight": {"along_leg": o.ROOT_FROM_FEET_ALONG_LEG,
-                                                                 "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG}}}
+                                                                 "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG},
+                               "reach_margin": {"held": o.LOCK_REACH_MARGIN, "free": o.LOCK_FREE_REACH_MARGIN}}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep

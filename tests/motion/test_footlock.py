@@ -1,0 +1,75 @@
+"""Foot lock building blocks on legs built in the test: a free foot gives way short of a straight leg."""
+from __future__ import annotations
+
+import numpy as np
+
+from blender_addon.core.motion.footlock import two_bone_ik, within_reach
+from blender_addon.core.motion.kinematics import LEGS
+
+THIGH, SHIN = 0.42, 0.40
+
+
+def _legs(n: int, bend: float = 0.6) -> np.ndarray:
+    """Joint positions [n, 22, 3] (m) with both legs hanging from hips at x = +/-0.1, knees bent by `bend`
+    radians forward (+z), y down; only the hip, knee and ankle rows are used."""
+    pos = np.zeros((n, 22, 3))
+    for side, (hip, knee, ankle) in zip((1.0, -1.0), LEGS):
+        pos[:, hip] = [0.1 * side, 0.0, 0.0]
+        pos[:, knee] = pos[:, hip] + THIGH * np.array([0.0, np.cos(bend / 2), np.sin(bend / 2)])
+        pos[:, ankle] = pos[:, knee] + SHIN * np.array([0.0, np.cos(bend / 2), -np.sin(bend / 2)])
+    return pos
+
+
+def test_a_free_foot_is_aimed_no_farther_than_the_margin():
+    pos = _legs(3)
+    hip, knee, ankle = LEGS[0]
+    down = np.array([0.0, 0.2, 0.0])  # 20 cm further down: out of reach for this leg
+    corr = np.zeros((3, 2, 3))
+    corr[:, 0] = down
+    corr[2, 0] = [0.0, 0.01, 0.0]  # a small pull that stays in reach
+    free = np.array([[True, True], [False, True], [True, True]])
+    out = within_reach(pos, corr, free, 0.99)
+    reach = np.linalg.norm(pos[0, ankle] + out[0, 0] - pos[0, hip])
+    assert abs(reach - 0.99 * (THIGH + SHIN)) < 1e-9  # shortened to exactly the margin
+    assert np.allclose(np.cross(out[0, 0], down), 0.0) and out[0, 0] @ down > 0  # in the same direction
+    assert np.array_equal(out[1, 0], down)  # a held foot: the pelvis moves instead, the target stays
+    assert np.array_equal(out[2, 0], corr[2, 0])  # in reach: unchanged
+    assert np.array_equal(out[:, 1], corr[:, 1])  # no correction: nothing to change
+
+
+def test_a_leg_already_straighter_than_the_margin_is_not_pulled_farther():
+    pos = _legs(2, bend=0.05)  # 99.99 % of the leg's length
+    hip, _, ankle = LEGS[0]
+    a = pos[0, ankle] - pos[0, hip]
+    corr = np.zeros((2, 2, 3))
+    corr[0, 0] = 0.03 * a / np.linalg.norm(a)  # away from the hip: dropped
+    corr[1, 0] = -0.03 * a / np.linalg.norm(a)  # towards it: kept
+    out = within_reach(pos, corr, np.ones((2, 2), bool), 0.99)
+    assert np.array_equal(out[0, 0], np.zeros(3))
+    assert np.array_equal(out[1, 0], corr[1, 0])
+
+
+def test_the_knee_does_not_swing_when_a_blend_asks_for_a_straight_leg():
+    """A blend window's pull grows then fades over 7 frames and, at its peak, asks for a leg 0.1 % short
+    of straight: the IK swings the knee by 6 cm in one frame. Aimed no farther than 99 % of the leg, the
+    leg never straightens past that and the knee's largest step is about half."""
+    n = 7
+    pos = _legs(n)
+    hip, knee, ankle = LEGS[0]
+    a = pos[0, ankle] - pos[0, hip]
+    full = (0.999 * (THIGH + SHIN) - np.linalg.norm(a)) * a / np.linalg.norm(a)  # pull to 99.9 % along the leg
+    corr = np.zeros((n, 2, 3))
+    corr[:, 0] = np.array([0.0, 0.2, 0.6, 1.0, 0.6, 0.2, 0.0])[:, None] * full
+    free = np.ones((n, 2), bool)
+
+    def knee_path(c):
+        thigh, _, _ = two_bone_ik(pos[:, hip], pos[:, knee], pos[:, ankle], pos[:, ankle] + c[:, 0])
+        return pos[:, hip] + np.einsum("nab,nb->na", thigh, pos[:, knee] - pos[:, hip])
+
+    raw_step = np.linalg.norm(np.diff(knee_path(corr), axis=0), axis=-1).max()
+    limited = within_reach(pos, corr, free, 0.99)
+    extension = np.linalg.norm(pos[:, ankle] + limited[:, 0] - pos[:, hip], axis=-1) / (THIGH + SHIN)
+    step = np.linalg.norm(np.diff(knee_path(limited), axis=0), axis=-1).max()
+    assert raw_step > 0.05  # the case is real: 5+ cm of knee swing in one frame without the margin
+    assert extension.max() <= 0.99 + 1e-9
+    assert step < 0.6 * raw_step
