@@ -463,11 +463,13 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                 if not opts.foot_lock:
                     continue
                 # lock a little beyond the detected edges (smoothing spreads the swing into them), but only
-                # where the evidence agrees: before a contact where the foot is already low (a foot landing
-                # from a jump stays free), after it where it is still low and slow (a swinging foot stays free)
+                # where the evidence agrees: before a contact where the foot is already low and settling (a foot
+                # still swinging in or falling from a jump stays free), after it where it is still low and slow
+                # (a swinging foot stays free)
                 low = (-pts[..., 1] if grounded else pts[..., 1].max(0) - pts[..., 1]) <= o.LOCK_DILATE_MAX_H
-                still = centred_speed(pts, fps) <= o.LOCK_DILATE_MAX_MS
-                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low, after=low & still)
+                speed = centred_speed(pts, fps)
+                lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low & (speed <= o.LOCK_DILATE_BEFORE_MAX_MS),
+                              after=low & (speed <= o.LOCK_DILATE_MAX_MS))
                 corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], lock, fps, grounded)
                 # sole points as the held foot orientations place them, for the penetration test
                 rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
@@ -520,6 +522,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                "lock_beyond_contact_s": o.LOCK_DILATE_S,
                                "lock_beyond_contact_max_height_m": o.LOCK_DILATE_MAX_H,
                                "lock_after_contact_max_speed_ms": o.LOCK_DILATE_MAX_MS,
+                               "lock_before_contact_max_speed_ms": o.LOCK_DILATE_BEFORE_MAX_MS,
                                "root_from_planted_feet_weight": {"along_leg": o.ROOT_FROM_FEET_ALONG_LEG,
                                                                  "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG},
                                "reach_margin": {"held": o.LOCK_REACH_MARGIN, "free": o.LOCK_FREE_REACH_MARGIN}}}
