@@ -64,6 +64,9 @@ def person_figures(scene, person, refined, unlocked) -> tuple[dict, np.ndarray]:
         worse = np.convolve(e_ref, k, "valid") - np.convolve(e_raw, k, "valid")
         out[f"worse_{w}f_count"] = int(np.sum(worse > 0))
         out[f"worse_{w}f_max_m"] = float(worse.max())
+    # how lucky the raw frames the refined pose loses to were: their rank among the person's raw frames
+    # (0 = the raw frame nearest the truth of the whole clip)
+    out["worse_1f_raw_rank"] = np.argsort(np.argsort(e_raw))[e_ref > e_raw].tolist()
     still = (np.linalg.norm(np.diff(truth_f, axis=0), axis=-1) < 0.01) & person.contacts[1:] & person.contacts[:-1]
     out["skating_m_per_frame"] = float(np.linalg.norm(np.diff(ref_f, axis=0), axis=-1)[still].mean())
     noise = raw_j - truth_j
@@ -142,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     means = np.array([[p["mpjpe_raw_m"], p["mpjpe_refined_m"]] for p in people]) * 1e3
     print(f"  MPJPE mean raw {means[:, 0].mean():.1f} mm -> refined {means[:, 1].mean():.1f} mm; "
           f"refined worse than raw on {worse} of {frames} person-frames ({100 * worse / frames:.2f} %)")
+    ranks = sorted(r for p in people for r in p["worse_1f_raw_rank"])
+    if ranks:
+        print(f"  those raw frames rank among their person's 240 (0 = nearest the truth): {ranks}")
     return 0
 
 

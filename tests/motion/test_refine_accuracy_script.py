@@ -25,3 +25,4 @@ def test_refine_accuracy_smoke(tmp_path, capsys):
         assert p["jitter_ratio"] <= 0.2 and p["skating_m_per_frame"] <= 0.0005
         # seed 0 passes on single frames too (tests/motion/test_refine.py), so no frame counts as worse
         assert p["worse_1f_count"] == 0 and p["worse_3f_max_m"] < p["worse_1f_max_m"] <= 0.0
+        assert p["worse_1f_raw_rank"] == []
