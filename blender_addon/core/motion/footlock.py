@@ -42,6 +42,14 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def _median(x: np.ndarray) -> np.ndarray:
+    """np.median(x, axis=0) of a short x [n, 3] (n >= 1), the same values without np.median's per-call
+    overhead (a lock computes one per contact run and foot point)."""
+    x = np.sort(x, axis=0)
+    n = len(x)
+    return x[n // 2].copy() if n % 2 else (x[n // 2 - 1] + x[n // 2]) / 2
+
+
 def _near_share(distance: np.ndarray) -> np.ndarray:
     """Share [n] (0..1) of the pull towards the anchors a blended foot gets at `distance` [n] (m) from them:
     all of it within LOCK_BLEND_NEAR_M (a planted foot blurred by the smoothing), none beyond
@@ -79,7 +87,7 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 on = con[s:e, k]
                 if not on.any():
                     continue
-                anchor = np.median(held[on, k], axis=0)
+                anchor = _median(held[on, k])
                 if floor_known:
                     anchor[1] = 0.0
                 anchors[k] = anchor
