@@ -288,7 +288,8 @@ def within_reach(pos: np.ndarray, corrections: np.ndarray, free: np.ndarray, mar
     only aimed at, so it gives way. The correction keeps its direction; k in [0, 1] scales it."""
     out = corrections.copy()
     for foot, (hip, knee, ankle) in enumerate(LEGS):
-        leg = np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1) + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1)
+        leg = (np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1)
+               + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1))
         a = pos[:, ankle] - pos[:, hip]
         c = corrections[:, foot]
         limit = np.maximum(margin * leg, np.linalg.norm(a, axis=-1))
