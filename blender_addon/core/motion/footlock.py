@@ -42,14 +42,6 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _median(x: np.ndarray) -> np.ndarray:
-    """np.median(x, axis=0) of a short x [n, 3] (n >= 1), the same values without np.median's per-call
-    overhead (a lock computes one per contact run and foot point)."""
-    x = np.sort(x, axis=0)
-    n = len(x)
-    return x[n // 2].copy() if n % 2 else (x[n // 2 - 1] + x[n // 2]) / 2
-
-
 def _near_share(distance: np.ndarray) -> np.ndarray:
     """Share [n] (0..1) of the pull towards the anchors a blended foot gets at `distance` [n] (m) from them:
     all of it within LOCK_BLEND_NEAR_M (a planted foot blurred by the smoothing), none beyond
@@ -87,7 +79,7 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                 on = con[s:e, k]
                 if not on.any():
                     continue
-                anchor = _median(held[on, k])
+                anchor = np.median(held[on, k], axis=0)
                 if floor_known:
                     anchor[1] = 0.0
                 anchors[k] = anchor
@@ -255,7 +247,13 @@ def planted_root_shift(corrections: np.ndarray, held: np.ndarray, legs: np.ndarr
     return mean * np.minimum(weight, 1.0)[:, None]
 
 
-def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float = o.LOCK_REACH_MARGIN) -> np.ndarray:
+def _leg_lengths(pos: np.ndarray) -> np.ndarray:
+    """Thigh + shin length [T, 2] (left, right) of joint positions pos [T, 22, 3]."""
+    return np.stack([np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1)
+                     + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1) for hip, knee, ankle in LEGS], 1)
+
+
+def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float) -> np.ndarray:
     """Pelvis translation [T, 3] that brings over-stretched locked legs back into reach.
 
     pos [T, 22, 3] joint positions, corrections [T, 2, 3] ankle translations. For each leg whose target is
@@ -264,14 +262,13 @@ def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: flo
     six rounds make up for what the smoothing took off the peaks.
     """
     total = np.zeros((len(pos), 3))
+    reach = margin * _leg_lengths(pos)
     for _ in range(6):
         shift = np.zeros((len(pos), 3))
-        for foot, (hip, knee, ankle) in enumerate(LEGS):
-            reach = margin * (np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1)
-                              + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1))
+        for foot, (hip, _, ankle) in enumerate(LEGS):
             v = pos[:, ankle] + corrections[:, foot] - (pos[:, hip] + total)
             d = np.linalg.norm(v, axis=-1)
-            deficit = np.maximum(d - reach, 0.0)
+            deficit = np.maximum(d - reach[:, foot], 0.0)
             shift += deficit[:, None] * v / np.maximum(d, 1e-9)[:, None]
         total += gaussian_filter(shift, 0.5 * o.LOCK_BLEND_S * fps) if len(shift) >= 3 else shift
     return total
@@ -287,12 +284,11 @@ def within_reach(pos: np.ndarray, corrections: np.ndarray, free: np.ndarray, mar
     frame measured at a toe-off). A held foot gets the pelvis moved instead (`root_shift`); a free one is
     only aimed at, so it gives way. The correction keeps its direction; k in [0, 1] scales it."""
     out = corrections.copy()
-    for foot, (hip, knee, ankle) in enumerate(LEGS):
-        leg = (np.linalg.norm(pos[:, knee] - pos[:, hip], axis=-1)
-               + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1))
+    reach = margin * _leg_lengths(pos)
+    for foot, (hip, _, ankle) in enumerate(LEGS):
         a = pos[:, ankle] - pos[:, hip]
         c = corrections[:, foot]
-        limit = np.maximum(margin * leg, np.linalg.norm(a, axis=-1))
+        limit = np.maximum(reach[:, foot], np.linalg.norm(a, axis=-1))
         far = free[:, foot] & (np.linalg.norm(a + c, axis=-1) > limit)
         if not far.any():
             continue

@@ -319,14 +319,15 @@ def _contacts_and_lock(p: _Person, shape: BodyShape, segs: list[tuple[int, int]]
         speed = centred_speed(pts, fps)
         lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low & (speed <= o.LOCK_DILATE_BEFORE_MAX_MS),
                       after=low & (speed <= o.LOCK_DILATE_MAX_MS))
-        corr, ankle_rot = lock_corrections(pts, rot[:, [7, 8]], pos[:, [7, 8]], lock, fps, grounded)
+        ankles = [L_ANKLE, R_ANKLE]
+        corr, ankle_rot = lock_corrections(pts, rot[:, ankles], pos[:, ankles], lock, fps, grounded)
         # sole points as the held foot orientations place them, for the penetration test
-        rel = np.einsum("tfba,tfkb->tfka", rot[:, [7, 8]], pts.reshape(-1, 2, 2, 3) - pos[:, [7, 8], None])
-        pts = (pos[:, [7, 8], None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
+        rel = np.einsum("tfba,tfkb->tfka", rot[:, ankles], pts.reshape(-1, 2, 2, 3) - pos[:, ankles, None])
+        pts = (pos[:, ankles, None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
         held = np.stack([lock[:, :2].any(1), lock[:, 2:].any(1)], 1)
         # the root moves towards where the planted feet put it, then as far as legs held out of
         # reach need (not for the blend windows, where the foot is free); locked feet keep their targets
-        legs = pos[:, [L_ANKLE, R_ANKLE]] - pos[:, [L_HIP, R_HIP]]
+        legs = pos[:, ankles] - pos[:, [L_HIP, R_HIP]]
         planted = planted_root_shift(corr, held, legs, fps, o.ROOT_FROM_FEET_ALONG_LEG,
                                      o.ROOT_FROM_FEET_ACROSS_LEG)
         for shift in (planted, None):
@@ -344,8 +345,8 @@ def _contacts_and_lock(p: _Person, shape: BodyShape, segs: list[tuple[int, int]]
         new_local, c = apply_leg_ik(local, rot, pos, corr, ankle_rot)
         clamped += c
         body_aa = quat_to_aa(matrix_to_quaternion(new_local[:, 1:BODY_JOINTS]))
-        legs = [0, 1, 3, 4, 6, 7]  # body_pose rows of hips, knees, ankles
-        p.rot["body_pose"][s:e, legs] = body_aa[:, legs]
+        ik_rows = LEG_ROWS[:6]  # the rows the IK changes: hips, knees, ankles
+        p.rot["body_pose"][s:e, ik_rows] = body_aa[:, ik_rows]
         n_contact += int(con.sum())
     p.changed = True
     if not opts.foot_lock:
@@ -519,7 +520,7 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     totals = _LockCounts(0, 0, 0, 0)
     if (opts.foot_lock or breakpoints) and people:
         # one person after another: the lock is many small steps in Python, which threads only contend for
-        # (4 x 3,000 frames took 25 % longer on 2 cores when this ran on `_each_person`)
+        # (4 x 3,000 frames took 25-30 % more CPU on 2 cores when this ran on `_each_person`)
         counts = [_contacts_and_lock(p, shapes[p.pid], segments[p.pid], fps, opts, grounded, breakpoints)
                   for p in people]
         totals = _LockCounts(*(sum(column) for column in zip(*counts)))
