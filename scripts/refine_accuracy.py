@@ -67,13 +67,10 @@ def person_figures(scene, person, refined, unlocked) -> tuple[dict, np.ndarray]:
     # how lucky the raw frames the refined pose loses to were: their rank among the person's raw frames
     # (0 = the raw frame nearest the truth of the whole clip)
     out["worse_1f_raw_rank"] = np.argsort(np.argsort(e_raw))[e_ref > e_raw].tolist()
-    still = (np.linalg.norm(np.diff(truth_f, axis=0), axis=-1) < 0.01) & person.contacts[1:] & person.contacts[:-1]
-    out["skating_m_per_frame"] = float(np.linalg.norm(np.diff(ref_f, axis=0), axis=-1)[still].mean())
-    noise = raw_j - truth_j
-    out["pop_over_noise"] = max(
-        float(np.linalg.norm(np.diff((ref_j - free_j)[:, j], axis=0), axis=-1).max()
-              / np.sqrt(np.mean(np.linalg.norm(np.diff(noise[:, j], axis=0), axis=-1) ** 2)))
-        for j in ([7, 8, 10, 11], [4, 5]))
+    out["skating_m_per_frame"] = M.skating(ref_f, truth_f, person.contacts)
+    out["pop_over_noise"] = max(pop / bound for pop, bound in
+                                (M.lock_pop(ref_j, free_j, raw_j - truth_j, j) for j in ([7, 8, 10, 11], [4, 5])))
+    out["frames"] = len(e_raw)
     contacts = np.array([f["people"]["contacts"][list(f["people"]["id"]).index(person.pid)]
                          for f in refined.frames], bool)
     return out, contacts
@@ -140,14 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         values = np.array([c.value(x) for x in items])
         met = int(np.sum(values < c.limit if c.strict else values <= c.limit))
         print(f"  {c.label:52s} {met:3d}/{len(items)} met, worst {values.max():+.4g}")
-    frames = sum(len(s["people"]) for s in scenes) * 240
+    frames = sum(p["frames"] for p in people)
     worse = sum(p["worse_1f_count"] for p in people)
     means = np.array([[p["mpjpe_raw_m"], p["mpjpe_refined_m"]] for p in people]) * 1e3
     print(f"  MPJPE mean raw {means[:, 0].mean():.1f} mm -> refined {means[:, 1].mean():.1f} mm; "
           f"refined worse than raw on {worse} of {frames} person-frames ({100 * worse / frames:.2f} %)")
     ranks = sorted(r for p in people for r in p["worse_1f_raw_rank"])
     if ranks:
-        print(f"  those raw frames rank among their person's 240 (0 = nearest the truth): {ranks}")
+        print(f"  those raw frames' rank among their person's frames (0 = nearest the truth): {ranks}")
     return 0
 
 

@@ -34,3 +34,12 @@ def f1(pred: np.ndarray, truth: np.ndarray) -> float:
 def penetration(points: np.ndarray) -> float:
     """Deepest sole point below the floor y = 0 (m; y down), 0 if none."""
     return float(max(0.0, points[..., 1].max()))
+
+
+def lock_pop(locked: np.ndarray, free: np.ndarray, noise: np.ndarray, joints: list[int]) -> tuple[float, float]:
+    """(pop, bound) in metres: the largest frame-to-frame step of what locking changed on `joints` (locked
+    minus free joint positions [T, J, 3]), and the RMS frame-to-frame step of the input noise [T, J, 3] at
+    those joints. No pop larger than the noise means pop <= bound."""
+    pop = np.linalg.norm(np.diff((locked - free)[:, joints], axis=0), axis=-1).max()
+    step = np.linalg.norm(np.diff(noise[:, joints], axis=0), axis=-1)
+    return float(pop), float(np.sqrt(np.mean(step ** 2)))
