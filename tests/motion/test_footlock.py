@@ -1,10 +1,15 @@
-"""Foot lock building blocks on legs built in the test: a free foot gives way short of a straight leg."""
+"""Foot lock building blocks on legs built in the test: a free foot gives way short of a straight leg; a held
+leg may be as straight as the observed knee has it."""
 from __future__ import annotations
 
 import numpy as np
 
+from blender_addon.core.motion import options as o
 from blender_addon.core.motion.footlock import two_bone_ik, within_reach
-from blender_addon.core.motion.kinematics import LEGS
+from blender_addon.core.motion.kinematics import LEGS, BodyShape, forward, leg_extension
+from blender_addon.core.motion.refine import refine_job
+from blender_addon.core.rotations import axis_angle_to_matrix
+from tests.motion.synthetic_motion import make_scene, person_series, split
 
 THIGH, SHIN = 0.42, 0.40
 
@@ -73,3 +78,39 @@ def test_the_knee_does_not_swing_when_a_blend_asks_for_a_straight_leg():
     assert raw_step > 0.05  # the case is real: 5+ cm of knee swing in one frame without the margin
     assert extension.max() <= 0.99 + 1e-9
     assert step < 0.6 * raw_step
+
+
+def test_leg_extension_is_the_hip_ankle_distance_of_forward_kinematics():
+    """For random poses of a shaped body (hips, pelvis and knees all turned), the extension read from the knees'
+    local rotations alone equals the hip-ankle distance that forward kinematics gives, over thigh + shin."""
+    scene = make_scene(kinds=("walk",), n_frames=3, seed=1)
+    shape: BodyShape = scene.people[0].shape
+    rng = np.random.default_rng(0)
+    local = axis_angle_to_matrix(rng.normal(0.0, 0.8, (50, 22, 3)))
+    _, pos = forward(shape, local, rng.normal(0.0, 1.0, (50, 3)))
+    want = np.stack([np.linalg.norm(pos[:, ankle] - pos[:, hip], axis=-1)
+                     / (np.linalg.norm(shape.rest[knee] - shape.rest[hip]) + np.linalg.norm(shape.rest[ankle] - shape.rest[knee]))
+                     for hip, knee, ankle in LEGS], 1)
+    got = leg_extension(shape, local[:, [knee for _, knee, _ in LEGS]])
+    assert np.allclose(got, want, atol=1e-12)
+    assert want.min() < 0.9 < 0.99 < want.max()  # bent and nearly straight legs both checked
+
+
+def test_a_walkers_straight_legs_do_not_pull_the_pelvis_down(monkeypatch):
+    """Without noise, a walker's legs reach 98-99 % of their length at heel strike and toe-off. Held there, the
+    pelvis stays within 2 mm of the truth; with the fixed 98 % reach (the rule before the observed knee was
+    read) it was pulled down by over 4 mm in double support."""
+    scene = make_scene(kinds=("walk",), seed=3, noise_m=0.0, noise_deg=0.0, outlier_rate=0.0)
+    person = scene.people[0]
+    double_support = person.contacts[:, [0, 2]].all(1)
+
+    def pelvis_drop() -> np.ndarray:
+        refined = refine_job(*split(scene.messages))
+        ta = np.array(refined.header["conventions"]["from_raw"]) @ scene.raw_from_truth
+        _, root = person_series(refined.frames, person.pid, scene.body)
+        return (root - (person.root @ ta[:3, :3].T + ta[:3, 3]))[double_support, 1]  # y down: > 0 is too low
+
+    drop = pelvis_drop()
+    assert np.abs(drop).max() < 0.002 and abs(drop.mean()) < 0.001
+    monkeypatch.setattr(o, "LOCK_REACH_OBSERVED_MAX", o.LOCK_REACH_MARGIN)
+    assert pelvis_drop().max() > 0.004

@@ -253,10 +253,11 @@ def _leg_lengths(pos: np.ndarray) -> np.ndarray:
                      + np.linalg.norm(pos[:, ankle] - pos[:, knee], axis=-1) for hip, knee, ankle in LEGS], 1)
 
 
-def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float) -> np.ndarray:
+def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: float | np.ndarray) -> np.ndarray:
     """Pelvis translation [T, 3] that brings over-stretched locked legs back into reach.
 
-    pos [T, 22, 3] joint positions, corrections [T, 2, 3] ankle translations. For each leg whose target is
+    pos [T, 22, 3] joint positions, corrections [T, 2, 3] ankle translations, margin a share of the leg, one
+    for all or per frame and leg [T, 2]. For each leg whose target is
     farther from the hip than margin * (thigh + shin), the pelvis moves towards the target by the
     deficit; the shift is smoothed over time (Gaussian, half the blend window) so it never pops, and
     six rounds make up for what the smoothing took off the peaks.

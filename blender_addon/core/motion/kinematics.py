@@ -82,6 +82,18 @@ def foot_points(shape: BodyShape | np.ndarray, rot: np.ndarray, pos: np.ndarray)
     return pos[:, FOOT_POINT_JOINT] + np.einsum(spec, r, offsets)
 
 
+def leg_extension(shape: BodyShape, knee_local: np.ndarray) -> np.ndarray:
+    """Hip-ankle distance as a share of thigh + shin [T, 2] (left, right) for the knees' local rotations
+    knee_local [T, 2, 3, 3]: the distance depends on the knee's rotation only (the hip turns thigh and shin
+    together)."""
+    out = np.empty(knee_local.shape[:2])
+    for foot, (hip, knee, ankle) in enumerate(LEGS):
+        thigh, shin = shape.rest[knee] - shape.rest[hip], shape.rest[ankle] - shape.rest[knee]
+        reach = np.linalg.norm(thigh + knee_local[:, foot] @ shin, axis=-1)
+        out[:, foot] = reach / (np.linalg.norm(thigh) + np.linalg.norm(shin))
+    return out
+
+
 def local_matrices(global_orient: np.ndarray, body_pose: np.ndarray) -> np.ndarray:
     """[T, 3] + [T, 21, 3] axis-angle -> local matrices [T, 22, 3, 3]."""
     aa = np.concatenate([np.asarray(global_orient, np.float64)[:, None], np.asarray(body_pose, np.float64)], 1)

@@ -36,7 +36,7 @@ from .footlock import (GRAVITY_MS2, apply_leg_ik, ballistic_root, flight_runs, g
                        penetration_push, planted_root_shift, root_shift, within_reach)
 from .ground import estimate_floor, floor_transform
 from .kinematics import (BODY_JOINTS, L_ANKLE, L_FOOT, L_HIP, L_KNEE, R_ANKLE, R_FOOT, R_HIP, R_KNEE, BodyShape,
-                         foot_points, forward, local_matrices)
+                         foot_points, forward, leg_extension, local_matrices)
 from .options import CleanupOptions
 from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, noise_sigma,
                      outlier_frames, robust_filter, smooth_quaternions)
@@ -332,7 +332,7 @@ def _contacts_and_lock(p: _Person, shape: BodyShape, segs: list[tuple[int, int]]
                                      o.ROOT_FROM_FEET_ACROSS_LEG)
         for shift in (planted, None):
             if shift is None:
-                shift = root_shift(pos, np.where(held[..., None], corr, 0.0), fps, o.LOCK_REACH_MARGIN)
+                shift = root_shift(pos, np.where(held[..., None], corr, 0.0), fps, _held_reach(p, shape, s, e))
             moving = np.linalg.norm(corr, axis=-1, keepdims=True) > 1e-7
             corr = corr - np.where(moving, shift[:, None], 0.0)
             pos, pts = pos + shift[:, None], pts + shift[:, None]
@@ -352,6 +352,18 @@ def _contacts_and_lock(p: _Person, shape: BodyShape, segs: list[tuple[int, int]]
     if not opts.foot_lock:
         p.contacts = None  # found for the breakpoints only: not written without the lock
     return _LockCounts(n_contact, clamped, pushed, n_flight)
+
+
+def _held_reach(p: _Person, shape: BodyShape, s: int, e: int) -> np.ndarray | float:
+    """How straight [n, 2] (share of thigh + shin) a held leg may be before the pelvis moves towards its foot:
+    as straight as the observed knee has it (unsmoothed: smoothing rounds off the straightest frames, a walker's
+    heel strike and toe-off), within [LOCK_REACH_MARGIN, LOCK_REACH_OBSERVED_MAX]; LOCK_REACH_MARGIN without
+    observations (smoothing off)."""
+    if p.body_obs is None:
+        return o.LOCK_REACH_MARGIN
+    knees = p.body_obs[s:e, [L_KNEE, R_KNEE]]
+    knees = quaternion_to_matrix(knees / np.linalg.norm(knees, axis=-1, keepdims=True))
+    return np.clip(leg_extension(shape, knees), o.LOCK_REACH_MARGIN, o.LOCK_REACH_OBSERVED_MAX)
 
 
 def _cap(levels_s: tuple[float, ...], max_s: float) -> int:
@@ -549,7 +561,9 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                "lock_before_contact_max_speed_ms": o.LOCK_DILATE_BEFORE_MAX_MS,
                                "root_from_planted_feet_weight": {"along_leg": o.ROOT_FROM_FEET_ALONG_LEG,
                                                                  "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG},
-                               "reach_margin": {"held": o.LOCK_REACH_MARGIN, "free": o.LOCK_FREE_REACH_MARGIN}}}
+                               "reach_margin": {"held": [o.LOCK_REACH_MARGIN, o.LOCK_REACH_OBSERVED_MAX],
+                                                "held_within": "the observed (unsmoothed) knee's extension",
+                                                "free": o.LOCK_FREE_REACH_MARGIN}}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep
