@@ -1,5 +1,5 @@
-"""Foot lock building blocks on legs built in the test: a free foot gives way short of a straight leg; a held
-leg may be as straight as the observed knee has it."""
+"""Foot lock building blocks on legs built in the test: a free foot gives way short of a straight leg and is
+not lengthened much in one go; a held leg may be as straight as the observed knee has it."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,6 +52,25 @@ def test_a_leg_already_straighter_than_the_margin_is_not_pulled_farther():
     out = within_reach(pos, corr, np.ones((2, 2), bool), 0.99)
     assert np.array_equal(out[0, 0], np.zeros(3))
     assert np.array_equal(out[1, 0], corr[1, 0])
+
+
+def test_a_free_foot_lengthens_its_leg_by_at_most_the_extend_share():
+    """Legs bent 0.6 rad (95.5 % of their length): a free foot pulled 3 cm further along its leg (in reach) is
+    aimed 2.5 % of the leg further, not 3 cm; a 1 cm pull stays as asked, and so does a held foot's 3 cm."""
+    pos = _legs(3)
+    hip, _, ankle = LEGS[0]
+    a = pos[0, ankle] - pos[0, hip]
+    along = a / np.linalg.norm(a)
+    corr = np.zeros((3, 2, 3))
+    corr[:, 0] = 0.03 * along
+    corr[1, 0] = 0.01 * along
+    free = np.array([[True, True], [True, True], [False, True]])
+    assert np.array_equal(within_reach(pos, corr, free, 0.999), corr)  # within the margin: nothing to limit
+    out = within_reach(pos, corr, free, 0.999, 0.025)
+    lengthened = np.linalg.norm(a + out[0, 0]) - np.linalg.norm(a)
+    assert abs(lengthened - 0.025 * (THIGH + SHIN)) < 1e-9
+    assert np.allclose(np.cross(out[0, 0], along), 0.0)
+    assert np.array_equal(out[1, 0], corr[1, 0]) and np.array_equal(out[2, 0], corr[2, 0])
 
 
 def test_the_knee_does_not_swing_when_a_blend_asks_for_a_straight_leg():

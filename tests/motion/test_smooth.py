@@ -1,5 +1,6 @@
 """The smoothing building blocks on series with a known answer: outlier frames at the clip's ends, the
-adaptive width choice against its pairwise definition, and the FFT path of wide Gaussians."""
+adaptive width choice against its pairwise definition, the cross-validated choice between adaptive and
+fixed widths, and the FFT path of wide Gaussians."""
 from __future__ import annotations
 
 import functools
@@ -65,3 +66,25 @@ def test_wide_gaussians_by_fft_match_the_direct_sum():
             padded, _ = smooth._point_reflect(x, r)
             direct = sum(taps[k] * padded[k:k + len(x)] for k in range(2 * r + 1))
             assert np.abs(fast - direct).max() < 1e-12
+
+
+@pytest.mark.parametrize("motion,most", [("sway", 0.9), ("line", 1.01), ("walk then stop", 1.03)])
+def test_cross_validation_finds_a_steady_motions_width_and_keeps_the_adaptive_one_elsewhere(motion, most):
+    """A stander's sway (3 cm at 0.3 Hz) is a steady motion that the adaptive widths over-smooth by a bias below
+    the narrow fits' noise: one width for the whole signal, chosen by leave-one-out cross-validation, is at
+    least 10 % closer to the truth. A walk at constant speed loses nothing, and a walk that stops (where no
+    single width fits; one is sometimes chosen anyway) at most 3 % (2 % measured). Root-like series: 240 frames at 30 fps, 2 cm noise, the horizontal root's widths,
+    two groups (the series forwards and backwards) chosen each on its own; RMS over 10 noise draws."""
+    from blender_addon.core.motion import options as o
+    t = np.arange(240) / 30.0
+    clean = {"sway": 0.03 * np.sin(2 * np.pi * 0.3 * t + 0.7), "line": 0.8 * t,
+             "walk then stop": np.where(t < 4, 0.8 * t, 3.2)}[motion]
+    truth = np.stack([clean, clean[::-1]], 1)
+    levels = tuple(30.0 * w for w in o.SIGMA_ROOT_HORIZONTAL_LEVELS_S)
+    errors = {False: [], True: []}
+    for seed in range(10):
+        x = (truth + np.random.default_rng(seed).normal(0.0, 0.02, truth.shape))[..., None]
+        for cv in errors:
+            fit = smooth.robust_filter(x, levels, o.GAMMA_ROOT_HORIZONTAL, o.ROOT_CLIP, cross_validate=cv)[..., 0]
+            errors[cv].append(np.sqrt(np.mean((fit - truth) ** 2)))
+    assert np.mean(errors[True]) <= most * np.mean(errors[False])

@@ -275,21 +275,26 @@ def root_shift(pos: np.ndarray, corrections: np.ndarray, fps: float, margin: flo
     return total
 
 
-def within_reach(pos: np.ndarray, corrections: np.ndarray, free: np.ndarray, margin: float) -> np.ndarray:
+def within_reach(pos: np.ndarray, corrections: np.ndarray, free: np.ndarray, margin: float,
+                 extend: float = np.inf) -> np.ndarray:
     """Corrections [T, 2, 3] with each free foot's (free [T, 2]: not held, e.g. in a blend window) shortened so
-    its target is no farther from the hip than margin * (thigh + shin), or than the ankle already is.
+    its target is no farther from the hip than margin * (thigh + shin), nor than the ankle already is plus
+    extend * (thigh + shin) (the leg lengthened by at most that share in one go), unless already so.
 
     pos [T, 22, 3] joint positions. A blend window aims a foot that is lifting off or coming down at its
     anchors; where that asks for a nearly straight leg, the two-bone IK swings the knee by centimetres in
     one frame (the knee's offset from the hip-ankle line changes fastest near full extension: 8 cm for one
     frame measured at a toe-off). A held foot gets the pelvis moved instead (`root_shift`); a free one is
-    only aimed at, so it gives way. The correction keeps its direction; k in [0, 1] scales it."""
+    only aimed at, so it gives way. Far from straight the same holds for a large lengthening: at a jumper's
+    first flight frame the blend straightened the leg by 3.6 % and the knee moved 5 cm. The correction keeps
+    its direction; k in [0, 1] scales it."""
     out = corrections.copy()
-    reach = margin * _leg_lengths(pos)
+    length = _leg_lengths(pos)
     for foot, (hip, _, ankle) in enumerate(LEGS):
         a = pos[:, ankle] - pos[:, hip]
         c = corrections[:, foot]
-        limit = np.maximum(reach[:, foot], np.linalg.norm(a, axis=-1))
+        now = np.linalg.norm(a, axis=-1)
+        limit = np.maximum(np.minimum(margin * length[:, foot], now + extend * length[:, foot]), now)
         far = free[:, foot] & (np.linalg.norm(a + c, axis=-1) > limit)
         if not far.any():
             continue

@@ -31,6 +31,8 @@ GAMMA_ROOT = 0.9
 # is chosen: at 0.9 noise alone picked narrow widths often, 5.1 mm rms per axis for walkers where a fixed
 # 0.75 s fit gives 3.3) took the horizontal root error from 5.4 to 3.3 mm rms for walkers and from 6.8 to
 # 2.8 mm for jumpers on 28 generated scenes; a stander's 0.3 Hz sway keeps narrower fits.
+# Per axis, one of these widths for the whole segment replaces the adaptive choice where leave-one-out
+# cross-validation prefers it (a stander's sway: 6.5 -> 5.4 mm rms on 8 scenes; walkers 3.1 -> 2.8 mm).
 SIGMA_ROOT_HORIZONTAL_LEVELS_S = SIGMA_ROOT_LEVELS_S + (1.1, 1.6)
 GAMMA_ROOT_HORIZONTAL = 1.5
 # Robust smoothing (Huber pseudo-observations): samples farther from the fit than this many times the clip's
@@ -83,6 +85,11 @@ ROOT_FROM_FEET_ACROSS_LEG = 0.15
 # 1.17x the noise) and changed no other criterion.
 LOCK_REACH_MARGIN = 0.98
 LOCK_FREE_REACH_MARGIN = 0.99
+# A free foot's target also lengthens its leg by at most this share of the leg beyond its free pose: at a jumper's
+# first flight frame the blend after the take-off pulled the foot down towards its anchor and straightened the
+# leg by 3.6 % in one frame (the knee moved 5 cm, 1.002x the noise). On 56 generated scenes that pop went away
+# and no other criterion changed; at 0.015 a walker's touch-down lost its pull and the knee popped (1.16x).
+LOCK_FREE_EXTEND_MAX = 0.025
 # A held leg that the observed (unsmoothed) knee shows straighter than LOCK_REACH_MARGIN may be that straight, up to
 # this, before the pelvis moves: walkers' legs reach 98.3-99.4 % at heel strike and toe-off, and at the fixed
 # 0.98 the pelvis was pulled down by up to 2 cm there. Near a straight knee the hip-ankle distance hardly
