@@ -269,25 +269,23 @@ def cross_validated_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, 
     narrow fit follows, do not decide). The per-frame tests of `adaptive_level` cannot see a bias smaller than
     the narrow fits' noise; pooled over the whole signal, a steady motion's best width (a slow sway) is found."""
     centre = np.array([k[len(k) // 2] for k in (local_quadratic_kernel(s) for s in sigmas)])
-    comps = x.shape[-1]
-    limit = clip * sig * np.sqrt(comps) if sig > 0 else np.inf
+    limit = (clip * sig) ** 2 * x.shape[-1] if sig > 0 else np.inf
 
-    def score(lv: np.ndarray) -> np.ndarray:
-        resid = np.minimum(np.linalg.norm(x - _blend(fits, lv), axis=-1), limit)
-        return np.mean((resid / (1.0 - np.interp(lv, np.arange(len(sigmas)), centre))) ** 2, 0)
+    def score(fit: np.ndarray, centre_tap) -> np.ndarray:
+        squared = np.minimum(np.sum((x - fit) ** 2, axis=-1), limit)  # clipped squared residual [T, ...]
+        return np.mean(squared / (1.0 - centre_tap) ** 2, 0)
 
-    best_level, best = level, score(level)
-    for k in range(len(sigmas)):
-        fixed = np.full(level.shape, float(k))
-        s = score(fixed)
-        better = s < best
-        best_level = np.where(better[None], fixed, best_level)
+    best_level = level
+    best = score(_blend(fits, level), np.interp(level, np.arange(len(sigmas)), centre))
+    for k in range(len(sigmas)):  # one width for the whole signal: its fit as it is, one centre tap
+        s = score(fits[k], centre[k])
+        best_level = np.where((s < best)[None], float(k), best_level)
         best = np.minimum(s, best)
     return best_level
 
 
 def robust_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float, clip: float, noise_dims: int = 1,
-                  cap: int | None = None, cross_validate: bool = False):
+                  cap: int | None = None, cross_validate: bool | np.ndarray = False):
     """`adaptive_filter` that large noise samples do not pull (one Huber step of pseudo-observations).
 
     x [T, ..., C]. After the fit, every sample whose residual (length over the last axis) exceeds `clip`
@@ -298,15 +296,17 @@ def robust_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float, clip: 
     cap: also return the same filter with the widths capped at sigmas[cap] (from the same fits, at no
     extra cost): (fit, capped fit).
     cross_validate: per group of the last axis, the adaptive widths or one width for the whole signal,
-    whichever `cross_validated_level` prefers."""
+    whichever `cross_validated_level` prefers; True for every group, or a bool mask [...] over the groups
+    (x.shape[1:-1]) for those only."""
     x = np.asarray(x, np.float64)
     if len(x) < 3 or not sigmas:
         return x.copy() if cap is None else (x.copy(), x.copy())
     sig = noise_sigma(x, noise_dims)
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])
     level = adaptive_level(x, fits, sigmas, gamma, sig)
-    if cross_validate:
-        level = cross_validated_level(x, fits, sigmas, level, sig, clip)
+    if np.any(cross_validate):
+        chosen = cross_validated_level(x, fits, sigmas, level, sig, clip)
+        level = np.where(np.asarray(cross_validate)[None], chosen, level)
     fit = _blend(fits, level)
     if sig > 0:
         r = x - fit
