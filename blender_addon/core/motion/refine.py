@@ -580,7 +580,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                                                  "across_leg": o.ROOT_FROM_FEET_ACROSS_LEG},
                                "reach_margin": {"held": [o.LOCK_REACH_MARGIN, o.LOCK_REACH_OBSERVED_MAX],
                                                 "held_within": "the observed (unsmoothed) knee's extension",
-                                                "free": o.LOCK_FREE_REACH_MARGIN}}}
+                                                "free": o.LOCK_FREE_REACH_MARGIN,
+                                                "free_lengthen_at_most": o.LOCK_FREE_EXTEND_MAX}}}
         if not grounded:
             reasons.append("foot lock without a floor: anchors keep each contact's own height; no penetration removal")
     report["foot_lock"] = lock_rep
