@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             [np.concatenate([p[key][i] for p in people]) * 1e3 for i in range(2)]
             for key in ("worse_1f_root_m", "worse_1f_pose_m"))
         unlocked = sum(p["worse_1f_unlocked_too"] for p in people)
-        print(f"  there, median error refined vs raw: pelvis {np.median(root_ref):.1f} vs {np.median(root_raw):.1f} mm, "
+        print(f"  there, median error refined vs raw: pelvis {np.median(root_ref):.1f} vs "
+              f"{np.median(root_raw):.1f} mm, "
               f"pose about the pelvis {np.median(pose_ref):.1f} vs {np.median(pose_raw):.1f} mm; "
               f"without the foot lock {unlocked} of {worse} would lose too")
     return 0

@@ -107,9 +107,10 @@ def test_leg_extension_is_the_hip_ankle_distance_of_forward_kinematics():
     rng = np.random.default_rng(0)
     local = axis_angle_to_matrix(rng.normal(0.0, 0.8, (50, 22, 3)))
     _, pos = forward(shape, local, rng.normal(0.0, 1.0, (50, 3)))
-    want = np.stack([np.linalg.norm(pos[:, ankle] - pos[:, hip], axis=-1)
-                     / (np.linalg.norm(shape.rest[knee] - shape.rest[hip]) + np.linalg.norm(shape.rest[ankle] - shape.rest[knee]))
-                     for hip, knee, ankle in LEGS], 1)
+    bones = [np.linalg.norm(shape.rest[knee] - shape.rest[hip]) + np.linalg.norm(shape.rest[ankle] - shape.rest[knee])
+             for hip, knee, ankle in LEGS]
+    want = np.stack([np.linalg.norm(pos[:, ankle] - pos[:, hip], axis=-1) / length
+                     for (hip, _, ankle), length in zip(LEGS, bones)], 1)
     got = leg_extension(shape, local[:, [knee for _, knee, _ in LEGS]])
     assert np.allclose(got, want, atol=1e-12)
     assert want.min() < 0.9 < 0.99 < want.max()  # bent and nearly straight legs both checked

@@ -30,8 +30,8 @@ def test_refine_writes_a_normal_result_file_and_keeps_the_raw_one(tmp_path, caps
     # what was done is recorded: the reach rules of the lock and the joints whose widths were cross-validated
     from blender_addon.core.motion import options as o
     reach = ref["foot_lock"]["params"]["reach_margin"]
-    assert reach["held"] == [o.LOCK_REACH_MARGIN, o.LOCK_REACH_OBSERVED_MAX] and reach["free"] == o.LOCK_FREE_REACH_MARGIN
-    assert reach["free_lengthen_at_most"] == o.LOCK_FREE_EXTEND_MAX
+    assert reach["held"] == [o.LOCK_REACH_MARGIN, o.LOCK_REACH_OBSERVED_MAX]
+    assert reach["free"] == o.LOCK_FREE_REACH_MARGIN and reach["free_lengthen_at_most"] == o.LOCK_FREE_EXTEND_MAX
     assert ref["smooth"]["cross_validated"]["body_joints"] == [0, 3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21]
     a = np.array(got.header["conventions"]["from_raw"])
     assert a.shape == (4, 4) and np.allclose(a[:3, :3] @ a[:3, :3].T, np.eye(3), atol=1e-9)

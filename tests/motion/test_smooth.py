@@ -73,8 +73,9 @@ def test_cross_validation_finds_a_steady_motions_width_and_keeps_the_adaptive_on
     """A stander's sway (3 cm at 0.3 Hz) is a steady motion that the adaptive widths over-smooth by a bias below
     the narrow fits' noise: one width for the whole signal, chosen by leave-one-out cross-validation, is at
     least 10 % closer to the truth. A walk at constant speed loses nothing, and a walk that stops (where no
-    single width fits; one is sometimes chosen anyway) at most 3 % (2 % measured). Root-like series: 240 frames at 30 fps, 2 cm noise, the horizontal root's widths,
-    two groups (the series forwards and backwards) chosen each on its own; RMS over 10 noise draws."""
+    single width fits; one is sometimes chosen anyway) at most 3 % (2 % measured). Root-like series: 240
+    frames at 30 fps, 2 cm noise, the horizontal root's widths, two groups (the series forwards and
+    backwards) chosen each on its own; RMS over 10 noise draws."""
     from blender_addon.core.motion import options as o
     t = np.arange(240) / 30.0
     clean = {"sway": 0.03 * np.sin(2 * np.pi * 0.3 * t + 0.7), "line": 0.8 * t,

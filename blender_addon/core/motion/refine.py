@@ -6,8 +6,8 @@ is) and never raises on bad data: whatever it cannot do is left unchanged and ex
 1. smoothing per person and contiguous segment (outlier frames + zero-phase filters on SO(3) and on
    the pelvis position, as wide per frame as the data allow and robust to large noise samples:
    `smooth.robust_filter`; for the pelvis orientation and the upper body, one width for the whole segment
-   instead where cross-validation prefers it; camera only if asked); the same filters capped at narrower widths give the
-   pose that contacts are found on;
+   instead where cross-validation prefers it; camera only if asked); the same filters capped at narrower
+   widths give the pose that contacts are found on;
 2. gravity and floor (`ground.estimate_floor`) and one rigid transform A (4x4, raw W -> refined world)
    applied to cameras, people and points, so reprojection is unchanged; with the floor known, the pelvis's
    horizontal axes filtered again on their own, wider (`_smooth_root_horizontal`);
@@ -546,7 +546,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
             if p.root_obs is not None:
                 p.root_obs = p.root_obs @ rot_a.T + t_a
             if p.orient_adaptive is not None:
-                p.orient_adaptive[:, 0] = quat_to_aa(matrix_to_quaternion(rot_a @ axis_angle_to_matrix(p.orient_adaptive[:, 0])))
+                turned = rot_a @ axis_angle_to_matrix(p.orient_adaptive[:, 0])
+                p.orient_adaptive[:, 0] = quat_to_aa(matrix_to_quaternion(turned))
             if p.detect is not None:
                 p.detect["body"][:, 0] = quat_to_aa(matrix_to_quaternion(rot_a @ axis_angle_to_matrix(p.detect["body"][:, 0])))
                 p.detect["root"] = p.detect["root"] @ rot_a.T + t_a
