@@ -66,10 +66,10 @@ def person_figures(scene, person, refined, unlocked) -> tuple[dict, np.ndarray]:
         out[f"worse_{w}f_max_m"] = float(worse.max())
     # how lucky the raw frames the refined pose loses to were: their rank among the person's raw frames
     # (0 = the raw frame nearest the truth of the whole clip)
-    out["worse_1f_raw_rank"] = np.argsort(np.argsort(e_raw))[e_ref > e_raw].tolist()
+    miss = e_ref > e_raw
+    out["worse_1f_raw_rank"] = np.argsort(np.argsort(e_raw))[miss].tolist()
     # what the refined pose loses by there: its pelvis (joint 0) or its pose about the pelvis, and whether
     # the pose before the foot lock (same smoothing and floor) would have lost too
-    miss = e_ref > e_raw
     out["worse_1f_root_m"] = [np.linalg.norm(x[miss, 0] - truth_j[miss, 0], axis=-1).tolist() for x in (ref_j, raw_j)]
     out["worse_1f_pose_m"] = [M.mpjpe_per_frame(x[miss] - x[miss, :1], truth_j[miss] - truth_j[miss, :1]).tolist()
                               for x in (ref_j, raw_j)]

@@ -141,7 +141,6 @@ def test_skating_below_half_a_millimetre(scene, refined):
     """Every person on their own, over their true contacts: mean 3D sole-point step <= 0.5 mm/frame after
     locking."""
     ta = _truth_to_refined(scene, refined)
-    others = []
     for p in scene.people:
         rt, pt = forward(p.shape, p.local, p.root)
         truth_f = foot_points(p.shape, rt, pt) @ ta[:3, :3].T + ta[:3, 3]
@@ -259,16 +258,17 @@ def test_truth_feet_are_planted(scene):
         assert np.linalg.norm(np.diff(pts, axis=0), axis=-1)[both].max() < 0.001, p.kind
 
 
+def _mean_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean angle (degrees) between rotation matrices a and b [..., 3, 3]."""
+    cos = (np.trace(np.swapaxes(a, -1, -2) @ b, axis1=-2, axis2=-1) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())
+
+
 def _joint_error_deg(scene, refined, joints) -> list[float]:
     """Per person, the mean angle (degrees) between refined and true local rotations of `joints` (local
     rotations do not depend on the world)."""
-    out = []
-    for p in scene.people:
-        local, _ = person_series(refined.frames, p.pid, scene.body)
-        delta = np.einsum("tjba,tjbc->tjac", local[:, joints], p.local[:, joints])
-        cos = (np.trace(delta, axis1=-2, axis2=-1) - 1) / 2
-        out.append(float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean()))
-    return out
+    return [_mean_angle_deg(person_series(refined.frames, p.pid, scene.body)[0][:, joints], p.local[:, joints])
+            for p in scene.people]
 
 
 def test_upper_body_widths_chosen_by_cross_validation_are_closer_to_the_truth(scene, refined, monkeypatch):
@@ -299,11 +299,8 @@ def test_pelvis_orientation_cross_validated_except_for_someone_who_jumps(scene, 
     others = []
     for p in scene.people:
         truth = ta[:3, :3] @ p.local[:, 0]
-        errors = []
-        for r in (refined, adaptive):
-            go = person_series(r.frames, p.pid, scene.body)[0][:, 0]
-            cos = (np.trace(np.swapaxes(go, -1, -2) @ truth, axis1=-2, axis2=-1) - 1) / 2
-            errors.append(float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean()))
+        errors = [_mean_angle_deg(person_series(r.frames, p.pid, scene.body)[0][:, 0], truth)
+                  for r in (refined, adaptive)]
         if p.kind == "jump":
             assert abs(errors[0] - errors[1]) < 1e-3, errors  # same widths (the floors differ by a hair)
         else:

@@ -385,9 +385,13 @@ def _held_reach(p: _Person, shape: BodyShape, s: int, e: int) -> np.ndarray | fl
     observations (smoothing off)."""
     if p.body_obs is None:
         return o.LOCK_REACH_MARGIN
-    knees = p.body_obs[s:e, [L_KNEE, R_KNEE]]
-    knees = quaternion_to_matrix(knees / np.linalg.norm(knees, axis=-1, keepdims=True))
+    knees = quaternion_to_matrix(p.body_obs[s:e, [L_KNEE, R_KNEE]])  # renormalises (outlier frames were interpolated)
     return np.clip(leg_extension(shape, knees), o.LOCK_REACH_MARGIN, o.LOCK_REACH_OBSERVED_MAX)
+
+
+def _turned(rotation: np.ndarray, aa: np.ndarray) -> np.ndarray:
+    """Axis-angle world orientations aa [..., 3] turned by the world rotation [3, 3] (rotation @ R)."""
+    return quat_to_aa(matrix_to_quaternion(rotation @ axis_angle_to_matrix(aa)))
 
 
 def _cap(levels_s: tuple[float, ...], max_s: float) -> int:
@@ -540,16 +544,14 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
         c2w = transform @ c2w
         cams_changed = True
         for p in people:
-            go = axis_angle_to_matrix(p.rot["global_orient"])
-            p.rot["global_orient"] = quat_to_aa(matrix_to_quaternion(rot_a @ go))
+            p.rot["global_orient"] = _turned(rot_a, p.rot["global_orient"])
             p.transl = (p.pelvis0 + p.transl) @ rot_a.T + t_a - p.pelvis0
             if p.root_obs is not None:
                 p.root_obs = p.root_obs @ rot_a.T + t_a
             if p.orient_adaptive is not None:
-                turned = rot_a @ axis_angle_to_matrix(p.orient_adaptive[:, 0])
-                p.orient_adaptive[:, 0] = quat_to_aa(matrix_to_quaternion(turned))
+                p.orient_adaptive = _turned(rot_a, p.orient_adaptive)
             if p.detect is not None:
-                p.detect["body"][:, 0] = quat_to_aa(matrix_to_quaternion(rot_a @ axis_angle_to_matrix(p.detect["body"][:, 0])))
+                p.detect["body"][:, 0] = _turned(rot_a, p.detect["body"][:, 0])
                 p.detect["root"] = p.detect["root"] @ rot_a.T + t_a
             p.changed = True
 
