@@ -6,7 +6,8 @@ differences over 0.067 s of the trajectory smoothed by a 0.05 s Gaussian) below 
 contact; the contact reaches back to where the speed first went below 0.5 m/s and forward until it first
 exceeds 0.55 m/s (hysteresis; the later end measured against the true lift-offs of the synthetic
 motion: a symmetric 0.5 m/s ended 24 % of the walking contacts 1-3 frames early, this ends 15 %). Runs
-shorter than 0.1 s are dropped and gaps up to 0.07 s filled, also at the clip's ends. Refined-world
+shorter than 0.1 s are dropped and gaps up to 0.07 s filled, also at the clip's ends (there up to 0.1 s
+where the foot is low all along). Refined-world
 convention: height = -y, horizontal = (x, z).
 """
 from __future__ import annotations
@@ -39,12 +40,20 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int) -> np.ndarray:
+def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int, low: np.ndarray | None = None,
+                edge_gap: int = 0) -> np.ndarray:
+    """mask [T] with gaps up to max_gap filled and runs shorter than min_run dropped (frames). A gap between a
+    contact and the clip's start or end is filled up to max_gap frames, or up to edge_gap where low [T] holds
+    on all of it."""
     out = mask.copy()
     # fill short gaps between contacts, and between a contact and the clip's ends: there the filters see one
-    # side only, so a planted foot's first (last) frames read as moving
+    # side only, so a planted foot's first (last) frames read as moving (measured up to 0.8 m/s at the
+    # clip's first frame); a touch-down or a lift-off needs the foot up in the air, which a low foot is not
     for s, e in runs(~out):
-        if e - s <= max_gap and (s > 0 or e < len(out)):
+        at_edge = s == 0 or e == len(out)
+        if at_edge and s == 0 and e == len(out):
+            continue
+        if e - s <= max_gap or (at_edge and e - s <= edge_gap and low is not None and low[s:e].all()):
             out[s:e] = True
     for s, e in runs(out):
         if e - s < min_run and 0 < s and e < len(out):  # a run cut by the clip's ends is not short
@@ -117,6 +126,7 @@ def detect_contacts(points: np.ndarray, fps: float, floor_known: bool = True) ->
                 out[s + first[0]:e, j] = True
     min_run = max(1, int(round(o.CONTACT_MIN_RUN_S * fps)))
     max_gap = max(0, int(round(o.CONTACT_FILL_GAP_S * fps)))
+    edge_gap = max(0, int(round(o.CONTACT_EDGE_FILL_S * fps)))
     for j in range(k):
-        out[:, j] = _clean_runs(out[:, j], min_run, max_gap)
+        out[:, j] = _clean_runs(out[:, j], min_run, max_gap, low[:, j], edge_gap)
     return out

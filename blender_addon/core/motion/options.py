@@ -55,6 +55,9 @@ CONTACT_MIN_RUN_S = 0.1
 CONTACT_SMOOTH_S = 0.05
 CONTACT_SPEED_SPAN_S = 0.067
 CONTACT_FILL_GAP_S = 0.07
+# a gap up to this long between a contact and the clip's start or end is filled where the foot is low all
+# along (the clip does not show the foot coming down or lifting off there)
+CONTACT_EDGE_FILL_S = 0.1
 LOCK_BLEND_S = 0.13
 FLIGHT_JOIN_S = 0.23  # ground frames each side of a flight fitted with it (push / landing cubics joined C1)
 # and handed over to the smoothed root
