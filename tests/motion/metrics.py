@@ -20,10 +20,17 @@ def skating(points: np.ndarray, truth_points: np.ndarray, contacts: np.ndarray, 
     """Mean per-frame 3D displacement (m/frame) of sole points [T, K, 3] over true contacts: frame pairs where
     the known contact [T, K] holds in both frames and the truth points move < 1 cm/frame (WHAM/GVHMR foot
     sliding with ground-truth contacts)."""
+    return float(skating_steps(points, truth_points, contacts, threshold)[1].mean())
+
+
+def skating_steps(points: np.ndarray, truth_points: np.ndarray, contacts: np.ndarray,
+                  threshold: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(frame pair index [N] (t for the step t -> t+1), step [N] in m) of every true-contact sample of
+    `skating`: pooled over people and clips, their mean is the note's A3 figure."""
     gt_step = np.linalg.norm(np.diff(truth_points, axis=0), axis=-1)
     step = np.linalg.norm(np.diff(points, axis=0), axis=-1)
     mask = (gt_step < threshold) & contacts[1:] & contacts[:-1]
-    return float(step[mask].mean())
+    return np.nonzero(mask)[0], step[mask]
 
 
 def f1(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -26,3 +26,7 @@ def test_refine_accuracy_smoke(tmp_path, capsys):
         # seed 0 passes on single frames too (tests/motion/test_refine.py), so no frame counts as worse
         assert p["worse_1f_count"] == 0 and p["worse_3f_max_m"] < p["worse_1f_max_m"] <= 0.0
         assert p["worse_1f_raw_rank"] == []
+        # the pooled parts add up to the person's own mean
+        assert abs(p["skating_sum_m"] / p["skating_samples"] - p["skating_m_per_frame"]) < 1e-12
+        assert 0.0 <= p["skating_clip_ends_sum_m"] <= p["skating_sum_m"] < 0.01 * p["skating_raw_sum_m"]
+    assert "skating pooled over every true-contact sample" in printed
