@@ -50,9 +50,9 @@ def _clean_runs(mask: np.ndarray, min_run: int, max_gap: int, low: np.ndarray | 
     # side only, so a planted foot's first (last) frames read as moving (measured up to 0.8 m/s at the
     # clip's first frame); a touch-down or a lift-off needs the foot up in the air, which a low foot is not
     for s, e in runs(~out):
-        at_edge = s == 0 or e == len(out)
-        if at_edge and s == 0 and e == len(out):
+        if s == 0 and e == len(out):  # no contact at all: nothing to fill towards
             continue
+        at_edge = s == 0 or e == len(out)
         if e - s <= max_gap or (at_edge and e - s <= edge_gap and low is not None and low[s:e].all()):
             out[s:e] = True
     for s, e in runs(out):
