@@ -233,8 +233,8 @@ def planted_root_shift(corrections: np.ndarray, held: np.ndarray, legs: np.ndarr
     the leg's bone lengths are known, so along the leg the pelvis is off by little more than the knee
     bend's error, while across the leg it is off by the whole leg's direction error times its length
     (more than the smoothed root's own error). Each held foot's correction is therefore taken with
-    weight `along` (0..1) on its component along its leg and `across` on the rest, averaged over the
-    held feet and faded over the blend window so it never pops."""
+    weight `along` (0..1; 1 takes the foot's word along the leg in full) on its component along its leg and
+    `across` on the rest, averaged over the held feet and faded over the blend window so it never pops."""
     u = legs / np.maximum(np.linalg.norm(legs, axis=-1, keepdims=True), 1e-9)
     on_leg = np.sum(corrections * u, -1, keepdims=True) * u
     weighted = along * on_leg + across * (corrections - on_leg)
