@@ -13,7 +13,7 @@ is) and never raises on bad data: whatever it cannot do is left unchanged and ex
    horizontal axes filtered again on their own, wider (`_smooth_root_horizontal`);
 3. foot contacts (`contacts`; where someone jumps, found again with each ground phase's root filtered
    apart from the flights, so the take-off and landing kinks do not blur them); where someone jumps the
-   body joint rotations filtered again per ground and flight phase (`_piecewise_body`); the pelvis height
+   leg joint rotations filtered again per ground and flight phase (`_piecewise_body`); the pelvis height
    in flight put on a ballistic path joined to the push and landing around it, the root moved towards where
    the planted feet put it, foot lock + penetration removal (`footlock`), in the refined world.
 The refined world keeps the protocol's conventions (OpenCV axes, metres) with the floor at y = 0 and
@@ -41,7 +41,7 @@ from .kinematics import (BODY_JOINTS, L_ANKLE, L_FOOT, L_HIP, L_KNEE, R_ANKLE, R
 from .options import CleanupOptions
 from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, noise_sigma,
                      outlier_frames, robust_filter, smooth_quaternions)
-from .so3 import aa_to_quat, quat_to_aa
+from .so3 import aa_to_quat, align_signs, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
                  "the first camera looks along +z (ground-projected) and stands above the origin; "
@@ -279,17 +279,28 @@ def _smooth_root_horizontal(p: _Person, segs: list[tuple[int, int]], fps: float,
 
 
 def _piecewise_body(p: _Person, s: int, e: int, flights, fps: float, strength: float) -> None:
-    """Body joint rotations (not the global orientation) filtered again with each take-off and landing as
-    a breakpoint: every ground and flight phase of segment s..e on its own."""
+    """Leg joint rotations filtered again with each take-off and landing as a breakpoint: every ground and flight
+    phase of segment s..e on its own; in the ground phases the hips and knees within the narrower band
+    GAMMA_GROUND_PHASE_LEGS (crouches and landings), away from the phase's take-off and landing ends."""
     bounds = [0] + [b for f in flights for b in f] + [e - s]
     levels = _levels(o.SIGMA_BODY_LEVELS_S, strength, fps)
     legs = np.array(LEG_ROWS) + 1  # body quaternion rows (0 is the global orientation)
     noise = noise_sigma(p.body_obs[s:e, legs], 3)  # the segment's noise level: a short phase alone misjudges it
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    keep = max(1, int(round(o.PHASE_EDGE_KEEP_S * fps)))
+    for phase, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         if b - a < 3:
             continue
         fit = tuple(w for w in levels if 3 * w <= b - a) or levels[:1]  # wider windows only see reflections
-        q = adaptive_filter(p.body_obs[s + a:s + b, legs], fit, o.GAMMA_BODY, noise_dims=3, noise=noise)
+        obs = p.body_obs[s + a:s + b, legs]
+        q = adaptive_filter(obs, fit, o.GAMMA_BODY, noise_dims=3, noise=noise)
+        if phase % 2 == 0:  # a ground phase (phases alternate, starting on the ground)
+            bend = slice(0, 4)  # hips and knees: the rows of LEG_ROWS that a crouch bends
+            narrow = adaptive_filter(obs[:, bend], fit, o.GAMMA_GROUND_PHASE_LEGS, noise_dims=3, noise=noise)
+            # frames from the nearest take-off or landing (the segment's own ends are no breakpoint)
+            i = np.arange(b - a, dtype=np.float64)
+            edge = np.minimum(i if a > 0 else np.inf, (b - a - 1 - i) if b < e - s else np.inf)
+            inner = np.clip((edge - keep) / keep, 0.0, 1.0)[:, None, None]
+            q[:, bend] = (1 - inner) * q[:, bend] + inner * align_signs(narrow, q[:, bend])
         q /= np.linalg.norm(q, axis=-1, keepdims=True)
         p.rot["body_pose"][s + a:s + b, LEG_ROWS] = quat_to_aa(q)
 
@@ -573,8 +584,11 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
     if smooth_rep["applied"]:
         smooth_rep["take_off_landing_breakpoints"] = {
             "applied": breakpoints, "ballistic_frames": totals.ballistic_frames, "flight_join_s": o.FLIGHT_JOIN_S,
+            "ground_phase_hips_knees_gamma": o.GAMMA_GROUND_PHASE_LEGS, "phase_edge_keep_s": o.PHASE_EDGE_KEEP_S,
             "g_ms2": GRAVITY_MS2,
-            "model": "body rotations filtered per ground and flight phase; pelvis height in flight on a free fall "
+            "model": "leg rotations filtered per ground and flight phase (a ground phase's hips and knees within "
+                     "the narrower band ground_phase_hips_knees_gamma, beyond phase_edge_keep_s of its ends); "
+                     "pelvis height in flight on a free fall "
                      "fitted with the push and landing frames around it (cubics joined C1), handed over to "
                      "the smoothed root across those frames"}
     if opts.foot_lock and people:
