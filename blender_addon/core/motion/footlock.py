@@ -12,8 +12,10 @@ back put its ankle 5-8 cm off a swing the raw frame had within 2 cm. Before a co
 still in the air, so that window never pulls it down towards the floor; after one, a foot already higher
 than 4 cm is taking off and is pulled down no further than the edge's own offset; likewise a run's first
 frames whose foot is still higher than 4 cm (a landing found a frame early) are held in place but not yet
-pulled down. A foot point still below the floor after that is pushed up by exactly its depth (no float is
-added).
+pulled down. After a take-off (a flight follows) the flight's own free pose is the better guess: what the
+window carries over fades by no more than the input noise's step per frame (usually within a frame), and the
+pull towards the anchors holds only a foot still moving slowly (a take-off found a frame early). A foot point
+still below the floor after that is pushed up by exactly its depth (no float is added).
 
 The root: the planted feet's anchors (medians over whole contact runs) measure where the body is, so the
 pelvis moves towards them (`planted_root_shift`), most of the way along each leg (its length is known)
@@ -31,7 +33,7 @@ import numpy as np
 
 from . import options as o
 from ..rotations import matrix_to_quaternion, quaternion_to_matrix
-from .contacts import runs
+from .contacts import centred_speed, runs
 from .smooth import acceleration_axes, adaptive_filter, continuous, gaussian_filter
 from .so3 import align_signs
 from .kinematics import LEGS, PELVIS
@@ -51,15 +53,18 @@ def _near_share(distance: np.ndarray) -> np.ndarray:
 
 
 def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.ndarray, contacts: np.ndarray,
-                     fps: float, floor_known: bool) -> tuple[np.ndarray, np.ndarray]:
+                     fps: float, floor_known: bool, fade_step: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-foot ankle translations [T, 2, 3] and ankle world rotations [T, 2, 3, 3] that lock the feet.
 
     points [T, 4, 3] sole points, ankle_rot [T, 2, 3, 3] / ankle_pos [T, 2, 3] the ankles' world
     rotations and positions, contacts [T, 4]. During a run the foot's world orientation is held at the
     run's mean (so heel and toe both stay put) and blended back to the free one over the window.
+    fade_step (m per frame): after a take-off, the most the carried correction fades by per frame (the input
+    noise's own step, `o.TAKE_OFF_FADE_NOISE_STEPS`); None fades it over the whole window.
     """
     t = len(points)
     blend = max(1, int(round(o.LOCK_BLEND_S * fps)))
+    take_offs = {s for s, _ in flight_runs(contacts.any(1))}  # first frames of the flights
     out = np.zeros((t, 2, 3))
     rot_out = ankle_rot.copy()
     weight = np.zeros((t, 2))
@@ -111,7 +116,15 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                     pts_f = ankle_pos[frames, foot, None] + np.einsum("tab,tkb->tka", r_blend, rel[frames])
                     target = (anchors[on] - pts_f[:, on]).mean(1)
                     share = o.LOCK_BLEND_TO_ANCHOR * _near_share(np.linalg.norm(target, axis=-1))
-                    out[frames, foot] = w[:, None] * ((1 - share)[:, None] * out[edge, foot] + share[:, None] * target)
+                    carry = w
+                    if edge == e - 1 and e in take_offs:  # the whole body leaves the floor: see TAKE_OFF_FADE_NOISE_STEPS
+                        speed = centred_speed(points[:, 2 * foot:2 * foot + 2].mean(1, keepdims=True), fps)[frames, 0]
+                        slow, fast = o.TAKE_OFF_PULL_SPEED_MS
+                        share = share * _smoothstep((fast - speed) / (fast - slow))
+                        if fade_step is not None:
+                            size = max(float(np.linalg.norm(out[edge, foot])), 1e-9)
+                            carry = np.minimum(w, np.clip(1.0 - (frames - edge) * fade_step / size, 0.0, 1.0))
+                    out[frames, foot] = (carry * (1 - share))[:, None] * out[edge, foot] + (w * share)[:, None] * target
                     # a foot taking off may really be rising: pulled down no more than by the edge's offset
                     high = -pts_f[:, on, 1].mean(1) > o.LOCK_PULL_DOWN_MAX_H
                     out[frames[high], foot, 1] = np.minimum(out[frames[high], foot, 1],

@@ -76,6 +76,18 @@ LOCK_BLEND_TO_ANCHOR = 0.85  # share of the blend window's correction aimed at t
 LOCK_BLEND_NEAR_M = 0.04  # a blended foot this near its anchors gets the whole pull towards them; none beyond
 LOCK_BLEND_FAR_M = 0.08  # this (a foot really swinging away or coming down: its free pose is the better guess)
 LOCK_PULL_DOWN_MAX_H = 0.04  # a blended foot higher than this is taking off: not pulled down to its anchor
+# After a take-off (a flight follows, `footlock.flight_runs`) the free pose of the first flight frames is the better
+# guess, filtered on its own; what the lock carries over from the last ground frame is mostly that frame's own error
+# (the ground phase's one-sided end fit: up to 10 cm at the foot). So there the carried correction fades by at most
+# one RMS step of the input's noise per frame (the pelvis samples' per-axis noise level x sqrt(6): a step no larger
+# than the noise makes, so no pop), usually within one frame, instead of over the whole blend window; and the pull
+# towards the anchors (for a take-off found a frame early) fades out for a free foot moving faster than
+# TAKE_OFF_PULL_SPEED_MS (a foot still planted is slow; one leaving the floor rises at 1-2 m/s). On 112 generated
+# jumpers no lock step is above the noise any more (3 were, up to 1.09x: a foot held 7 cm off its free pose in
+# flight), their mean MPJPE fell by a further 0.06-0.09 mm, and one take-off found two frames early now slides
+# (0.54 mm/frame; 0.49 before); at 1.5-3 m/s two lock steps above the noise came back.
+TAKE_OFF_FADE_NOISE_STEPS = 1.0
+TAKE_OFF_PULL_SPEED_MS = (1.0, 2.0)
 LOCK_DILATE_S = 0.067  # lock this long beyond each detected contact (smoothing blurs the stance edges) ...
 LOCK_DILATE_MAX_H = 0.02  # ... only where the foot is this low (a foot landing from a jump stays free) ...
 LOCK_DILATE_MAX_MS = 0.6  # ... and, after a contact, this slow (a foot already swinging stays free)

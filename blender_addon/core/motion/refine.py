@@ -355,7 +355,10 @@ def _contacts_and_lock(p: _Person, shape: BodyShape, segs: list[tuple[int, int]]
         lock = dilate(con, int(round(o.LOCK_DILATE_S * fps)), before=low & (speed <= o.LOCK_DILATE_BEFORE_MAX_MS),
                       after=low & (speed <= o.LOCK_DILATE_MAX_MS))
         ankles = [L_ANKLE, R_ANKLE]
-        corr, ankle_rot = lock_corrections(pts, rot[:, ankles], pos[:, ankles], lock, fps, grounded)
+        # after a take-off the carried correction fades by one step of the input's noise per frame at most
+        fade = (o.TAKE_OFF_FADE_NOISE_STEPS * noise_sigma(p.root_obs[s:e], 3) * np.sqrt(6.0)
+                if p.root_obs is not None and np.isfinite(p.root_obs[s:e]).all() else None)
+        corr, ankle_rot = lock_corrections(pts, rot[:, ankles], pos[:, ankles], lock, fps, grounded, fade)
         # sole points as the held foot orientations place them, for the penetration test
         rel = np.einsum("tfba,tfkb->tfka", rot[:, ankles], pts.reshape(-1, 2, 2, 3) - pos[:, ankles, None])
         pts = (pos[:, ankles, None] + np.einsum("tfab,tfkb->tfka", ankle_rot, rel)).reshape(-1, 4, 3)
@@ -601,6 +604,8 @@ def _refine(header, frames, tracks, end, opts: CleanupOptions, body: BodyModel, 
                                "min_run_s": o.CONTACT_MIN_RUN_S,
                                "fill_gap_s": o.CONTACT_FILL_GAP_S, "fill_gap_at_clip_ends_if_low_s": o.CONTACT_EDGE_FILL_S,
                                "blend_s": o.LOCK_BLEND_S,
+                               "take_off_fade_noise_steps_per_frame": o.TAKE_OFF_FADE_NOISE_STEPS,
+                               "take_off_pull_speed_ms": list(o.TAKE_OFF_PULL_SPEED_MS),
                                "blend_to_anchor": o.LOCK_BLEND_TO_ANCHOR,
                                "blend_to_anchor_fade_m": [o.LOCK_BLEND_NEAR_M, o.LOCK_BLEND_FAR_M],
                                "blend_pull_down_max_height_m": o.LOCK_PULL_DOWN_MAX_H,
