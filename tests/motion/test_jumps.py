@@ -93,7 +93,7 @@ def test_the_lock_lets_go_at_a_take_off(scenes, monkeypatch):
 def test_no_pop_where_a_take_off_ended_a_large_correction(monkeypatch):
     """Seeds 78 and 108: a last ground frame whose free pose is off by 3-10 cm. The correction fades by no more
     than a step of the input's noise per frame, so what the lock changes stays below the noise's own step; carried
-    over the whole window with the pull towards the anchors, it dipped back for a frame (1.03x and 1.09x the
+    over the whole window with the pull towards the anchors, it dipped back for a frame (up to 1.09x the
     noise)."""
 
     def pops(scene_list) -> list[float]:
@@ -107,4 +107,4 @@ def test_no_pop_where_a_take_off_ended_a_large_correction(monkeypatch):
     held_out = [make_scene(seed=seed) for seed in (78, 108)]
     assert max(pops(held_out)) <= 1.0
     _carry_over_whole_window(monkeypatch)
-    assert min(pops(held_out)) > 1.0
+    assert max(pops(held_out)) > 1.05

@@ -72,6 +72,7 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
         rel = np.einsum("tba,tkb->tka", ankle_rot[:, foot], points[:, 2 * foot:2 * foot + 2] - ankle_pos[:, foot, None])
         con = contacts[:, 2 * foot:2 * foot + 2]
         q_free = continuous(matrix_to_quaternion(ankle_rot[:, foot]))
+        speed = centred_speed(points[:, 2 * foot:2 * foot + 2].mean(1, keepdims=True), fps)[:, 0] if take_offs else None
         for s, e in runs(con.any(1)):
             q_hold = align_signs(q_free[s:e], q_free[s]).mean(0)
             q_hold /= np.linalg.norm(q_hold)
@@ -118,9 +119,8 @@ def lock_corrections(points: np.ndarray, ankle_rot: np.ndarray, ankle_pos: np.nd
                     share = o.LOCK_BLEND_TO_ANCHOR * _near_share(np.linalg.norm(target, axis=-1))
                     carry = w
                     if edge == e - 1 and e in take_offs:  # the whole body leaves the floor: see TAKE_OFF_FADE_NOISE_STEPS
-                        speed = centred_speed(points[:, 2 * foot:2 * foot + 2].mean(1, keepdims=True), fps)[frames, 0]
                         slow, fast = o.TAKE_OFF_PULL_SPEED_MS
-                        share = share * _smoothstep((fast - speed) / (fast - slow))
+                        share = share * _smoothstep((fast - speed[frames]) / (fast - slow))
                         if fade_step is not None:
                             size = max(float(np.linalg.norm(out[edge, foot])), 1e-9)
                             carry = np.minimum(w, np.clip(1.0 - (frames - edge) * fade_step / size, 0.0, 1.0))

@@ -41,7 +41,7 @@ from .kinematics import (BODY_JOINTS, L_ANKLE, L_FOOT, L_HIP, L_KNEE, R_ANKLE, R
 from .options import CleanupOptions
 from .smooth import (acceleration_axes, adaptive_filter, continuous, fill_frames, gaussian_filter, noise_sigma,
                      outlier_frames, robust_filter, smooth_quaternions)
-from .so3 import aa_to_quat, align_signs, quat_to_aa
+from .so3 import aa_to_quat, quat_to_aa
 
 REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; floor plane y = 0, up = -y; "
                  "the first camera looks along +z (ground-projected) and stands above the origin; "
@@ -292,15 +292,17 @@ def _piecewise_body(p: _Person, s: int, e: int, flights, fps: float, strength: f
             continue
         fit = tuple(w for w in levels if 3 * w <= b - a) or levels[:1]  # wider windows only see reflections
         obs = p.body_obs[s + a:s + b, legs]
-        q = adaptive_filter(obs, fit, o.GAMMA_BODY, noise_dims=3, noise=noise)
         if phase % 2 == 0:  # a ground phase (phases alternate, starting on the ground)
-            bend = slice(0, 4)  # hips and knees: the rows of LEG_ROWS that a crouch bends
-            narrow = adaptive_filter(obs[:, bend], fit, o.GAMMA_GROUND_PHASE_LEGS, noise_dims=3, noise=noise)
+            q, narrow = adaptive_filter(obs, fit, o.GAMMA_BODY, noise_dims=3, noise=noise,
+                                        also_gamma=o.GAMMA_GROUND_PHASE_LEGS)
             # frames from the nearest take-off or landing (the segment's own ends are no breakpoint)
             i = np.arange(b - a, dtype=np.float64)
             edge = np.minimum(i if a > 0 else np.inf, (b - a - 1 - i) if b < e - s else np.inf)
             inner = np.clip((edge - keep) / keep, 0.0, 1.0)[:, None, None]
-            q[:, bend] = (1 - inner) * q[:, bend] + inner * align_signs(narrow, q[:, bend])
+            bend = slice(0, 4)  # hips and knees: the rows of LEG_ROWS that a crouch bends
+            q[:, bend] = (1 - inner) * q[:, bend] + inner * narrow[:, bend]  # same fits: same hemispheres
+        else:
+            q = adaptive_filter(obs, fit, o.GAMMA_BODY, noise_dims=3, noise=noise)
         q /= np.linalg.norm(q, axis=-1, keepdims=True)
         p.rot["body_pose"][s + a:s + b, LEG_ROWS] = quat_to_aa(q)
 

@@ -220,7 +220,7 @@ def noise_sigma(x: np.ndarray, noise_dims: int = 1) -> float:
 
 
 def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0, noise_dims: int = 1,
-                    noise: float | None = None) -> np.ndarray:
+                    noise: float | None = None, also_gamma: float | None = None):
     """Per-frame widest local quadratic fit that the data allow (intersection of confidence intervals).
 
     x [T, ..., C]: the width is chosen per frame and per group of the last axis (a joint's quaternion, or
@@ -229,14 +229,19 @@ def adaptive_filter(x: np.ndarray, sigmas: tuple[float, ...], gamma: float = 2.0
     clip's noise level) of every narrower fit, so a smooth stretch (standing, walking) is filtered widely
     and a take-off or a landing, where a wide fit would be pulled away from the motion, keeps a narrow one.
     The chosen width is smoothed over time before the fits are blended, so a switch never pops.
-    noise: the per-axis noise level if already known (else estimated from x)."""
+    noise: the per-axis noise level if already known (else estimated from x).
+    also_gamma: also return the same filter with this gamma (from the same fits, at no extra filtering cost):
+    (fit, fit at also_gamma)."""
     x = np.asarray(x, np.float64)
     t = len(x)
     if t < 3 or not sigmas:
-        return x.copy()
+        return x.copy() if also_gamma is None else (x.copy(), x.copy())
     fits = np.stack([gaussian_filter(x, s, quadratic=True) for s in sigmas])  # [L, T, ..., C]
-    level = adaptive_level(x, fits, sigmas, gamma, noise_sigma(x, noise_dims) if noise is None else noise)
-    return _blend(fits, level)
+    sig = noise_sigma(x, noise_dims) if noise is None else noise
+    out = _blend(fits, adaptive_level(x, fits, sigmas, gamma, sig))
+    if also_gamma is None:
+        return out
+    return out, _blend(fits, adaptive_level(x, fits, sigmas, also_gamma, sig))
 
 
 def adaptive_level(x: np.ndarray, fits: np.ndarray, sigmas: tuple[float, ...], gamma: float, sig: float) -> np.ndarray:
