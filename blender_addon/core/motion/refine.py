@@ -49,6 +49,7 @@ REFINED_WORLD = ("refined: OpenCV axes (x right, y down, z forward), metres; flo
 # SMPL-X rotation fields: (name, joints) in the full-pose order used here.
 # body_pose rows of hips, knees, ankles, feet (body_pose starts at joint 1: joint 0 is the global orientation)
 LEG_ROWS = [j - 1 for j in (L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE, L_FOOT, R_FOOT)]
+HIPS_KNEES = slice(0, 4)  # their places in LEG_ROWS (a crouch bends them)
 # body joints (0 = pelvis orientation) whose rotation keeps the adaptive widths only where leave-one-out
 # cross-validation prefers them to one width for the whole segment (`smooth.cross_validated_level`): the pelvis
 # orientation, spine, neck, head, collars and arms. Their rotations came 15-26 % closer to the truth on the
@@ -299,8 +300,7 @@ def _piecewise_body(p: _Person, s: int, e: int, flights, fps: float, strength: f
             i = np.arange(b - a, dtype=np.float64)
             edge = np.minimum(i if a > 0 else np.inf, (b - a - 1 - i) if b < e - s else np.inf)
             inner = np.clip((edge - keep) / keep, 0.0, 1.0)[:, None, None]
-            bend = slice(0, 4)  # hips and knees: the rows of LEG_ROWS that a crouch bends
-            q[:, bend] = (1 - inner) * q[:, bend] + inner * narrow[:, bend]  # same fits: same hemispheres
+            q[:, HIPS_KNEES] = (1 - inner) * q[:, HIPS_KNEES] + inner * narrow[:, HIPS_KNEES]  # same fits, same signs
         else:
             q = adaptive_filter(obs, fit, o.GAMMA_BODY, noise_dims=3, noise=noise)
         q /= np.linalg.norm(q, axis=-1, keepdims=True)
