@@ -38,8 +38,9 @@ def portrait_fixture(tmp_path_factory, parity_fixture_dir, tiny_model, fixture_i
 
 
 def test_other_layout_passes(portrait_fixture):
-    reports = check_fixture(portrait_fixture)
+    reports, arithmetic = check_fixture(portrait_fixture)
     assert [r.run for r in reports] == ["ttt3r", "plain"] and all(r.ok for r in reports)
+    assert arithmetic is None  # this layout holds no DINOv2 tokens to tell the machines apart
     assert "debug/state_new" in reports[0].stats
 
 
@@ -65,3 +66,23 @@ def test_perturbed_array_and_ids_are_flagged(portrait_fixture, tiny_model):
     bad_scores[f"view{v:03d}/smpl_scores"] = scores
     report = compare_run("plain", outs, Npz(bad_scores), tiny_model.config.detection_threshold)
     assert any("detection set" in d for d in report.discrete_failures)
+
+
+def test_the_parity_command_says_whose_arithmetic_and_checks_after_the_encoder(parity_fixture_dir, capsys):
+    """`scripts/parity.py --reference-encoder` holds everything after the encoder to the rule on any CPU; without
+    it, a CPU whose float32 arithmetic is not the fixture machine's is named as such."""
+    import torch
+
+    from tests.support.scripts import load_script
+
+    parity = load_script("parity")
+    grad = torch.is_grad_enabled()
+    try:  # the command turns autograd off for its process
+        assert parity.main([str(parity_fixture_dir), "--reference-encoder", "--no-post"]) == 0
+        assert "PARITY OK" in capsys.readouterr().out
+        status = parity.main([str(parity_fixture_dir), "--no-post"])
+    finally:
+        torch.set_grad_enabled(grad)
+    out = capsys.readouterr().out
+    different = "float32 arithmetic is not the fixture machine's" in out
+    assert status == 0 or (different and "--reference-encoder checks everything after the encoder" in out)
