@@ -22,6 +22,11 @@ def reference_ttt3r(parity_dir):
     return np.load(parity_dir / RUNS["ttt3r"][0])
 
 
+@pytest.fixture(scope="module")
+def arithmetic(tiny_model, fixture_inputs, reference_ttt3r):
+    return fixture_arithmetic(tiny_model, fixture_inputs, reference_ttt3r)
+
+
 def _check(run, outs, parity_dir, threshold):
     report = compare_run(run, outs, np.load(parity_dir / RUNS[run][0]), threshold)
     assert report.ok, format_report(report)
@@ -30,12 +35,9 @@ def _check(run, outs, parity_dir, threshold):
 
 
 @pytest.mark.parametrize("run", ["ttt3r", "plain"])
-def test_fixture_parity(run, tiny_model, fixture_inputs, parity_dir, reference_ttt3r):
-    arithmetic = fixture_arithmetic(tiny_model, fixture_inputs, reference_ttt3r)
+def test_fixture_parity(run, tiny_model, fixture_inputs, parity_dir, arithmetic):
     if not arithmetic.same:
-        pytest.skip(f"this CPU's float32 arithmetic is not the fixture machine's (DINOv2 tokens of view 0 differ by "
-                    f"{arithmetic.max_abs_diff:.1e}, not 0): the encoder's float16 q/k round trip flips isolated "
-                    "values by a float16 ulp; test_fixture_parity_after_the_encoder holds the rest to the rule")
+        pytest.skip(f"{arithmetic.describe()}; test_fixture_parity_after_the_encoder holds the rest to the rule")
     _check(run, run_views(tiny_model, fixture_inputs, RUNS[run][1]), parity_dir, tiny_model.config.detection_threshold)
 
 
@@ -51,11 +53,10 @@ def test_fixture_parity_after_the_encoder(run, tiny_model, fixture_inputs, parit
 FLOAT16_ULP = 2.0 ** -11  # relative rounding step of float16: what one flipped q/k value can cost a token
 
 
-def test_encoder_parity_apart_from_float16_flips(tiny_model, fixture_inputs, reference_ttt3r):
+def test_encoder_parity_apart_from_float16_flips(tiny_model, fixture_inputs, reference_ttt3r, arithmetic):
     """The CroCo encoder on any CPU: every token of every view within the rule but for a float16 flip at most
     (one token a view, no further off than a float16 ulp); every token within the rule where the arithmetic is
     the fixture machine's."""
-    arithmetic = fixture_arithmetic(tiny_model, fixture_inputs, reference_ttt3r)
     outs = run_views(tiny_model, fixture_inputs, True)
     for v, out in enumerate(outs):
         ref = reference_ttt3r[f"debug/view{v:03d}/enc_tokens"][0]
